@@ -1,0 +1,112 @@
+//! `flowc check`: parse and check flows, print every diagnostic.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use flowc::diag::render::{self, JsonDiagnostic, Style};
+use flowc::project::Project;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The project configuration; by default the flow.toml next to the flows.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// How to print diagnostics.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    /// .flow files, or folders to search for them.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// miette's report, in colour on a terminal.
+    Human,
+    /// One JSON object per diagnostic and line.
+    Json,
+}
+
+pub fn run(args: CheckArgs) -> ExitCode {
+    let project = match Project::discover(&args.paths, args.config.as_deref()) {
+        Ok(project) => project,
+        Err(error) => return usage_error(&error),
+    };
+    let compiler = match project.compiler() {
+        Ok(compiler) => compiler,
+        Err(error) => return usage_error(&error),
+    };
+    let checked = compiler.check();
+    let mut out = std::io::stdout().lock();
+    let written = match args.format {
+        Format::Json => checked.diagnostics.iter().try_for_each(|d| {
+            let json = JsonDiagnostic::new(d, &checked.sources);
+            serde_json::to_writer(&mut out, &json).map_err(std::io::Error::other)?;
+            writeln!(out)
+        }),
+        Format::Human => {
+            let style = if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            {
+                Style::Color
+            } else {
+                Style::Plain
+            };
+            let width = terminal_width();
+            checked
+                .diagnostics
+                .iter()
+                .try_for_each(|d| {
+                    out.write_all(render::human(d, &checked.sources, style, width).as_bytes())
+                })
+                .and_then(|()| {
+                    writeln!(
+                        out,
+                        "{}",
+                        summary(
+                            project.flows.len(),
+                            checked.diagnostics.error_count(),
+                            checked.diagnostics.warning_count()
+                        )
+                    )
+                })
+        }
+    };
+    if written.is_err() {
+        // stdout closed (e.g. piped into `head`): the exit code still tells.
+    }
+    if checked.diagnostics.has_errors() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn summary(files: usize, errors: usize, warnings: usize) -> String {
+    let plural = |n: usize, word: &str| {
+        if n == 1 {
+            format!("1 {word}")
+        } else {
+            format!("{n} {word}s")
+        }
+    };
+    format!(
+        "checked {}: {}, {}",
+        plural(files, "file"),
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    )
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(100)
+}
+
+fn usage_error(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(2)
+}

@@ -1,0 +1,1095 @@
+//! The walk over flows: names, types, arguments, domain rules, the 24-hour
+//! window, error handling and reachability.
+//!
+//! One pass per handler. The walk keeps going after every mistake (a
+//! wrong value gets the type `unknown`, which nothing reports on again), so
+//! one check reports all the mistakes of a file.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::rules;
+use super::schema::{ActionSchema, ParamSchema, Schemas, TriggerSchema};
+use super::types::{FieldTy, RecordTy, Ty};
+use crate::config::{Config, Placeholders, TemplateCategory};
+use crate::diag::Diagnostics;
+use crate::source::Span;
+use crate::syntax::ast::*;
+
+/// 24 hours in milliseconds: the customer service window.
+const WINDOW_MS: u64 = 24 * 3_600_000;
+
+/// How long a path has waited since the trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waited {
+    /// Exactly this many milliseconds at most.
+    Known(u64),
+    /// Unknown until run time, because of the wait at this span.
+    Unknown(Span),
+}
+
+impl Waited {
+    fn add(self, ms: u64) -> Waited {
+        match self {
+            Waited::Known(total) => Waited::Known(total.saturating_add(ms)),
+            unknown => unknown,
+        }
+    }
+
+    /// The longer of two paths.
+    fn max(self, other: Waited) -> Waited {
+        match (self, other) {
+            (Waited::Known(a), Waited::Known(b)) => Waited::Known(a.max(b)),
+            (Waited::Unknown(span), _) | (_, Waited::Unknown(span)) => Waited::Unknown(span),
+        }
+    }
+}
+
+struct Binding {
+    name: String,
+    ty: Ty,
+    /// Set when a `let` whose action may fail was caught without ending the
+    /// run: the catch clause's span.
+    unset_by: Option<Span>,
+}
+
+/// What the walk learned about a statement or block.
+struct Outcome {
+    /// The run never continues after it.
+    terminates: bool,
+    /// Error kinds that escape it.
+    raises: BTreeSet<String>,
+}
+
+struct Handler<'a> {
+    trigger: Option<&'a TriggerSchema>,
+    trigger_span: Span,
+    binding: String,
+}
+
+/// Checks the flows of a project against the schemas and configuration.
+pub(crate) struct FlowChecker<'a> {
+    schemas: &'a Schemas,
+    config: Option<&'a Config>,
+    diagnostics: &'a mut Diagnostics,
+    scopes: Vec<Vec<Binding>>,
+    /// Per scope, the paths (`call.customer_name`) known not to be none here.
+    narrowed: Vec<Vec<String>>,
+    waited: Waited,
+    handler: Option<Handler<'a>>,
+}
+
+impl<'a> FlowChecker<'a> {
+    pub(crate) fn new(
+        schemas: &'a Schemas,
+        config: Option<&'a Config>,
+        diagnostics: &'a mut Diagnostics,
+    ) -> Self {
+        FlowChecker {
+            schemas,
+            config,
+            diagnostics,
+            scopes: Vec::new(),
+            narrowed: Vec::new(),
+            waited: Waited::Known(0),
+            handler: None,
+        }
+    }
+
+    /// Checks all flows; names must be unique across the project.
+    pub(crate) fn check_flows(&mut self, flows: &[&Flow]) {
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for flow in flows {
+            if let Some(first) = seen.get(flow.name.name.as_str()) {
+                self.diagnostics
+                    .push(rules::duplicate_definition::diagnostic(
+                        "flow",
+                        &flow.name.name,
+                        flow.name.span,
+                        *first,
+                    ));
+            } else {
+                seen.insert(&flow.name.name, flow.name.span);
+            }
+            if flow.handlers.is_empty() {
+                self.diagnostics
+                    .push(rules::flow_without_trigger::diagnostic(&flow.name));
+            }
+            for handler in &flow.handlers {
+                self.check_handler(handler);
+            }
+        }
+    }
+
+    fn check_handler(&mut self, handler: &crate::syntax::ast::Handler) {
+        let trigger = self.schemas.triggers.get(&handler.trigger.name);
+        let event_ty = match trigger {
+            Some(t) => Ty::Record(t.fields.clone()),
+            None => {
+                let known: Vec<&str> = self.schemas.triggers.keys().map(String::as_str).collect();
+                self.diagnostics
+                    .push(rules::unknown_trigger::diagnostic(&handler.trigger, &known));
+                Ty::Unknown
+            }
+        };
+        let schemas = self.schemas;
+        self.handler = Some(Handler {
+            trigger: trigger.map(|t| &schemas.triggers[&t.name]),
+            trigger_span: handler.trigger.span,
+            binding: handler.binding.name.clone(),
+        });
+        self.waited = Waited::Known(0);
+        self.scopes = vec![vec![Binding {
+            name: handler.binding.name.clone(),
+            ty: event_ty,
+            unset_by: None,
+        }]];
+        self.narrowed = vec![Vec::new()];
+        self.block(&handler.body);
+        self.scopes.clear();
+        self.narrowed.clear();
+        self.handler = None;
+    }
+
+    fn bind(&mut self, name: &str, ty: Ty, unset_by: Option<Span>) {
+        // A new binding hides what was known about the old one.
+        let prefix = format!("{name}.");
+        for paths in &mut self.narrowed {
+            paths.retain(|p| p != name && !p.starts_with(&prefix));
+        }
+        if let Some(scope) = self.scopes.last_mut() {
+            scope.push(Binding {
+                name: name.to_string(),
+                ty,
+                unset_by,
+            });
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Option<&Binding> {
+        self.scopes
+            .iter()
+            .rev()
+            .flat_map(|scope| scope.iter().rev())
+            .find(|b| b.name == name)
+    }
+
+    fn names_in_scope(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .scopes
+            .iter()
+            .flat_map(|scope| scope.iter().map(|b| b.name.as_str()))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    // ------------------------------------------------------------------
+    // Statements
+    // ------------------------------------------------------------------
+
+    fn push_scope(&mut self, narrowed: Vec<String>) {
+        self.scopes.push(Vec::new());
+        self.narrowed.push(narrowed);
+    }
+
+    fn pop_scope(&mut self) {
+        self.scopes.pop();
+        self.narrowed.pop();
+    }
+
+    fn is_narrowed(&self, path: &str) -> bool {
+        self.narrowed.iter().flatten().any(|p| p == path)
+    }
+
+    fn block(&mut self, block: &Block) -> Outcome {
+        self.block_narrowed(block, Vec::new())
+    }
+
+    /// A block in which `narrowed` paths are known not to be none.
+    fn block_narrowed(&mut self, block: &Block, narrowed: Vec<String>) -> Outcome {
+        self.push_scope(narrowed);
+        let mut raises = BTreeSet::new();
+        let mut ended_at: Option<Span> = None;
+        let mut reported = false;
+        for stmt in &block.stmts {
+            if let (Some(end), false) = (ended_at, reported) {
+                self.diagnostics
+                    .push(rules::unreachable_code::statement(stmt.span, end));
+                reported = true;
+            }
+            let outcome = self.stmt(stmt);
+            raises.extend(outcome.raises);
+            if outcome.terminates && ended_at.is_none() {
+                ended_at = Some(stmt.span);
+            }
+        }
+        self.pop_scope();
+        Outcome {
+            terminates: ended_at.is_some(),
+            raises,
+        }
+    }
+
+    fn stmt(&mut self, stmt: &Stmt) -> Outcome {
+        let mut raises = BTreeSet::new();
+        let mut terminates = false;
+        let mut let_binding: Option<(&Ident, Ty)> = None;
+        match &stmt.kind {
+            StmtKind::Let { name, value } => {
+                let ty = self.value(value, &mut raises);
+                let_binding = Some((name, ty));
+            }
+            StmtKind::If {
+                cond,
+                then,
+                otherwise,
+            } => {
+                let ty = self.expr(cond, &mut raises);
+                self.expect(cond.span, &Ty::Bool, &ty, "the condition");
+                let start = self.waited;
+                let then_outcome = self.block_narrowed(then, none_checks(cond, false));
+                let then_waited = self.waited;
+                self.waited = start;
+                let else_outcome = otherwise.as_ref().map(|b| self.block(b));
+                self.waited = self.waited.max(then_waited);
+                raises.extend(then_outcome.raises);
+                match else_outcome {
+                    Some(else_outcome) => {
+                        raises.extend(else_outcome.raises);
+                        terminates = then_outcome.terminates && else_outcome.terminates;
+                    }
+                    // `if x == none { stop }`: after it, x is not none.
+                    None if then_outcome.terminates => {
+                        let paths = none_checks(cond, true);
+                        if let Some(narrowed) = self.narrowed.last_mut() {
+                            narrowed.extend(paths);
+                        }
+                    }
+                    None => {}
+                }
+            }
+            StmtKind::Branch { scrutinee, arms } => {
+                let ty = self.expr(scrutinee, &mut raises);
+                let outcome = self.branch(&ty, arms);
+                raises.extend(outcome.raises);
+                terminates = outcome.terminates;
+            }
+            StmtKind::Delay(duration) => {
+                let ty = self.expr(duration, &mut raises);
+                self.expect(duration.span, &Ty::Duration, &ty, "`delay`");
+                self.waited = match duration.kind {
+                    ExprKind::Duration(ms) => self.waited.add(ms),
+                    _ => Waited::Unknown(stmt.span),
+                };
+            }
+            StmtKind::DelayUntil(at) => {
+                let ty = self.expr(at, &mut raises);
+                self.expect(at.span, &Ty::DateTime, &ty, "`delay until`");
+                self.waited = Waited::Unknown(stmt.span);
+            }
+            StmtKind::Stop => terminates = true,
+            StmtKind::Fail(message) => {
+                let ty = self.expr(message, &mut raises);
+                self.expect(message.span, &Ty::String, &ty, "the message of `fail`");
+                terminates = true;
+            }
+            StmtKind::Call(call) => {
+                self.call(call, &mut raises);
+            }
+        }
+
+        if let Some(retry) = &stmt.retry {
+            self.retry(retry, stmt);
+        }
+
+        let mut unset_by = None;
+        if !stmt.catches.is_empty() {
+            let (escaping, all_terminate, continuing_catch) = self.catches(stmt, raises);
+            raises = escaping;
+            terminates = terminates && all_terminate;
+            unset_by = continuing_catch;
+        }
+        if let Some((name, ty)) = let_binding {
+            self.bind(&name.name, ty, unset_by);
+        }
+        Outcome { terminates, raises }
+    }
+
+    /// Types the value of a `let`, which must not be an action without a
+    /// result.
+    fn value(&mut self, value: &Expr, raises: &mut BTreeSet<String>) -> Ty {
+        let ty = self.expr(value, raises);
+        if ty == Ty::Nothing {
+            if let ExprKind::Call(call) = &value.kind {
+                self.diagnostics
+                    .push(rules::no_value::diagnostic(value.span, &call.name.name));
+            }
+            return Ty::Unknown;
+        }
+        ty
+    }
+
+    fn retry(&mut self, retry: &Retry, stmt: &Stmt) {
+        let single_call = match &stmt.kind {
+            StmtKind::Call(_) => true,
+            StmtKind::Let { value, .. } => matches!(value.kind, ExprKind::Call(_)),
+            _ => false,
+        };
+        if !single_call {
+            self.diagnostics
+                .push(rules::retry_not_action::diagnostic(retry.span, stmt.span));
+        }
+        if !(1..=rules::invalid_retry::MAX_TIMES).contains(&retry.times) {
+            self.diagnostics.push(rules::invalid_retry::diagnostic(
+                retry.times_span,
+                &format!("cannot retry {} times", retry.times),
+                "out of range",
+            ));
+        }
+        if retry.every_ms < 1_000 {
+            self.diagnostics.push(rules::invalid_retry::diagnostic(
+                retry.every_span,
+                "retry interval is shorter than one second",
+                "too short",
+            ));
+        }
+        if let Some((factor, span)) = retry.backoff {
+            if !(1.0..=10.0).contains(&factor) {
+                self.diagnostics.push(rules::invalid_retry::diagnostic(
+                    span,
+                    &format!("backoff {factor} is outside 1 to 10"),
+                    "out of range",
+                ));
+            }
+        }
+    }
+
+    /// Checks the catch clauses of `stmt`, which can raise `raisable`.
+    /// Returns the kinds that escape, whether every catch ends the run, and
+    /// the first catch that lets the run go on.
+    fn catches(
+        &mut self,
+        stmt: &Stmt,
+        raisable: BTreeSet<String>,
+    ) -> (BTreeSet<String>, bool, Option<Span>) {
+        let raisable_list: Vec<&str> = raisable.iter().map(String::as_str).collect();
+        let mut caught: HashMap<String, Span> = HashMap::new();
+        let mut catch_all: Option<Span> = None;
+        let mut escaping_from_bodies = BTreeSet::new();
+        let mut all_terminate = true;
+        let mut continuing = None;
+        let after_stmt = self.waited;
+        let mut waited = after_stmt;
+        for catch in &stmt.catches {
+            if let Some(earlier) = catch_all {
+                self.diagnostics
+                    .push(rules::catch_shadowed::diagnostic(catch.span, earlier));
+            } else if catch.kinds.is_empty() {
+                if raisable.is_empty() {
+                    self.diagnostics
+                        .push(rules::catch_cannot_raise::nothing_to_catch(
+                            catch.span, stmt.span,
+                        ));
+                }
+                catch_all = Some(catch.span);
+            } else {
+                let mut new_kind = false;
+                let mut shadowed_by = None;
+                for kind in &catch.kinds {
+                    if !self.schemas.errors.contains_key(&kind.name) {
+                        let known: Vec<&str> =
+                            self.schemas.errors.keys().map(String::as_str).collect();
+                        self.diagnostics
+                            .push(rules::unknown_error_kind::diagnostic(kind, &known));
+                        new_kind = true;
+                    } else if !raisable.contains(&kind.name) {
+                        self.diagnostics.push(rules::catch_cannot_raise::diagnostic(
+                            &kind.name,
+                            kind.span,
+                            stmt.span,
+                            &raisable_list,
+                        ));
+                        new_kind = true;
+                    } else if let Some(first) = caught.get(&kind.name) {
+                        shadowed_by = Some(*first);
+                    } else {
+                        caught.insert(kind.name.clone(), catch.span);
+                        new_kind = true;
+                    }
+                }
+                if let (false, Some(earlier)) = (new_kind, shadowed_by) {
+                    self.diagnostics
+                        .push(rules::catch_shadowed::diagnostic(catch.span, earlier));
+                }
+            }
+            self.waited = after_stmt;
+            self.push_scope(Vec::new());
+            self.bind(&catch.binding.name, Schemas::error_value_type(), None);
+            let outcome = self.block(&catch.body);
+            self.pop_scope();
+            waited = waited.max(self.waited);
+            escaping_from_bodies.extend(outcome.raises);
+            if !outcome.terminates {
+                all_terminate = false;
+                continuing.get_or_insert(catch.span);
+            }
+        }
+        self.waited = waited;
+        let mut escaping: BTreeSet<String> = if catch_all.is_some() {
+            BTreeSet::new()
+        } else {
+            raisable
+                .into_iter()
+                .filter(|k| !caught.contains_key(k))
+                .collect()
+        };
+        escaping.extend(escaping_from_bodies);
+        (escaping, all_terminate, continuing)
+    }
+
+    fn branch(&mut self, scrutinee: &Ty, arms: &[Arm]) -> Outcome {
+        let start = self.waited;
+        let mut waited = start;
+        let mut raises = BTreeSet::new();
+        let mut all_terminate = true;
+        let mut wildcard: Option<Span> = None;
+        let mut unreachable_reported = false;
+        let mut seen_literals: Vec<(String, Span)> = Vec::new();
+        for arm in arms {
+            if let (Some(earlier), false) = (wildcard, unreachable_reported) {
+                self.diagnostics
+                    .push(rules::unreachable_code::arm(arm.span, earlier));
+                unreachable_reported = true;
+            }
+            for pattern in &arm.patterns {
+                match &pattern.kind {
+                    PatternKind::Wildcard => {
+                        wildcard.get_or_insert(pattern.span);
+                    }
+                    PatternKind::Literal(value) => {
+                        let ty = self.expr(value, &mut raises);
+                        if !scrutinee.comparable_with(&ty) {
+                            self.diagnostics.push(rules::type_mismatch::diagnostic(
+                                pattern.span,
+                                scrutinee,
+                                &ty,
+                                "this pattern",
+                            ));
+                        }
+                        let key = format!("{:?}", value.kind);
+                        if let Some((_, first)) = seen_literals.iter().find(|(k, _)| *k == key) {
+                            if !unreachable_reported {
+                                self.diagnostics
+                                    .push(rules::unreachable_code::arm(pattern.span, *first));
+                            }
+                        } else {
+                            seen_literals.push((key, pattern.span));
+                        }
+                    }
+                    PatternKind::Contains(_) | PatternKind::Regex(_) => {
+                        if !Ty::String.accepts(scrutinee) {
+                            self.diagnostics.push(rules::type_mismatch::diagnostic(
+                                pattern.span,
+                                scrutinee,
+                                &Ty::String,
+                                "a text pattern's value",
+                            ));
+                        }
+                        if let PatternKind::Regex(regex) = &pattern.kind {
+                            if let Some(d) = rules::invalid_pattern::check(regex, pattern.span) {
+                                self.diagnostics.push(d);
+                            }
+                        }
+                    }
+                }
+            }
+            self.waited = start;
+            let outcome = self.block(&arm.body);
+            waited = waited.max(self.waited);
+            raises.extend(outcome.raises);
+            all_terminate &= outcome.terminates;
+        }
+        self.waited = waited;
+        Outcome {
+            terminates: wildcard.is_some() && all_terminate && !arms.is_empty(),
+            raises,
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Expressions
+    // ------------------------------------------------------------------
+
+    /// Reports a mismatch when `expected` does not accept `actual`.
+    fn expect(&mut self, span: Span, expected: &Ty, actual: &Ty, what: &str) -> bool {
+        if expected.accepts(actual) {
+            return true;
+        }
+        self.diagnostics.push(rules::type_mismatch::diagnostic(
+            span, expected, actual, what,
+        ));
+        false
+    }
+
+    fn expr(&mut self, expr: &Expr, raises: &mut BTreeSet<String>) -> Ty {
+        match &expr.kind {
+            ExprKind::Str(parts) => {
+                for part in parts {
+                    if let StrPart::Expr(inner) = part {
+                        let ty = self.expr(inner, raises);
+                        if matches!(ty, Ty::Optional(_) | Ty::NoneValue | Ty::Nothing) {
+                            let inner_ty = ty.non_optional().clone();
+                            self.expect(inner.span, &inner_ty, &ty, "an interpolated value");
+                        }
+                    }
+                }
+                Ty::String
+            }
+            ExprKind::Int(_) => Ty::Int,
+            ExprKind::Float(_) => Ty::Float,
+            ExprKind::Bool(_) => Ty::Bool,
+            ExprKind::None => Ty::NoneValue,
+            ExprKind::Duration(_) => Ty::Duration,
+            ExprKind::List(items) => {
+                let mut element: Option<Ty> = None;
+                for item in items {
+                    let ty = self.expr(item, raises);
+                    element = Some(match element {
+                        None => ty,
+                        Some(seen) if seen.accepts(&ty) => seen,
+                        Some(seen) if ty.accepts(&seen) => ty,
+                        Some(_) => Ty::Any,
+                    });
+                }
+                Ty::List(Box::new(element.unwrap_or(Ty::Unknown)))
+            }
+            ExprKind::Record(fields) => {
+                let mut out: Vec<FieldTy> = Vec::new();
+                for (key, value) in fields {
+                    let ty = self.expr(value, raises);
+                    if let Some(first) = out.iter().find(|f| f.name == key.name) {
+                        self.diagnostics
+                            .push(rules::duplicate_definition::diagnostic(
+                                "field", &key.name, key.span, first.span,
+                            ));
+                        continue;
+                    }
+                    out.push(FieldTy {
+                        name: key.name.clone(),
+                        ty,
+                        doc: None,
+                        span: key.span,
+                    });
+                }
+                Ty::Record(Arc::new(RecordTy {
+                    name: None,
+                    fields: out,
+                }))
+            }
+            ExprKind::Var(name) => match self.lookup(&name.name) {
+                Some(binding) => {
+                    let mut ty = binding.ty.clone();
+                    if self.is_narrowed(&name.name) {
+                        ty = ty.non_optional().clone();
+                    }
+                    if let Some(catch) = binding.unset_by {
+                        self.diagnostics.push(rules::unset_after_catch::diagnostic(
+                            &name.name, name.span, catch,
+                        ));
+                    }
+                    ty
+                }
+                None => {
+                    let names = self.names_in_scope();
+                    let d = rules::unknown_variable::diagnostic(name, &names);
+                    self.diagnostics.push(d);
+                    Ty::Unknown
+                }
+            },
+            ExprKind::Field(base, field) => {
+                let base_ty = self.expr(base, raises);
+                let ty = self.field(&base_ty, field);
+                match path_of(expr) {
+                    Some(path) if self.is_narrowed(&path) => ty.non_optional().clone(),
+                    _ => ty,
+                }
+            }
+            ExprKind::Call(call) => self.call(call, raises),
+            ExprKind::Unary(op, operand) => {
+                let ty = self.expr(operand, raises);
+                let (symbol, result) = match op {
+                    UnaryOp::Not => ("not", (ty == Ty::Bool).then_some(Ty::Bool)),
+                    UnaryOp::Neg => (
+                        "-",
+                        (ty.is_number() || ty == Ty::Duration).then(|| ty.clone()),
+                    ),
+                };
+                match result {
+                    _ if ty.is_unconstrained() => Ty::Unknown,
+                    Some(result) => result,
+                    None => {
+                        self.diagnostics
+                            .push(rules::type_mismatch::operator(expr.span, symbol, &ty, None));
+                        Ty::Unknown
+                    }
+                }
+            }
+            ExprKind::Binary(op, left, right) => {
+                let l = self.expr(left, raises);
+                let r = self.expr(right, raises);
+                match binary_result(*op, &l, &r) {
+                    Some(ty) => ty,
+                    None => {
+                        self.diagnostics.push(rules::type_mismatch::operator(
+                            expr.span,
+                            op.symbol(),
+                            &l,
+                            Some(&r),
+                        ));
+                        Ty::Unknown
+                    }
+                }
+            }
+        }
+    }
+
+    fn field(&mut self, base: &Ty, field: &Ident) -> Ty {
+        let optional = matches!(base, Ty::Optional(_));
+        match base.non_optional() {
+            Ty::Record(record) => match record.field(&field.name) {
+                Some(f) if optional => f.ty.clone().optional(),
+                Some(f) => f.ty.clone(),
+                None => {
+                    let names: Vec<&str> = record.fields.iter().map(|f| f.name.as_str()).collect();
+                    self.diagnostics
+                        .push(rules::unknown_field::diagnostic(field, base, &names));
+                    Ty::Unknown
+                }
+            },
+            Ty::Any => Ty::Any,
+            Ty::Unknown => Ty::Unknown,
+            other => {
+                self.diagnostics
+                    .push(rules::unknown_field::diagnostic(field, other, &[]));
+                Ty::Unknown
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Calls
+    // ------------------------------------------------------------------
+
+    fn call(&mut self, call: &Call, raises: &mut BTreeSet<String>) -> Ty {
+        let schemas = self.schemas;
+        let Some(action) = schemas.actions.get(&call.name.name) else {
+            let known: Vec<&str> = schemas.actions.keys().map(String::as_str).collect();
+            self.diagnostics
+                .push(rules::unknown_action::diagnostic(&call.name, &known));
+            for arg in &call.args {
+                self.expr(&arg.value, raises);
+            }
+            return Ty::Unknown;
+        };
+
+        let mut given: Vec<(&ParamSchema, &Expr, Span)> = Vec::new();
+        let mut positional = 0;
+        for arg in &call.args {
+            let param = match &arg.name {
+                Some(name) => match action.param(&name.name) {
+                    Some(p) => Some((p, name.span)),
+                    None => {
+                        let params: Vec<&str> =
+                            action.params.iter().map(|p| p.name.as_str()).collect();
+                        self.diagnostics.push(rules::unknown_argument::diagnostic(
+                            name,
+                            &action.name,
+                            &params,
+                        ));
+                        None
+                    }
+                },
+                None => {
+                    positional += 1;
+                    match action.params.get(positional - 1) {
+                        Some(p) => Some((p, arg.value.span)),
+                        None => {
+                            if positional == action.params.len() + 1 {
+                                self.diagnostics.push(rules::too_many_arguments::diagnostic(
+                                    arg.value.span,
+                                    &action.name,
+                                    action.params.len(),
+                                ));
+                            }
+                            None
+                        }
+                    }
+                }
+            };
+            let ty = self.expr(&arg.value, raises);
+            let Some((param, name_span)) = param else {
+                continue;
+            };
+            if let Some((_, _, first)) = given.iter().find(|(p, _, _)| p.name == param.name) {
+                self.diagnostics.push(rules::duplicate_argument::diagnostic(
+                    &param.name,
+                    name_span,
+                    *first,
+                ));
+                continue;
+            }
+            given.push((param, &arg.value, name_span));
+            if self.expect(
+                arg.value.span,
+                &param.ty,
+                &ty,
+                &format!("argument `{}`", param.name),
+            ) {
+                self.literal_rules(param, &arg.value);
+            }
+        }
+
+        for param in action.params.iter().filter(|p| p.is_required()) {
+            if !given.iter().any(|(p, _, _)| p.name == param.name) {
+                self.diagnostics.push(rules::missing_argument::diagnostic(
+                    call.name.span,
+                    &action.name,
+                    &param.name,
+                    &param.ty,
+                ));
+            }
+        }
+
+        self.template_variables(action, &given, call);
+        self.window(action, &given, call);
+        raises.extend(action.raises.iter().cloned());
+        action.returns.clone()
+    }
+
+    /// Rules that look at literal argument values.
+    fn literal_rules(&mut self, param: &ParamSchema, value: &Expr) {
+        let ExprKind::Str(parts) = &value.kind else {
+            return;
+        };
+        if let Some(max) = param.max_chars {
+            let chars: usize = parts
+                .iter()
+                .map(|p| match p {
+                    StrPart::Text(t) => t.chars().count(),
+                    StrPart::Expr(_) => 0,
+                })
+                .sum();
+            let interpolated = parts.iter().any(|p| matches!(p, StrPart::Expr(_)));
+            if let Some(d) = rules::message_too_long::check(chars, max, value.span, interpolated) {
+                self.diagnostics.push(d);
+            }
+        }
+        let Some(text) = value.kind.as_plain_str() else {
+            return;
+        };
+        let span = value.span;
+        let config = self.config;
+        let diagnostic = match param.ty.non_optional() {
+            Ty::Phone => rules::phone_not_e164::check(&text, span),
+            Ty::TimeZone => rules::invalid_time_zone::check(&text, span),
+            Ty::DateFormat => rules::invalid_date_format::check(&text, span),
+            Ty::Sender => config
+                .filter(|c| !c.senders.is_empty() && !c.senders.contains_key(&text))
+                .map(|c| {
+                    let known: Vec<&str> = c.senders.keys().map(String::as_str).collect();
+                    rules::unknown_sender::diagnostic(&text, span, &known)
+                }),
+            Ty::Assistant => config
+                .filter(|c| !c.assistants.is_empty() && !c.assistants.contains_key(&text))
+                .map(|c| {
+                    let known: Vec<&str> = c.assistants.keys().map(String::as_str).collect();
+                    rules::unknown_assistant::diagnostic(&text, span, &known)
+                }),
+            Ty::Template => config.and_then(|c| match c.templates.get(&text) {
+                None => {
+                    let known: Vec<&str> = c.templates.keys().map(String::as_str).collect();
+                    Some(rules::unknown_template::diagnostic(&text, span, &known))
+                }
+                Some(t) if t.category == TemplateCategory::Marketing && !t.has_opt_out() => {
+                    Some(rules::marketing_without_opt_out::diagnostic(&text, span))
+                }
+                Some(_) => None,
+            }),
+            _ => None,
+        };
+        if let Some(d) = diagnostic {
+            self.diagnostics.push(d);
+        }
+    }
+
+    /// F3005: the variables of a call with a literal catalog template.
+    fn template_variables(
+        &mut self,
+        action: &ActionSchema,
+        given: &[(&ParamSchema, &Expr, Span)],
+        call: &Call,
+    ) {
+        let Some(config) = self.config else {
+            return;
+        };
+        let Some(template_name) = given
+            .iter()
+            .find(|(p, _, _)| *p.ty.non_optional() == Ty::Template)
+            .and_then(|(_, value, _)| value.kind.as_plain_str())
+        else {
+            return;
+        };
+        let Some(template) = config.templates.get(&template_name) else {
+            return;
+        };
+        let has_variables_param = action
+            .params
+            .iter()
+            .any(|p| *p.ty.non_optional() == Ty::Variables);
+        if !has_variables_param {
+            return;
+        }
+        let variables = given
+            .iter()
+            .find(|(p, _, _)| *p.ty.non_optional() == Ty::Variables)
+            .map(|(_, value, _)| *value);
+        let diagnostic = match (&template.placeholders, variables.map(|v| &v.kind)) {
+            (Placeholders::Positional(0), None) => None,
+            (Placeholders::Named(names), None) if names.is_empty() => None,
+            (Placeholders::Positional(n), None) => Some(rules::template_variables::missing(
+                &template_name,
+                call.name.span,
+                *n,
+            )),
+            (Placeholders::Named(names), None) => Some(rules::template_variables::missing(
+                &template_name,
+                call.name.span,
+                names.len(),
+            )),
+            (Placeholders::Positional(n), Some(ExprKind::List(items))) if items.len() != *n => {
+                variables.map(|v| {
+                    rules::template_variables::count(
+                        &template_name,
+                        &template.body,
+                        v.span,
+                        *n,
+                        items.len(),
+                    )
+                })
+            }
+            (Placeholders::Positional(n), Some(ExprKind::Record(fields)))
+                if *n > 0 || !fields.is_empty() =>
+            {
+                variables
+                    .map(|v| rules::template_variables::wrong_form(&template_name, v.span, &[]))
+            }
+            (Placeholders::Named(names), Some(ExprKind::List(_))) => variables
+                .map(|v| rules::template_variables::wrong_form(&template_name, v.span, names)),
+            (Placeholders::Named(names), Some(ExprKind::Record(fields))) => {
+                let missing: Vec<&str> = names
+                    .iter()
+                    .filter(|n| !fields.iter().any(|(k, _)| &k.name == *n))
+                    .map(String::as_str)
+                    .collect();
+                let unknown: Vec<&str> = fields
+                    .iter()
+                    .filter(|(k, _)| !names.contains(&k.name))
+                    .map(|(k, _)| k.name.as_str())
+                    .collect();
+                (!missing.is_empty() || !unknown.is_empty()).then(|| {
+                    let span = variables.map_or(call.name.span, |v| v.span);
+                    rules::template_variables::names(&template_name, span, &missing, &unknown)
+                })
+            }
+            _ => None,
+        };
+        if let Some(d) = diagnostic {
+            self.diagnostics.push(d);
+        }
+    }
+
+    /// F3008 / F3009: free text needs the recipient's 24-hour window open.
+    fn window(
+        &mut self,
+        action: &ActionSchema,
+        given: &[(&ParamSchema, &Expr, Span)],
+        call: &Call,
+    ) {
+        let Some(window_param) = &action.requires_window else {
+            return;
+        };
+        let Some(handler) = &self.handler else {
+            return;
+        };
+        let Some(trigger) = handler.trigger else {
+            return;
+        };
+        let span = call.name.span;
+        let Some(window_field) = &trigger.opens_window else {
+            self.diagnostics.push(rules::outside_window::no_window(
+                span,
+                &trigger.name,
+                handler.trigger_span,
+            ));
+            return;
+        };
+        let recipient = given
+            .iter()
+            .find(|(p, _, _)| &p.name == window_param)
+            .map(|(_, value, _)| *value);
+        let to_trigger_customer = recipient.is_some_and(|value| match &value.kind {
+            ExprKind::Field(base, field) => {
+                field.name == *window_field
+                    && matches!(&base.kind, ExprKind::Var(v) if v.name == handler.binding)
+            }
+            _ => false,
+        });
+        if !to_trigger_customer {
+            if let Some(value) = recipient {
+                let field = format!("{}.{}", handler.binding, window_field);
+                self.diagnostics
+                    .push(rules::window_not_proven::other_recipient(
+                        value.span, &field,
+                    ));
+            }
+            return;
+        }
+        match self.waited {
+            Waited::Known(ms) if ms >= WINDOW_MS => self.diagnostics.push(
+                rules::outside_window::after_waits(span, &format_duration(ms)),
+            ),
+            Waited::Unknown(wait) => self
+                .diagnostics
+                .push(rules::window_not_proven::after_unknown_wait(span, wait)),
+            Waited::Known(_) => {}
+        }
+    }
+}
+
+/// `msg.name` for a variable or a chain of field reads of one.
+fn path_of(expr: &Expr) -> Option<String> {
+    match &expr.kind {
+        ExprKind::Var(v) => Some(v.name.clone()),
+        ExprKind::Field(base, field) => Some(format!("{}.{}", path_of(base)?, field.name)),
+        _ => None,
+    }
+}
+
+/// The paths a condition compares with `none`. With `is_none`, the paths
+/// that are none when the condition holds (`a == none or b == none`);
+/// otherwise those that are not none when it holds (`a != none and b != none`).
+fn none_checks(cond: &Expr, is_none: bool) -> Vec<String> {
+    let (compare, join) = if is_none {
+        (BinaryOp::Eq, BinaryOp::Or)
+    } else {
+        (BinaryOp::Ne, BinaryOp::And)
+    };
+    match &cond.kind {
+        ExprKind::Binary(op, left, right) if *op == join => {
+            let mut paths = none_checks(left, is_none);
+            paths.extend(none_checks(right, is_none));
+            paths
+        }
+        ExprKind::Binary(op, left, right) if *op == compare => match (&left.kind, &right.kind) {
+            (_, ExprKind::None) => path_of(left).into_iter().collect(),
+            (ExprKind::None, _) => path_of(right).into_iter().collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// The result type of `left op right`, or `None` when the operator does not
+/// apply.
+fn binary_result(op: BinaryOp, left: &Ty, right: &Ty) -> Option<Ty> {
+    if left.is_unconstrained() || right.is_unconstrained() {
+        return Some(match op {
+            BinaryOp::Or
+            | BinaryOp::And
+            | BinaryOp::Eq
+            | BinaryOp::Ne
+            | BinaryOp::Lt
+            | BinaryOp::Le
+            | BinaryOp::Gt
+            | BinaryOp::Ge
+            | BinaryOp::Contains => Ty::Bool,
+            _ => Ty::Unknown,
+        });
+    }
+    use BinaryOp::*;
+    match op {
+        Default => match left {
+            Ty::Optional(inner) if inner.accepts(right) => Some((**inner).clone()),
+            Ty::Optional(inner) if right.accepts(inner) => Some(right.clone()),
+            Ty::NoneValue => Some(right.clone()),
+            other if other.accepts(right) => Some(other.clone()),
+            _ => None,
+        },
+        Or | And => (*left == Ty::Bool && *right == Ty::Bool).then_some(Ty::Bool),
+        Eq | Ne => left.comparable_with(right).then_some(Ty::Bool),
+        Lt | Le | Gt | Ge => {
+            let ordered = (left.is_number() && right.is_number())
+                || (left == right && matches!(left, Ty::Duration | Ty::DateTime | Ty::String));
+            ordered.then_some(Ty::Bool)
+        }
+        Contains => match left {
+            l if l.is_text() => right.is_text().then_some(Ty::Bool),
+            Ty::List(element) => element.comparable_with(right).then_some(Ty::Bool),
+            _ => None,
+        },
+        Add => match (left, right) {
+            (Ty::Int, Ty::Int) => Some(Ty::Int),
+            (l, r) if l.is_number() && r.is_number() => Some(Ty::Float),
+            (l, r) if l.is_text() && r.is_text() => Some(Ty::String),
+            (Ty::DateTime, Ty::Duration) | (Ty::Duration, Ty::DateTime) => Some(Ty::DateTime),
+            (Ty::Duration, Ty::Duration) => Some(Ty::Duration),
+            (Ty::List(a), Ty::List(b)) if a.accepts(b) => Some(left.clone()),
+            _ => None,
+        },
+        Sub => match (left, right) {
+            (Ty::Int, Ty::Int) => Some(Ty::Int),
+            (l, r) if l.is_number() && r.is_number() => Some(Ty::Float),
+            (Ty::DateTime, Ty::Duration) => Some(Ty::DateTime),
+            (Ty::DateTime, Ty::DateTime) | (Ty::Duration, Ty::Duration) => Some(Ty::Duration),
+            _ => None,
+        },
+        Mul => match (left, right) {
+            (Ty::Int, Ty::Int) => Some(Ty::Int),
+            (l, r) if l.is_number() && r.is_number() => Some(Ty::Float),
+            (Ty::Duration, n) | (n, Ty::Duration) if n.is_number() => Some(Ty::Duration),
+            _ => None,
+        },
+        Div => match (left, right) {
+            (l, r) if l.is_number() && r.is_number() => Some(Ty::Float),
+            (Ty::Duration, n) if n.is_number() => Some(Ty::Duration),
+            _ => None,
+        },
+    }
+}
+
+/// `1d 2h 30m` for messages.
+pub(crate) fn format_duration(ms: u64) -> String {
+    let units = [
+        (604_800_000, "w"),
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+        (1, "ms"),
+    ];
+    let mut rest = ms;
+    let mut parts = Vec::new();
+    for (size, unit) in units {
+        if rest >= size {
+            parts.push(format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    if parts.is_empty() {
+        "0s".to_string()
+    } else {
+        parts.join(" ")
+    }
+}

@@ -1,0 +1,258 @@
+//! The checker: from parsed sources, declarations and flow.toml to a checked
+//! [`Program`], or the diagnostics that say why not.
+//!
+//! ```
+//! use flowc::check::Compiler;
+//!
+//! let mut compiler = Compiler::new();
+//! compiler.add_source("follow_up.flow", r#"
+//! flow follow_up
+//! on call.ended as call {
+//!     delay 10m
+//!     whatsapp.send_template(sender: "office", template: "missed_you", to: call.customer_phone)
+//! }
+//! "#);
+//! let checked = compiler.check();
+//! assert!(checked.diagnostics.is_empty(), "{}", checked.render_plain());
+//! let program = checked.program.unwrap();
+//! assert_eq!(program.flows()[0].name, "follow_up");
+//! ```
+//!
+//! A mistake becomes a diagnostic with a code, a label and help:
+//!
+//! ```
+//! use flowc::check::Compiler;
+//!
+//! let mut compiler = Compiler::new();
+//! compiler.add_source("bad.flow", r#"
+//! flow bad
+//! on call.ended as call {
+//!     whatsapp.send_text(sender: "office", to: "0151/12345678", message: "hi")
+//! }
+//! "#);
+//! let checked = compiler.check();
+//! let codes: Vec<&str> = checked.diagnostics.iter().map(|d| d.code.as_str()).collect();
+//! assert_eq!(codes, ["F3008", "F3001"]);
+//! assert!(checked.program.is_none());
+//! ```
+
+mod flows;
+pub mod program;
+pub mod rules;
+pub mod schema;
+pub mod types;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use program::{CheckedFlow, Program};
+pub use schema::Schemas;
+
+use crate::config::Config;
+use crate::diag::render::{self, Style};
+use crate::diag::Diagnostics;
+use crate::source::{FileId, SourceMap};
+use crate::syntax::{self, ast};
+
+/// The standard declarations, embedded in the binary.
+pub const STD_DECLARATIONS: &[(&str, &str)] = &[
+    (
+        "std_actions/errors.flow",
+        include_str!("../../std_actions/errors.flow"),
+    ),
+    (
+        "std_actions/core.flow",
+        include_str!("../../std_actions/core.flow"),
+    ),
+    (
+        "std_actions/whatsapp.flow",
+        include_str!("../../std_actions/whatsapp.flow"),
+    ),
+    (
+        "std_actions/ai.flow",
+        include_str!("../../std_actions/ai.flow"),
+    ),
+    (
+        "std_actions/call.flow",
+        include_str!("../../std_actions/call.flow"),
+    ),
+];
+
+/// Collects sources and configuration, then checks them together.
+///
+/// Declarations in any added source (`trigger`, `action`, `type`, `error`)
+/// are visible to the flows of every source, as the standard ones are.
+#[derive(Debug)]
+pub struct Compiler {
+    sources: SourceMap,
+    modules: Vec<ast::Module>,
+    config: Option<Config>,
+    diagnostics: Diagnostics,
+}
+
+impl Default for Compiler {
+    fn default() -> Self {
+        Compiler::new()
+    }
+}
+
+impl Compiler {
+    /// A compiler with the standard declarations loaded.
+    pub fn new() -> Self {
+        let mut compiler = Compiler::without_std();
+        for (name, text) in STD_DECLARATIONS {
+            compiler.add_source(*name, *text);
+        }
+        compiler
+    }
+
+    /// A compiler with no declarations at all, for hosts that bring their own.
+    pub fn without_std() -> Self {
+        Compiler {
+            sources: SourceMap::new(),
+            modules: Vec::new(),
+            config: None,
+            diagnostics: Diagnostics::new(),
+        }
+    }
+
+    /// Adds and parses a `.flow` source; syntax errors are kept for
+    /// [`Compiler::check`].
+    pub fn add_source(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
+        let text: String = text.into();
+        let id = self.sources.add(name, text.as_str());
+        let (module, diagnostics) = syntax::parse(id, &text);
+        self.modules.push(module);
+        self.diagnostics.extend(diagnostics);
+        id
+    }
+
+    /// Adds and parses the project configuration (the text of `flow.toml`).
+    /// With a configuration, sender, template and assistant names are checked
+    /// against it.
+    pub fn add_config(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
+        let text: String = text.into();
+        let id = self.sources.add(name, text.as_str());
+        let (config, diagnostics) = Config::parse(&text, id);
+        self.diagnostics.extend(diagnostics);
+        self.config = Some(config);
+        id
+    }
+
+    /// Uses a configuration built in code.
+    pub fn set_config(&mut self, config: Config) -> &mut Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Checks everything added. Never panics and never runs anything.
+    pub fn check(self) -> Checked {
+        let Compiler {
+            sources,
+            modules,
+            config,
+            mut diagnostics,
+        } = self;
+
+        let declarations: Vec<&ast::Declaration> = modules
+            .iter()
+            .flat_map(|m| &m.items)
+            .filter_map(|item| match item {
+                ast::Item::Declaration(d) => Some(d),
+                ast::Item::Flow(_) => None,
+            })
+            .collect();
+        let mut schemas = Schemas::default();
+        schema::load(&mut schemas, &declarations, &mut diagnostics);
+
+        let flows: Vec<&ast::Flow> = modules
+            .iter()
+            .flat_map(|m| &m.items)
+            .filter_map(|item| match item {
+                ast::Item::Flow(f) => Some(f),
+                ast::Item::Declaration(_) => None,
+            })
+            .collect();
+        flows::FlowChecker::new(&schemas, config.as_ref(), &mut diagnostics).check_flows(&flows);
+        diagnostics.sort();
+
+        let sources = Arc::new(sources);
+        let program = (!diagnostics.has_errors()).then(|| Program {
+            flows: flows
+                .iter()
+                .map(|f| CheckedFlow {
+                    name: f.name.name.clone(),
+                    handlers: f.handlers.clone(),
+                })
+                .collect(),
+            schemas: Arc::new(schemas),
+            config: Arc::new(config.unwrap_or_default()),
+            sources: sources.clone(),
+        });
+        Checked {
+            sources,
+            diagnostics,
+            program,
+        }
+    }
+}
+
+/// The result of a check: all diagnostics, and the program when there were
+/// no errors (warnings allowed).
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// Every file that took part, for rendering.
+    pub sources: Arc<SourceMap>,
+    /// Errors and warnings, sorted by position.
+    pub diagnostics: Diagnostics,
+    /// The checked program, if there were no errors.
+    pub program: Option<Program>,
+}
+
+impl Checked {
+    /// All diagnostics rendered without colour, as `flowc check` prints them
+    /// to a pipe.
+    pub fn render_plain(&self) -> String {
+        self.diagnostics
+            .iter()
+            .map(|d| render::human(d, &self.sources, Style::Plain, 100))
+            .collect()
+    }
+
+    /// The program, or an error holding the diagnostics.
+    pub fn into_result(self) -> Result<Program, CheckError> {
+        match self.program {
+            Some(program) => Ok(program),
+            None => Err(CheckError {
+                sources: self.sources,
+                diagnostics: self.diagnostics,
+            }),
+        }
+    }
+}
+
+/// Sources that did not pass the checker.
+#[derive(Debug, Clone)]
+pub struct CheckError {
+    /// Every file that took part.
+    pub sources: Arc<SourceMap>,
+    /// What was found.
+    pub diagnostics: Diagnostics,
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let errors = self.diagnostics.error_count();
+        writeln!(
+            f,
+            "the flows have {errors} error{}",
+            if errors == 1 { "" } else { "s" }
+        )?;
+        for d in self.diagnostics.iter() {
+            f.write_str(&render::human(d, &self.sources, Style::Plain, 100))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for CheckError {}

@@ -1,0 +1,59 @@
+//! F1008 unknown-attribute: a declaration carries an attribute the checker
+//! does not know, or one whose arguments do not fit.
+//!
+//! Why: attributes change what the checker and runtime do (`@opens_window`
+//! lets a flow send free text); a misspelt one would silently do nothing.
+//!
+//! Known attributes: `@opens_window(FIELD)` on a trigger (FIELD is a Phone
+//! field), `@requires_window(PARAM)` on an action (PARAM is a Phone
+//! parameter), `@retryable` on an error kind.
+
+use crate::diag::{Code, Diagnostic};
+use crate::syntax::ast::{Attribute, Ident};
+
+const KNOWN: &[(&str, &str, &str)] = &[
+    ("trigger", "opens_window", "`@opens_window(FIELD)`"),
+    ("action", "requires_window", "`@requires_window(PARAM)`"),
+    ("error", "retryable", "`@retryable`"),
+];
+
+/// An attribute that does not belong on a `kind` declaration.
+pub fn diagnostic(attr: &Attribute, kind: &str) -> Diagnostic {
+    let allowed: Vec<&str> = KNOWN
+        .iter()
+        .filter(|(on, _, _)| *on == kind)
+        .map(|(_, _, form)| *form)
+        .collect();
+    let known_elsewhere = KNOWN.iter().find(|(_, name, _)| *name == attr.name.name);
+    let message = match known_elsewhere {
+        Some((on, name, _)) if *on == kind => {
+            format!("`@{name}` has the wrong arguments")
+        }
+        Some((on, name, _)) => {
+            format!("`@{name}` belongs on {on} declarations, not on {kind} declarations")
+        }
+        None => format!("unknown attribute `@{}`", attr.name.name),
+    };
+    let help = if allowed.is_empty() {
+        format!("{kind} declarations take no attributes")
+    } else {
+        format!("{kind} declarations take {}", allowed.join(", "))
+    };
+    Diagnostic::new(Code::UnknownAttribute, message)
+        .with_label(attr.span, "not understood here")
+        .with_help(help)
+}
+
+/// `@opens_window(x)` / `@requires_window(x)` naming something that is not a
+/// required Phone field or parameter.
+pub fn not_a_phone_field(attr: &Attribute, arg: &Ident, what: &str) -> Diagnostic {
+    Diagnostic::new(
+        Code::UnknownAttribute,
+        format!("`@{}` needs a {what} of type Phone", attr.name.name),
+    )
+    .with_label(arg.span, format!("no required Phone {what} `{}`", arg.name))
+    .with_help(format!(
+        "name the {what} that holds the customer's phone number, e.g. `@{}(phone)`",
+        attr.name.name
+    ))
+}

@@ -1,0 +1,443 @@
+//! Declarations to schemas: what triggers carry, what actions take, return
+//! and raise, which record types and error kinds exist.
+//!
+//! The standard declarations in `std_actions/` and the user's own (`trigger
+//! appointment.booked { ... }`) go through the same loader, so a user-declared
+//! trigger is checked exactly like a standard one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::rules;
+use super::types::{self, FieldTy, RecordTy, Ty};
+use crate::diag::Diagnostics;
+use crate::source::Span;
+use crate::syntax::ast::{self, Declaration, DeclarationKind, TypeExpr, TypeExprKind};
+
+/// Everything declared: the vocabulary flows are checked against.
+#[derive(Debug, Clone, Default)]
+pub struct Schemas {
+    /// Triggers by qualified name.
+    pub triggers: BTreeMap<String, TriggerSchema>,
+    /// Actions by qualified name.
+    pub actions: BTreeMap<String, ActionSchema>,
+    /// Record types by name.
+    pub types: BTreeMap<String, Arc<RecordTy>>,
+    /// Error kinds by name.
+    pub errors: BTreeMap<String, ErrorSchema>,
+}
+
+/// A trigger: the event that starts a flow.
+#[derive(Debug, Clone)]
+pub struct TriggerSchema {
+    /// Qualified name, e.g. `call.ended`.
+    pub name: String,
+    /// The event's fields, as a record named after the trigger.
+    pub fields: Arc<RecordTy>,
+    /// The field whose phone number gets an open 24-hour window.
+    pub opens_window: Option<String>,
+    /// Documentation.
+    pub doc: Option<String>,
+    /// Where it is declared.
+    pub span: Span,
+}
+
+/// An action a flow can call.
+#[derive(Debug, Clone)]
+pub struct ActionSchema {
+    /// Qualified name, e.g. `whatsapp.send_text`.
+    pub name: String,
+    /// Parameters in order.
+    pub params: Vec<ParamSchema>,
+    /// What a call returns; [`Ty::Nothing`] when nothing.
+    pub returns: Ty,
+    /// Error kinds a call can raise.
+    pub raises: Vec<String>,
+    /// The phone parameter whose 24-hour window must be open.
+    pub requires_window: Option<String>,
+    /// Documentation.
+    pub doc: Option<String>,
+    /// Where it is declared.
+    pub span: Span,
+}
+
+impl ActionSchema {
+    /// The parameter with this name.
+    pub fn param(&self, name: &str) -> Option<&ParamSchema> {
+        self.params.iter().find(|p| p.name == name)
+    }
+}
+
+/// One parameter of an action.
+#[derive(Debug, Clone)]
+pub struct ParamSchema {
+    /// The name arguments use.
+    pub name: String,
+    /// The accepted type.
+    pub ty: Ty,
+    /// `Text(max: N)`: the most characters a value may have.
+    pub max_chars: Option<usize>,
+    /// The value used when the argument is left out.
+    pub default: Option<ast::Expr>,
+    /// Documentation.
+    pub doc: Option<String>,
+    /// Where it is declared.
+    pub span: Span,
+}
+
+impl ParamSchema {
+    /// Whether a call must pass it: no default and not optional.
+    pub fn is_required(&self) -> bool {
+        self.default.is_none() && !matches!(self.ty, Ty::Optional(_))
+    }
+}
+
+/// An error kind actions raise and flows catch.
+#[derive(Debug, Clone)]
+pub struct ErrorSchema {
+    /// The kind's name, e.g. `RateLimited`.
+    pub name: String,
+    /// Whether the runtime retries it by default (wait 1 minute, once).
+    pub retryable: bool,
+    /// Documentation.
+    pub doc: Option<String>,
+    /// Where it is declared.
+    pub span: Span,
+}
+
+impl Schemas {
+    /// The fields of a caught error: `e.kind`, `e.message`.
+    pub fn error_value_type() -> Ty {
+        let field = |name: &str, doc: &str| FieldTy {
+            name: name.into(),
+            ty: Ty::String,
+            doc: Some(doc.into()),
+            span: Span::default(),
+        };
+        Ty::Record(Arc::new(RecordTy {
+            name: Some("Error".into()),
+            fields: vec![
+                field("kind", "The error kind's name, e.g. \"RateLimited\"."),
+                field("message", "What went wrong, in the service's words."),
+            ],
+        }))
+    }
+}
+
+/// Loads declarations into `schemas`, reporting mistakes in them.
+pub(crate) fn load(
+    schemas: &mut Schemas,
+    declarations: &[&Declaration],
+    diagnostics: &mut Diagnostics,
+) {
+    let mut first_seen: HashMap<(&'static str, String), Span> = HashMap::new();
+    let mut unique = Vec::new();
+    for decl in declarations {
+        // Triggers and actions share a namespace with nothing else; types and
+        // errors each have their own.
+        let namespace = decl.keyword();
+        let name = decl.name();
+        let existing = first_seen
+            .get(&(namespace, name.name.clone()))
+            .copied()
+            .or_else(|| match &decl.kind {
+                DeclarationKind::Trigger { .. } => schemas.triggers.get(&name.name).map(|t| t.span),
+                DeclarationKind::Action { .. } => schemas.actions.get(&name.name).map(|a| a.span),
+                DeclarationKind::Type { .. } => {
+                    schemas.types.get(&name.name).map(|_| Span::default())
+                }
+                DeclarationKind::Error { .. } => schemas.errors.get(&name.name).map(|e| e.span),
+            });
+        if let Some(first) = existing {
+            diagnostics.push(rules::duplicate_definition::diagnostic(
+                namespace, &name.name, name.span, first,
+            ));
+            continue;
+        }
+        first_seen.insert((namespace, name.name.clone()), name.span);
+        unique.push(*decl);
+    }
+
+    // Error kinds and record types first: triggers and actions refer to them.
+    for decl in &unique {
+        if let DeclarationKind::Error { name } = &decl.kind {
+            let mut retryable = false;
+            for attr in &decl.attributes {
+                if attr.name.name == "retryable" && attr.args.is_empty() {
+                    retryable = true;
+                } else {
+                    diagnostics.push(rules::unknown_attribute::diagnostic(attr, "error"));
+                }
+            }
+            schemas.errors.insert(
+                name.name.clone(),
+                ErrorSchema {
+                    name: name.name.clone(),
+                    retryable,
+                    doc: decl.doc.clone(),
+                    span: name.span,
+                },
+            );
+        }
+    }
+    let type_decls: HashMap<&str, &Vec<ast::FieldDecl>> = unique
+        .iter()
+        .filter_map(|d| match &d.kind {
+            DeclarationKind::Type { name, fields } => Some((name.name.as_str(), fields)),
+            _ => None,
+        })
+        .collect();
+    let mut resolver = Resolver {
+        schemas,
+        type_decls: &type_decls,
+        resolving: Vec::new(),
+        diagnostics,
+    };
+    for decl in &unique {
+        if let DeclarationKind::Type { name, .. } = &decl.kind {
+            for attr in &decl.attributes {
+                resolver
+                    .diagnostics
+                    .push(rules::unknown_attribute::diagnostic(attr, "type"));
+            }
+            resolver.record_type(&name.name);
+        }
+    }
+    for decl in &unique {
+        match &decl.kind {
+            DeclarationKind::Trigger { name, fields } => resolver.trigger(decl, name, fields),
+            DeclarationKind::Action {
+                name,
+                params,
+                returns,
+                raises,
+            } => resolver.action(decl, name, params, returns.as_ref(), raises),
+            _ => {}
+        }
+    }
+}
+
+struct Resolver<'a> {
+    schemas: &'a mut Schemas,
+    type_decls: &'a HashMap<&'a str, &'a Vec<ast::FieldDecl>>,
+    /// Record types being resolved, to stop at cycles.
+    resolving: Vec<String>,
+    diagnostics: &'a mut Diagnostics,
+}
+
+impl Resolver<'_> {
+    fn record_type(&mut self, name: &str) -> Option<Arc<RecordTy>> {
+        if let Some(done) = self.schemas.types.get(name) {
+            return Some(done.clone());
+        }
+        let fields = *self.type_decls.get(name)?;
+        if self.resolving.iter().any(|n| n == name) {
+            // A record that contains itself could never be built; the field
+            // is left unconstrained rather than looping.
+            return None;
+        }
+        self.resolving.push(name.to_string());
+        let fields = self.fields(fields);
+        self.resolving.pop();
+        let record = Arc::new(RecordTy {
+            name: Some(name.to_string()),
+            fields,
+        });
+        self.schemas.types.insert(name.to_string(), record.clone());
+        Some(record)
+    }
+
+    fn fields(&mut self, fields: &[ast::FieldDecl]) -> Vec<FieldTy> {
+        let mut out: Vec<FieldTy> = Vec::new();
+        for field in fields {
+            if let Some(first) = out.iter().find(|f| f.name == field.name.name) {
+                self.diagnostics
+                    .push(rules::duplicate_definition::diagnostic(
+                        "field",
+                        &field.name.name,
+                        field.name.span,
+                        first.span,
+                    ));
+                continue;
+            }
+            let (ty, _) = self.type_expr(&field.ty);
+            out.push(FieldTy {
+                name: field.name.name.clone(),
+                ty,
+                doc: field.doc.clone(),
+                span: field.name.span,
+            });
+        }
+        out
+    }
+
+    /// The type and, for `Text(max: N)`, the length limit.
+    fn type_expr(&mut self, ty: &TypeExpr) -> (Ty, Option<usize>) {
+        let (base, max_chars) = match &ty.kind {
+            TypeExprKind::List(element) => (Ty::List(Box::new(self.type_expr(element).0)), None),
+            TypeExprKind::Record(fields) => (
+                Ty::Record(Arc::new(RecordTy {
+                    name: None,
+                    fields: self.fields(fields),
+                })),
+                None,
+            ),
+            TypeExprKind::Named { name, args } => {
+                let max_chars = args
+                    .iter()
+                    .find(|(key, _)| key.name == "max")
+                    .and_then(|(_, n)| usize::try_from(*n).ok());
+                if let Some(builtin) = types::builtin(&name.name) {
+                    (builtin, max_chars)
+                } else if let Some(record) = self.record_type(&name.name) {
+                    (Ty::Record(record), None)
+                } else if self.type_decls.contains_key(name.name.as_str()) {
+                    (Ty::Any, None)
+                } else {
+                    let mut candidates: Vec<&str> = types::BUILTIN_NAMES.to_vec();
+                    candidates.extend(self.type_decls.keys().copied());
+                    self.diagnostics
+                        .push(rules::unknown_type::diagnostic(name, &candidates));
+                    (Ty::Unknown, None)
+                }
+            }
+        };
+        let ty = if ty.optional { base.optional() } else { base };
+        (ty, max_chars)
+    }
+
+    fn trigger(&mut self, decl: &Declaration, name: &ast::Ident, fields: &[ast::FieldDecl]) {
+        let fields = self.fields(fields);
+        let mut opens_window = None;
+        for attr in &decl.attributes {
+            match (attr.name.name.as_str(), attr.args.as_slice()) {
+                ("opens_window", [field]) => match fields.iter().find(|f| f.name == field.name) {
+                    Some(f) if Ty::Phone.accepts(&f.ty) && !matches!(f.ty, Ty::Optional(_)) => {
+                        opens_window = Some(field.name.clone())
+                    }
+                    _ => self
+                        .diagnostics
+                        .push(rules::unknown_attribute::not_a_phone_field(
+                            attr, field, "field",
+                        )),
+                },
+                _ => self
+                    .diagnostics
+                    .push(rules::unknown_attribute::diagnostic(attr, "trigger")),
+            }
+        }
+        self.schemas.triggers.insert(
+            name.name.clone(),
+            TriggerSchema {
+                name: name.name.clone(),
+                fields: Arc::new(RecordTy {
+                    name: Some(name.name.clone()),
+                    fields,
+                }),
+                opens_window,
+                doc: decl.doc.clone(),
+                span: name.span,
+            },
+        );
+    }
+
+    fn action(
+        &mut self,
+        decl: &Declaration,
+        name: &ast::Ident,
+        params: &[ast::Param],
+        returns: Option<&TypeExpr>,
+        raises: &[ast::Ident],
+    ) {
+        let mut schemas: Vec<ParamSchema> = Vec::new();
+        for param in params {
+            if let Some(first) = schemas.iter().find(|p| p.name == param.name.name) {
+                self.diagnostics
+                    .push(rules::duplicate_definition::diagnostic(
+                        "parameter",
+                        &param.name.name,
+                        param.name.span,
+                        first.span,
+                    ));
+                continue;
+            }
+            let (ty, max_chars) = self.type_expr(&param.ty);
+            if let Some(default) = &param.default {
+                let default_ty = literal_type(default);
+                if !ty.accepts(&default_ty) {
+                    self.diagnostics.push(rules::type_mismatch::diagnostic(
+                        default.span,
+                        &ty,
+                        &default_ty,
+                        "the default value",
+                    ));
+                }
+            }
+            schemas.push(ParamSchema {
+                name: param.name.name.clone(),
+                ty,
+                max_chars,
+                default: param.default.clone(),
+                doc: param.doc.clone(),
+                span: param.name.span,
+            });
+        }
+        let returns = returns.map_or(Ty::Nothing, |t| self.type_expr(t).0);
+        let mut raise_names = Vec::new();
+        for kind in raises {
+            if self.schemas.errors.contains_key(&kind.name) {
+                raise_names.push(kind.name.clone());
+            } else {
+                let known: Vec<&str> = self.schemas.errors.keys().map(String::as_str).collect();
+                self.diagnostics
+                    .push(rules::unknown_error_kind::diagnostic(kind, &known));
+            }
+        }
+        let mut requires_window = None;
+        for attr in &decl.attributes {
+            match (attr.name.name.as_str(), attr.args.as_slice()) {
+                ("requires_window", [param]) => match schemas.iter().find(|p| p.name == param.name)
+                {
+                    Some(p) if Ty::Phone.accepts(&p.ty) && !matches!(p.ty, Ty::Optional(_)) => {
+                        requires_window = Some(param.name.clone())
+                    }
+                    _ => self
+                        .diagnostics
+                        .push(rules::unknown_attribute::not_a_phone_field(
+                            attr,
+                            param,
+                            "parameter",
+                        )),
+                },
+                _ => self
+                    .diagnostics
+                    .push(rules::unknown_attribute::diagnostic(attr, "action")),
+            }
+        }
+        self.schemas.actions.insert(
+            name.name.clone(),
+            ActionSchema {
+                name: name.name.clone(),
+                params: schemas,
+                returns,
+                raises: raise_names,
+                requires_window,
+                doc: decl.doc.clone(),
+                span: name.span,
+            },
+        );
+    }
+}
+
+/// The type of a literal default value.
+fn literal_type(expr: &ast::Expr) -> Ty {
+    match &expr.kind {
+        ast::ExprKind::Str(_) => Ty::String,
+        ast::ExprKind::Int(_) => Ty::Int,
+        ast::ExprKind::Float(_) => Ty::Float,
+        ast::ExprKind::Bool(_) => Ty::Bool,
+        ast::ExprKind::None => Ty::NoneValue,
+        ast::ExprKind::Duration(_) => Ty::Duration,
+        _ => Ty::Unknown,
+    }
+}

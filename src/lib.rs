@@ -1,0 +1,10 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod check;
+pub mod config;
+pub mod diag;
+pub mod phone;
+pub mod project;
+pub mod source;
+pub mod syntax;

@@ -1,0 +1,482 @@
+//! The syntax tree of `.flow` files.
+//!
+//! Every node carries the [`Span`] of the text it came from. The tree knows
+//! nothing of types or schemas: the checker gives it meaning.
+
+use crate::source::Span;
+
+/// A name as written, with its place. Qualified names (`whatsapp.send_text`)
+/// are one `Ident` whose text contains the dots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ident {
+    /// The text.
+    pub name: String,
+    /// Where it is written.
+    pub span: Span,
+}
+
+/// One parsed file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Module {
+    /// Flows and declarations in source order.
+    pub items: Vec<Item>,
+}
+
+/// A top-level item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// `flow NAME on ... { }`.
+    Flow(Flow),
+    /// `trigger`, `action`, `type` or `error` with its attributes.
+    Declaration(Declaration),
+}
+
+/// `flow NAME` followed by its handlers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flow {
+    /// The flow's name.
+    pub name: Ident,
+    /// The `on EVENT as NAME { }` blocks.
+    pub handlers: Vec<Handler>,
+    /// The whole flow.
+    pub span: Span,
+}
+
+/// `on EVENT as BINDING { BODY }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handler {
+    /// The trigger's qualified name.
+    pub trigger: Ident,
+    /// The variable that holds the event.
+    pub binding: Ident,
+    /// What runs.
+    pub body: Block,
+    /// The whole handler.
+    pub span: Span,
+}
+
+/// `@name(args)` before a declaration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attribute {
+    /// The attribute's name without `@`.
+    pub name: Ident,
+    /// Its arguments, if written with parentheses.
+    pub args: Vec<Ident>,
+    /// The whole attribute.
+    pub span: Span,
+}
+
+/// A declaration with its attributes and documentation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declaration {
+    /// `@...` lines before it.
+    pub attributes: Vec<Attribute>,
+    /// The `##` lines directly above it, without the `##`.
+    pub doc: Option<String>,
+    /// What is declared.
+    pub kind: DeclarationKind,
+    /// The whole declaration, attributes included.
+    pub span: Span,
+}
+
+impl Declaration {
+    /// The declared name.
+    pub fn name(&self) -> &Ident {
+        match &self.kind {
+            DeclarationKind::Trigger { name, .. }
+            | DeclarationKind::Action { name, .. }
+            | DeclarationKind::Type { name, .. }
+            | DeclarationKind::Error { name } => name,
+        }
+    }
+
+    /// `trigger`, `action`, `type` or `error`.
+    pub fn keyword(&self) -> &'static str {
+        match self.kind {
+            DeclarationKind::Trigger { .. } => "trigger",
+            DeclarationKind::Action { .. } => "action",
+            DeclarationKind::Type { .. } => "type",
+            DeclarationKind::Error { .. } => "error",
+        }
+    }
+}
+
+/// The kinds of declaration.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeclarationKind {
+    /// `trigger NAME { fields }`.
+    Trigger {
+        /// Qualified event name.
+        name: Ident,
+        /// The event's fields.
+        fields: Vec<FieldDecl>,
+    },
+    /// `action NAME(params) -> RETURNS raises KINDS`.
+    Action {
+        /// Qualified action name.
+        name: Ident,
+        /// Parameters in order.
+        params: Vec<Param>,
+        /// The result type, if the action returns one.
+        returns: Option<TypeExpr>,
+        /// Error kinds it can raise.
+        raises: Vec<Ident>,
+    },
+    /// `type NAME { fields }`: a record type.
+    Type {
+        /// The type's name.
+        name: Ident,
+        /// Its fields.
+        fields: Vec<FieldDecl>,
+    },
+    /// `error NAME`: an error kind.
+    Error {
+        /// The kind's name.
+        name: Ident,
+    },
+}
+
+/// `name: Type` in a trigger, type or record type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldDecl {
+    /// The field's name.
+    pub name: Ident,
+    /// Its type.
+    pub ty: TypeExpr,
+    /// `##` lines directly above it.
+    pub doc: Option<String>,
+    /// The whole field.
+    pub span: Span,
+}
+
+/// `name: Type = default` in an action's parameter list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    /// The parameter's name.
+    pub name: Ident,
+    /// Its type.
+    pub ty: TypeExpr,
+    /// Its default value, which makes it optional.
+    pub default: Option<Expr>,
+    /// `##` lines directly above it.
+    pub doc: Option<String>,
+    /// The whole parameter.
+    pub span: Span,
+}
+
+/// A type as written in a declaration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeExpr {
+    /// What type.
+    pub kind: TypeExprKind,
+    /// Written with a trailing `?`.
+    pub optional: bool,
+    /// The whole type.
+    pub span: Span,
+}
+
+/// The shapes of written types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TypeExprKind {
+    /// `String`, `Text(max: 4096)`, or a declared record type.
+    Named {
+        /// The type's name.
+        name: Ident,
+        /// `(key: N, ...)` arguments.
+        args: Vec<(Ident, i64)>,
+    },
+    /// `[T]`.
+    List(Box<TypeExpr>),
+    /// `{ field: T, ... }`.
+    Record(Vec<FieldDecl>),
+}
+
+/// `{ statements }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    /// The statements in order.
+    pub stmts: Vec<Stmt>,
+    /// From `{` to `}`.
+    pub span: Span,
+}
+
+/// A statement with its optional `retry` and `catch` clauses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stmt {
+    /// What the statement does.
+    pub kind: StmtKind,
+    /// `retry N times every D backoff F`.
+    pub retry: Option<Retry>,
+    /// `catch [KINDS] NAME { }` clauses, in order.
+    pub catches: Vec<Catch>,
+    /// The statement without its clauses.
+    pub span: Span,
+}
+
+/// The kinds of statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StmtKind {
+    /// `let NAME = EXPR`.
+    Let {
+        /// The bound name.
+        name: Ident,
+        /// Its value.
+        value: Expr,
+    },
+    /// `if COND { } else ...`.
+    If {
+        /// The condition.
+        cond: Expr,
+        /// Runs when the condition holds.
+        then: Block,
+        /// Runs otherwise: a block, or an `else if` as a block of one `if`.
+        otherwise: Option<Block>,
+    },
+    /// `branch EXPR { arms }`.
+    Branch {
+        /// The value matched against the arms.
+        scrutinee: Expr,
+        /// The arms in order; the first match runs.
+        arms: Vec<Arm>,
+    },
+    /// `delay DURATION`.
+    Delay(Expr),
+    /// `delay until DATETIME`.
+    DelayUntil(Expr),
+    /// `stop`: ends the run successfully.
+    Stop,
+    /// `fail MESSAGE`: ends the run with an error.
+    Fail(Expr),
+    /// An action call.
+    Call(Call),
+}
+
+/// `PATTERNS => BODY` in a branch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arm {
+    /// Alternatives; the arm matches when any does.
+    pub patterns: Vec<Pattern>,
+    /// What runs.
+    pub body: Block,
+    /// The whole arm.
+    pub span: Span,
+}
+
+/// One alternative of a branch arm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pattern {
+    /// What it matches.
+    pub kind: PatternKind,
+    /// Where it is written.
+    pub span: Span,
+}
+
+/// The kinds of pattern.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PatternKind {
+    /// `_`: matches anything.
+    Wildcard,
+    /// A literal matched by equality.
+    Literal(Expr),
+    /// `matches /regex/`: matches strings the regular expression finds a match in.
+    Regex(String),
+    /// `contains "text"`: matches strings that contain the text.
+    Contains(String),
+}
+
+/// `retry N times every D backoff F`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retry {
+    /// How many retries after the first attempt.
+    pub times: i64,
+    /// Span of the count.
+    pub times_span: Span,
+    /// Wait before the first retry, in milliseconds.
+    pub every_ms: u64,
+    /// Span of the interval.
+    pub every_span: Span,
+    /// Factor applied to the wait after each retry (1 when not written).
+    pub backoff: Option<(f64, Span)>,
+    /// The whole clause.
+    pub span: Span,
+}
+
+/// `catch [KIND | ...] NAME { }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Catch {
+    /// The kinds caught; empty catches every kind.
+    pub kinds: Vec<Ident>,
+    /// The variable holding the error.
+    pub binding: Ident,
+    /// What runs.
+    pub body: Block,
+    /// The whole clause.
+    pub span: Span,
+}
+
+/// An action call: `name(positional, name: value)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    /// The qualified action name.
+    pub name: Ident,
+    /// Arguments in order.
+    pub args: Vec<Arg>,
+    /// The whole call.
+    pub span: Span,
+}
+
+/// One argument of a call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arg {
+    /// The parameter name, for named arguments.
+    pub name: Option<Ident>,
+    /// The value.
+    pub value: Expr,
+}
+
+/// An expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    /// What kind.
+    pub kind: ExprKind,
+    /// Where.
+    pub span: Span,
+}
+
+/// The kinds of expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    /// A string literal, possibly with `{interpolations}`.
+    Str(Vec<StrPart>),
+    /// An integer.
+    Int(i64),
+    /// A decimal number.
+    Float(f64),
+    /// `true` or `false`.
+    Bool(bool),
+    /// `none`.
+    None,
+    /// A duration literal, in milliseconds.
+    Duration(u64),
+    /// `[a, b]`.
+    List(Vec<Expr>),
+    /// `{ key: value }`.
+    Record(Vec<(Ident, Expr)>),
+    /// A variable.
+    Var(Ident),
+    /// `value.field`.
+    Field(Box<Expr>, Ident),
+    /// An action call used as a value.
+    Call(Call),
+    /// `not x`, `-x`.
+    Unary(UnaryOp, Box<Expr>),
+    /// `a + b`, `a == b`, ...
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+}
+
+impl ExprKind {
+    /// The text of a string literal without interpolations.
+    pub fn as_plain_str(&self) -> Option<String> {
+        match self {
+            ExprKind::Str(parts) => parts
+                .iter()
+                .map(|p| match p {
+                    StrPart::Text(t) => Some(t.as_str()),
+                    StrPart::Expr(_) => None,
+                })
+                .collect(),
+            _ => None,
+        }
+    }
+}
+
+/// A piece of a string literal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StrPart {
+    /// Literal text, escapes resolved.
+    Text(String),
+    /// `{expression}`.
+    Expr(Expr),
+}
+
+/// Prefix operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnaryOp {
+    /// `not`.
+    Not,
+    /// `-`.
+    Neg,
+}
+
+/// Infix operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `??`: the left value, or the right one when the left is `none`.
+    Default,
+    /// `or`.
+    Or,
+    /// `and`.
+    And,
+    /// `==`.
+    Eq,
+    /// `!=`.
+    Ne,
+    /// `<`.
+    Lt,
+    /// `<=`.
+    Le,
+    /// `>`.
+    Gt,
+    /// `>=`.
+    Ge,
+    /// `+`.
+    Add,
+    /// `-`.
+    Sub,
+    /// `*`.
+    Mul,
+    /// `/`.
+    Div,
+    /// `contains`.
+    Contains,
+}
+
+impl BinaryOp {
+    /// Binding strength; higher binds tighter. All operators associate left.
+    pub fn precedence(self) -> u8 {
+        match self {
+            BinaryOp::Default => 0,
+            BinaryOp::Or => 1,
+            BinaryOp::And => 2,
+            BinaryOp::Eq
+            | BinaryOp::Ne
+            | BinaryOp::Lt
+            | BinaryOp::Le
+            | BinaryOp::Gt
+            | BinaryOp::Ge
+            | BinaryOp::Contains => 3,
+            BinaryOp::Add | BinaryOp::Sub => 4,
+            BinaryOp::Mul | BinaryOp::Div => 5,
+        }
+    }
+
+    /// The operator as written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Default => "??",
+            BinaryOp::Or => "or",
+            BinaryOp::And => "and",
+            BinaryOp::Eq => "==",
+            BinaryOp::Ne => "!=",
+            BinaryOp::Lt => "<",
+            BinaryOp::Le => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::Ge => ">=",
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::Contains => "contains",
+        }
+    }
+}

@@ -1,0 +1,1022 @@
+//! From text to the spanned AST: runs the pest grammar item by item, turns
+//! pairs into nodes, and turns pest's errors into plain-word diagnostics.
+//!
+//! Items are parsed one at a time so that a syntax error in one flow or
+//! declaration does not hide the errors of the next: after an error the parser
+//! skips to the next line that starts a top-level item.
+
+use pest::iterators::Pair;
+use pest::Parser;
+use pest_derive::Parser;
+
+use super::ast::*;
+use super::expected;
+use super::nesting::{self, MAX_NESTING};
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::source::{FileId, Span};
+
+#[derive(Parser)]
+#[grammar = "../grammar/flow.pest"]
+pub(crate) struct FlowParser;
+
+/// Most operators one expression may chain; deeper trees would make every
+/// later pass recurse as deep.
+const MAX_OPERATORS: usize = 256;
+
+/// Parses one file. Always returns a module (with the items that parsed) and
+/// the syntax diagnostics; it never panics, whatever the input.
+pub fn parse_module(file: FileId, text: &str) -> (Module, Diagnostics) {
+    let mut diagnostics = Diagnostics::new();
+    let mut module = Module::default();
+
+    if let Some(offset) = nesting::too_deep_at(text) {
+        let end = next_char_boundary(text, offset);
+        diagnostics.push(
+            Diagnostic::new(
+                Code::NestingTooDeep,
+                format!("brackets nest more than {MAX_NESTING} levels deep"),
+            )
+            .with_label(Span::new(file, offset, end), "this one is too deep")
+            .with_help("split the expression: bind inner parts to names with `let` first"),
+        );
+        return (module, diagnostics);
+    }
+
+    // Error detail makes pest record the literal tokens it expected (`)`,
+    // `=>`), which the messages name. It is a process-wide switch.
+    pest::set_error_detail(true);
+    let mut pos = skip_trivia(text, 0);
+    while pos < text.len() {
+        match FlowParser::parse(Rule::item_at, &text[pos..]) {
+            Ok(pairs) => {
+                let mut end = pos;
+                let mut builder = Builder {
+                    file,
+                    text,
+                    offset: pos,
+                    diagnostics: &mut diagnostics,
+                };
+                for pair in pairs {
+                    end = pos + pair.as_span().end();
+                    for inner in pair.into_inner() {
+                        if let Some(item) = builder.item(inner) {
+                            module.items.push(item);
+                        }
+                    }
+                }
+                // An item always consumes text, but guard against a loop.
+                pos = skip_trivia(text, end.max(pos + 1));
+            }
+            Err(error) => {
+                let diagnostic = expected::syntax_error(file, text, pos, &error);
+                let at = diagnostic.span().map_or(pos, |s| s.start as usize);
+                diagnostics.push(diagnostic);
+                pos = skip_trivia(text, next_item_start(text, at));
+            }
+        }
+    }
+    (module, diagnostics)
+}
+
+fn next_char_boundary(text: &str, offset: usize) -> usize {
+    text[offset..]
+        .chars()
+        .next()
+        .map_or(offset, |c| offset + c.len_utf8())
+}
+
+/// Skips whitespace and `#` comments from `pos`.
+fn skip_trivia(text: &str, mut pos: usize) -> usize {
+    let bytes = text.as_bytes();
+    while pos < bytes.len() {
+        match bytes[pos] {
+            b' ' | b'\t' | b'\r' | b'\n' => pos += 1,
+            b'#' => {
+                pos = text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1);
+            }
+            _ if text[pos..].starts_with('\u{FEFF}') => pos += '\u{FEFF}'.len_utf8(),
+            _ => break,
+        }
+    }
+    pos
+}
+
+/// The start of the first line after `at` that begins (in column 1) with a
+/// keyword that starts a top-level item, or the end of the text.
+fn next_item_start(text: &str, at: usize) -> usize {
+    let mut line_start = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+    while line_start < text.len() {
+        let line = &text[line_start..];
+        let starts_item = ["flow", "trigger", "action", "type", "error"]
+            .iter()
+            .any(|kw| {
+                line.strip_prefix(kw)
+                    .is_some_and(|rest| rest.starts_with([' ', '\t']))
+            })
+            || line.starts_with('@');
+        if starts_item {
+            return line_start;
+        }
+        line_start = text[line_start..]
+            .find('\n')
+            .map_or(text.len(), |i| line_start + i + 1);
+    }
+    text.len()
+}
+
+/// The `##` documentation lines directly above the line that holds `start`.
+pub(crate) fn doc_above(text: &str, start: usize) -> Option<String> {
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let mut lines = Vec::new();
+    let mut cursor = line_start;
+    while cursor > 0 {
+        let prev_start = text[..cursor - 1].rfind('\n').map_or(0, |i| i + 1);
+        let line = text[prev_start..cursor - 1].trim();
+        match line.strip_prefix("##") {
+            Some(doc) => lines.push(doc.strip_prefix(' ').unwrap_or(doc).trim_end()),
+            None => break,
+        }
+        cursor = prev_start;
+    }
+    if lines.is_empty() {
+        return None;
+    }
+    lines.reverse();
+    Some(lines.join("\n"))
+}
+
+/// Turns pairs of one item into AST nodes.
+struct Builder<'t, 'd> {
+    file: FileId,
+    text: &'t str,
+    /// Where the parsed slice starts in the file.
+    offset: usize,
+    diagnostics: &'d mut Diagnostics,
+}
+
+impl Builder<'_, '_> {
+    /// The pair's span without the whitespace and comments pest's implicit
+    /// trivia leaves at its end, so labels underline only the code.
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let s = pair.as_span();
+        let trimmed = trim_trivia_end(s.as_str());
+        Span::new(
+            self.file,
+            self.offset + s.start(),
+            self.offset + s.start() + trimmed.len(),
+        )
+    }
+
+    fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
+        Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
+    }
+
+    fn doc(&self, span: Span) -> Option<String> {
+        doc_above(self.text, span.start as usize)
+    }
+
+    fn invalid_literal(&mut self, span: Span, message: String, label: &str, help: &str) {
+        self.diagnostics.push(
+            Diagnostic::new(Code::InvalidLiteral, message)
+                .with_label(span, label)
+                .with_help(help),
+        );
+    }
+
+    fn item(&mut self, pair: Pair<'_, Rule>) -> Option<Item> {
+        match pair.as_rule() {
+            Rule::flow_def => Some(Item::Flow(self.flow(pair))),
+            Rule::declaration => Some(Item::Declaration(self.declaration(pair))),
+            _ => None,
+        }
+    }
+
+    fn flow(&mut self, pair: Pair<'_, Rule>) -> Flow {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        inner.next(); // `flow`
+        let name = inner.next().map(|p| self.ident(p));
+        let handlers = inner.map(|p| self.handler(p)).collect();
+        Flow {
+            name: name.unwrap_or_else(|| missing_ident(span)),
+            handlers,
+            span,
+        }
+    }
+
+    fn handler(&mut self, pair: Pair<'_, Rule>) -> Handler {
+        let span = self.span(&pair);
+        let mut trigger = None;
+        let mut binding = None;
+        let mut body = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::qualified_name => trigger = Some(self.ident(p)),
+                Rule::ident => binding = Some(self.ident(p)),
+                Rule::block => body = Some(self.block(p)),
+                _ => {}
+            }
+        }
+        Handler {
+            trigger: trigger.unwrap_or_else(|| missing_ident(span)),
+            binding: binding.unwrap_or_else(|| missing_ident(span)),
+            body: body.unwrap_or_else(|| empty_block(span)),
+            span,
+        }
+    }
+
+    fn declaration(&mut self, pair: Pair<'_, Rule>) -> Declaration {
+        let span = self.span(&pair);
+        let doc = self.doc(span);
+        let mut attributes = Vec::new();
+        let mut kind = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::attribute => attributes.push(self.attribute(p)),
+                Rule::trigger_decl => {
+                    let mut inner = p.into_inner();
+                    inner.next(); // `trigger`
+                    let name = inner.next().map(|p| self.ident(p));
+                    let fields = inner.map(|p| self.field_decl(p)).collect();
+                    kind = Some(DeclarationKind::Trigger {
+                        name: name.unwrap_or_else(|| missing_ident(span)),
+                        fields,
+                    });
+                }
+                Rule::action_decl => kind = Some(self.action_decl(p, span)),
+                Rule::type_decl => {
+                    let mut inner = p.into_inner();
+                    inner.next(); // `type`
+                    let name = inner.next().map(|p| self.ident(p));
+                    let fields = inner.map(|p| self.field_decl(p)).collect();
+                    kind = Some(DeclarationKind::Type {
+                        name: name.unwrap_or_else(|| missing_ident(span)),
+                        fields,
+                    });
+                }
+                Rule::error_decl => {
+                    let name = p.into_inner().nth(1).map(|p| self.ident(p));
+                    kind = Some(DeclarationKind::Error {
+                        name: name.unwrap_or_else(|| missing_ident(span)),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Declaration {
+            attributes,
+            doc,
+            kind: kind.unwrap_or_else(|| DeclarationKind::Error {
+                name: missing_ident(span),
+            }),
+            span,
+        }
+    }
+
+    fn attribute(&mut self, pair: Pair<'_, Rule>) -> Attribute {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut args = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::name => name = Some(self.ident(p)),
+                Rule::attribute_args => args = p.into_inner().map(|a| self.ident(a)).collect(),
+                _ => {}
+            }
+        }
+        Attribute {
+            name: name.unwrap_or_else(|| missing_ident(span)),
+            args,
+            span,
+        }
+    }
+
+    fn action_decl(&mut self, pair: Pair<'_, Rule>, span: Span) -> DeclarationKind {
+        let mut name = None;
+        let mut params = Vec::new();
+        let mut returns = None;
+        let mut raises = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::qualified_name => name = Some(self.ident(p)),
+                Rule::params => params = p.into_inner().map(|p| self.param(p)).collect(),
+                Rule::returns => returns = p.into_inner().next().map(|t| self.type_expr(t)),
+                Rule::raises => {
+                    raises = p
+                        .into_inner()
+                        .filter(|p| p.as_rule() == Rule::name)
+                        .map(|p| self.ident(p))
+                        .collect()
+                }
+                _ => {}
+            }
+        }
+        DeclarationKind::Action {
+            name: name.unwrap_or_else(|| missing_ident(span)),
+            params,
+            returns,
+            raises,
+        }
+    }
+
+    fn param(&mut self, pair: Pair<'_, Rule>) -> Param {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = inner.next().map(|p| self.ident(p));
+        let ty = inner.next().map(|p| self.type_expr(p));
+        let default = inner.next().map(|p| self.expr_atom(p));
+        Param {
+            name: name.unwrap_or_else(|| missing_ident(span)),
+            ty: ty.unwrap_or_else(|| any_type(span)),
+            default,
+            doc: self.doc(span),
+            span,
+        }
+    }
+
+    fn field_decl(&mut self, pair: Pair<'_, Rule>) -> FieldDecl {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = inner.next().map(|p| self.ident(p));
+        let ty = inner.next().map(|p| self.type_expr(p));
+        FieldDecl {
+            name: name.unwrap_or_else(|| missing_ident(span)),
+            ty: ty.unwrap_or_else(|| any_type(span)),
+            doc: self.doc(span),
+            span,
+        }
+    }
+
+    fn type_expr(&mut self, pair: Pair<'_, Rule>) -> TypeExpr {
+        let span = self.span(&pair);
+        let mut optional = false;
+        let mut kind = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::optional => optional = true,
+                Rule::list_type => {
+                    let inner = p.into_inner().next().map(|t| self.type_expr(t));
+                    kind = Some(TypeExprKind::List(Box::new(
+                        inner.unwrap_or_else(|| any_type(span)),
+                    )));
+                }
+                Rule::record_type => {
+                    kind = Some(TypeExprKind::Record(
+                        p.into_inner().map(|f| self.field_decl(f)).collect(),
+                    ));
+                }
+                Rule::named_type => {
+                    let mut inner = p.into_inner();
+                    let name = inner.next().map(|n| self.ident(n));
+                    let args = inner
+                        .filter_map(|arg| {
+                            let mut parts = arg.into_inner();
+                            let key = self.ident(parts.next()?);
+                            let value = parts.next()?;
+                            let number = self.int(&value)?;
+                            Some((key, number))
+                        })
+                        .collect();
+                    kind = Some(TypeExprKind::Named {
+                        name: name.unwrap_or_else(|| missing_ident(span)),
+                        args,
+                    });
+                }
+                _ => {}
+            }
+        }
+        TypeExpr {
+            kind: kind.unwrap_or_else(|| any_type(span).kind),
+            optional,
+            span,
+        }
+    }
+
+    fn block(&mut self, pair: Pair<'_, Rule>) -> Block {
+        let span = self.span(&pair);
+        let stmts = pair.into_inner().map(|p| self.stmt(p)).collect();
+        Block { stmts, span }
+    }
+
+    fn stmt(&mut self, pair: Pair<'_, Rule>) -> Stmt {
+        let mut kind = None;
+        let mut span = self.span(&pair);
+        let mut retry = None;
+        let mut catches = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::retry_clause => retry = self.retry(p),
+                Rule::catch_clause => catches.push(self.catch(p)),
+                _ => {
+                    span = self.span(&p);
+                    kind = Some(self.stmt_kind(p));
+                }
+            }
+        }
+        Stmt {
+            kind: kind.unwrap_or(StmtKind::Stop),
+            retry,
+            catches,
+            span,
+        }
+    }
+
+    fn stmt_kind(&mut self, pair: Pair<'_, Rule>) -> StmtKind {
+        let span = self.span(&pair);
+        match pair.as_rule() {
+            Rule::let_stmt => {
+                let mut inner = pair.into_inner().skip(1);
+                let name = inner.next().map(|p| self.ident(p));
+                let value = inner.next().map(|p| self.expr(p));
+                StmtKind::Let {
+                    name: name.unwrap_or_else(|| missing_ident(span)),
+                    value: value.unwrap_or_else(|| none_expr(span)),
+                }
+            }
+            Rule::if_stmt => self.if_stmt(pair),
+            Rule::branch_stmt => {
+                let mut inner = pair.into_inner().skip(1);
+                let scrutinee = inner.next().map(|p| self.expr(p));
+                let arms = inner.map(|p| self.arm(p)).collect();
+                StmtKind::Branch {
+                    scrutinee: scrutinee.unwrap_or_else(|| none_expr(span)),
+                    arms,
+                }
+            }
+            Rule::delay_stmt => {
+                let target = pair.into_inner().nth(1);
+                match target {
+                    Some(p) if p.as_rule() == Rule::delay_until => {
+                        let at = p.into_inner().nth(1).map(|e| self.expr(e));
+                        StmtKind::DelayUntil(at.unwrap_or_else(|| none_expr(span)))
+                    }
+                    Some(p) => StmtKind::Delay(self.expr(p)),
+                    None => StmtKind::Delay(none_expr(span)),
+                }
+            }
+            Rule::stop_stmt => StmtKind::Stop,
+            Rule::fail_stmt => {
+                let message = pair.into_inner().nth(1).map(|p| self.expr(p));
+                StmtKind::Fail(message.unwrap_or_else(|| none_expr(span)))
+            }
+            Rule::call => StmtKind::Call(self.call(pair)),
+            _ => StmtKind::Stop,
+        }
+    }
+
+    fn if_stmt(&mut self, pair: Pair<'_, Rule>) -> StmtKind {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner().skip(1);
+        let cond = inner.next().map(|p| self.expr(p));
+        let then = inner.next().map(|p| self.block(p));
+        let otherwise = inner.next().and_then(|else_clause| {
+            let branch = else_clause.into_inner().nth(1)?;
+            Some(match branch.as_rule() {
+                Rule::if_stmt => {
+                    let nested_span = self.span(&branch);
+                    let kind = self.if_stmt(branch);
+                    Block {
+                        stmts: vec![Stmt {
+                            kind,
+                            retry: None,
+                            catches: Vec::new(),
+                            span: nested_span,
+                        }],
+                        span: nested_span,
+                    }
+                }
+                _ => self.block(branch),
+            })
+        });
+        StmtKind::If {
+            cond: cond.unwrap_or_else(|| none_expr(span)),
+            then: then.unwrap_or_else(|| empty_block(span)),
+            otherwise,
+        }
+    }
+
+    fn arm(&mut self, pair: Pair<'_, Rule>) -> Arm {
+        let span = self.span(&pair);
+        let mut patterns = Vec::new();
+        let mut body = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::patterns => patterns = p.into_inner().map(|p| self.pattern(p)).collect(),
+                Rule::block => body = Some(self.block(p)),
+                Rule::stmt => {
+                    let stmt = self.stmt(p);
+                    body = Some(Block {
+                        span: stmt.span,
+                        stmts: vec![stmt],
+                    });
+                }
+                _ => {}
+            }
+        }
+        Arm {
+            patterns,
+            body: body.unwrap_or_else(|| empty_block(span)),
+            span,
+        }
+    }
+
+    fn pattern(&mut self, pair: Pair<'_, Rule>) -> Pattern {
+        let span = self.span(&pair);
+        let kind = match pair.as_rule() {
+            Rule::wildcard => PatternKind::Wildcard,
+            Rule::matches_pat => PatternKind::Regex(
+                pair.into_inner()
+                    .nth(1)
+                    .and_then(|regex| regex.into_inner().next())
+                    .map(|body| body.as_str().replace("\\/", "/"))
+                    .unwrap_or_default(),
+            ),
+            Rule::contains_pat => {
+                let text = pair
+                    .into_inner()
+                    .nth(1)
+                    .map(|s| self.expr_atom(s))
+                    .and_then(|e| e.kind.as_plain_str());
+                PatternKind::Contains(text.unwrap_or_default())
+            }
+            _ => PatternKind::Literal(self.expr_atom(pair)),
+        };
+        Pattern { kind, span }
+    }
+
+    fn retry(&mut self, pair: Pair<'_, Rule>) -> Option<Retry> {
+        let span = self.span(&pair);
+        let mut times = None;
+        let mut every = None;
+        let mut backoff = None;
+        let mut after_backoff = false;
+        for p in pair.into_inner() {
+            let p_span = self.span(&p);
+            match p.as_rule() {
+                Rule::kw_backoff => after_backoff = true,
+                Rule::int | Rule::float if after_backoff => {
+                    backoff = Some((p.as_str().parse::<f64>().ok()?, p_span))
+                }
+                Rule::int => times = Some((self.int(&p)?, p_span)),
+                Rule::duration => every = Some((self.duration(&p)?, p_span)),
+                _ => {}
+            }
+        }
+        let (times, times_span) = times?;
+        let (every_ms, every_span) = every?;
+        Some(Retry {
+            times,
+            times_span,
+            every_ms,
+            every_span,
+            backoff,
+            span,
+        })
+    }
+
+    fn catch(&mut self, pair: Pair<'_, Rule>) -> Catch {
+        let span = self.span(&pair);
+        let mut kinds = Vec::new();
+        let mut binding = None;
+        let mut body = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::error_kinds => kinds = p.into_inner().map(|k| self.ident(k)).collect(),
+                Rule::ident => binding = Some(self.ident(p)),
+                Rule::block => body = Some(self.block(p)),
+                _ => {}
+            }
+        }
+        Catch {
+            kinds,
+            binding: binding.unwrap_or_else(|| missing_ident(span)),
+            body: body.unwrap_or_else(|| empty_block(span)),
+            span,
+        }
+    }
+
+    fn call(&mut self, pair: Pair<'_, Rule>) -> Call {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = inner.next().map(|p| self.ident(p));
+        let args = inner
+            .map(|arg| {
+                let mut name = None;
+                let mut value = None;
+                for p in arg.into_inner() {
+                    match p.as_rule() {
+                        Rule::name => name = Some(self.ident(p)),
+                        _ => value = Some(self.expr(p)),
+                    }
+                }
+                Arg {
+                    name,
+                    value: value.unwrap_or_else(|| none_expr(span)),
+                }
+            })
+            .collect();
+        Call {
+            name: name.unwrap_or_else(|| missing_ident(span)),
+            args,
+            span,
+        }
+    }
+
+    /// `expr = operand (infix operand)*`, folded by precedence without
+    /// recursion so long chains cannot exhaust the stack.
+    fn expr(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let span = self.span(&pair);
+        let mut operands: Vec<Expr> = Vec::new();
+        let mut operators: Vec<BinaryOp> = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::operand => operands.push(self.operand(p)),
+                rule => {
+                    if let Some(op) = binary_op(rule) {
+                        operators.push(op);
+                    }
+                }
+            }
+        }
+        if operators.len() > MAX_OPERATORS {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Code::NestingTooDeep,
+                    format!(
+                        "expression chains {} operators; at most {MAX_OPERATORS} are allowed",
+                        operators.len()
+                    ),
+                )
+                .with_label(span, "this expression is too long")
+                .with_help("split the expression: bind parts to names with `let` first"),
+            );
+            return none_expr(span);
+        }
+        fold_binary(operands, operators).unwrap_or_else(|| none_expr(span))
+    }
+
+    fn operand(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let mut prefixes = Vec::new();
+        let mut value = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::op_not => prefixes.push((UnaryOp::Not, self.span(&p))),
+                Rule::op_neg => prefixes.push((UnaryOp::Neg, self.span(&p))),
+                _ => value = Some(self.postfix(p)),
+            }
+        }
+        let mut expr = match value {
+            Some(v) => v,
+            None => return none_expr(Span::new(self.file, self.offset, self.offset)),
+        };
+        for (op, op_span) in prefixes.into_iter().rev() {
+            let span = op_span.to(expr.span);
+            expr = Expr {
+                kind: ExprKind::Unary(op, Box::new(expr)),
+                span,
+            };
+        }
+        expr
+    }
+
+    fn postfix(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let mut inner = pair.into_inner();
+        let mut expr = match inner.next() {
+            Some(p) => self.primary(p),
+            None => return none_expr(Span::new(self.file, self.offset, self.offset)),
+        };
+        for access in inner {
+            if let Some(name) = access.into_inner().next() {
+                let field = self.ident(name);
+                let span = expr.span.to(field.span);
+                expr = Expr {
+                    kind: ExprKind::Field(Box::new(expr), field),
+                    span,
+                };
+            }
+        }
+        expr
+    }
+
+    fn primary(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let span = self.span(&pair);
+        match pair.as_rule() {
+            Rule::call => Expr {
+                kind: ExprKind::Call(self.call(pair)),
+                span,
+            },
+            Rule::list => Expr {
+                kind: ExprKind::List(pair.into_inner().map(|p| self.expr(p)).collect()),
+                span,
+            },
+            Rule::record => {
+                let fields = pair
+                    .into_inner()
+                    .filter_map(|field| {
+                        let mut parts = field.into_inner();
+                        let key = parts.next()?;
+                        let key = if key.as_rule() == Rule::string {
+                            let key_span = self.span(&key);
+                            let text = self.expr_atom(key).kind.as_plain_str()?;
+                            Ident {
+                                name: text,
+                                span: key_span,
+                            }
+                        } else {
+                            self.ident(key)
+                        };
+                        let value = self.expr(parts.next()?);
+                        Some((key, value))
+                    })
+                    .collect();
+                Expr {
+                    kind: ExprKind::Record(fields),
+                    span,
+                }
+            }
+            Rule::ident => Expr {
+                kind: ExprKind::Var(self.ident(pair)),
+                span,
+            },
+            Rule::paren => match pair.into_inner().next() {
+                Some(inner) => {
+                    let mut expr = self.expr(inner);
+                    expr.span = span;
+                    expr
+                }
+                None => none_expr(span),
+            },
+            _ => self.expr_atom(pair),
+        }
+    }
+
+    /// Literals: numbers, durations, strings, booleans, `none`.
+    fn expr_atom(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let span = self.span(&pair);
+        let kind = match pair.as_rule() {
+            Rule::int => self.int(&pair).map_or(ExprKind::None, ExprKind::Int),
+            Rule::float => match pair.as_str().parse::<f64>() {
+                Ok(value) if value.is_finite() => ExprKind::Float(value),
+                _ => {
+                    self.invalid_literal(
+                        span,
+                        "number is too large".into(),
+                        "out of range",
+                        "use a smaller number",
+                    );
+                    ExprKind::None
+                }
+            },
+            Rule::duration => self
+                .duration(&pair)
+                .map_or(ExprKind::None, ExprKind::Duration),
+            Rule::boolean => ExprKind::Bool(pair.as_str() == "true"),
+            Rule::none => ExprKind::None,
+            Rule::string => ExprKind::Str(self.string(pair)),
+            _ => ExprKind::None,
+        };
+        Expr { kind, span }
+    }
+
+    fn int(&mut self, pair: &Pair<'_, Rule>) -> Option<i64> {
+        match pair.as_str().parse::<i64>() {
+            Ok(value) => Some(value),
+            Err(_) => {
+                let span = self.span(pair);
+                self.invalid_literal(
+                    span,
+                    "whole number is too large".into(),
+                    "larger than 9223372036854775807",
+                    "use a smaller number",
+                );
+                None
+            }
+        }
+    }
+
+    /// Parses `1h30m` into milliseconds.
+    fn duration(&mut self, pair: &Pair<'_, Rule>) -> Option<u64> {
+        let text = pair.as_str();
+        let mut total: u64 = 0;
+        let mut number: u64 = 0;
+        let mut overflow = false;
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if let Some(digit) = c.to_digit(10) {
+                match number
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(digit as u64))
+                {
+                    Some(n) => number = n,
+                    None => overflow = true,
+                }
+                continue;
+            }
+            let unit_ms: u64 = match c {
+                'm' if chars.peek() == Some(&'s') => {
+                    chars.next();
+                    1
+                }
+                's' => 1_000,
+                'm' => 60_000,
+                'h' => 3_600_000,
+                'd' => 86_400_000,
+                'w' => 604_800_000,
+                _ => 0,
+            };
+            match number
+                .checked_mul(unit_ms)
+                .and_then(|n| total.checked_add(n))
+            {
+                Some(t) => total = t,
+                None => overflow = true,
+            }
+            number = 0;
+        }
+        if overflow {
+            let span = self.span(pair);
+            self.invalid_literal(
+                span,
+                "duration is too long".into(),
+                "out of range",
+                "durations can be at most about 584 million years; use a smaller one",
+            );
+            return None;
+        }
+        Some(total)
+    }
+
+    fn string(&mut self, pair: Pair<'_, Rule>) -> Vec<StrPart> {
+        let mut parts: Vec<StrPart> = Vec::new();
+        let mut text = String::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::str_text => text.push_str(p.as_str()),
+                Rule::str_escape => {
+                    if let Some(c) = self.escape(&p) {
+                        text.push(c);
+                    }
+                }
+                Rule::interpolation => {
+                    if !text.is_empty() {
+                        parts.push(StrPart::Text(std::mem::take(&mut text)));
+                    }
+                    if let Some(inner) = p.into_inner().next() {
+                        parts.push(StrPart::Expr(self.expr(inner)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !text.is_empty() || parts.is_empty() {
+            parts.push(StrPart::Text(text));
+        }
+        parts
+    }
+
+    fn escape(&mut self, pair: &Pair<'_, Rule>) -> Option<char> {
+        let raw = pair.as_str();
+        let c = match raw.as_bytes().get(1) {
+            Some(b'n') => '\n',
+            Some(b't') => '\t',
+            Some(b'r') => '\r',
+            Some(b'u') => {
+                let hex = raw.trim_start_matches("\\u{").trim_end_matches('}');
+                match u32::from_str_radix(hex, 16).ok().and_then(char::from_u32) {
+                    Some(c) => c,
+                    None => {
+                        let span = self.span(pair);
+                        self.invalid_literal(
+                            span,
+                            format!("`{raw}` is not a Unicode character"),
+                            "no such character",
+                            "write a Unicode scalar value in hex, e.g. `\\u{1F600}`",
+                        );
+                        return None;
+                    }
+                }
+            }
+            _ => raw.chars().nth(1)?,
+        };
+        Some(c)
+    }
+}
+
+/// `text` without trailing whitespace and `#` comments.
+fn trim_trivia_end(mut text: &str) -> &str {
+    loop {
+        text = text.trim_end();
+        let line_start = text.rfind('\n').map_or(0, |i| i + 1);
+        match comment_start(&text[line_start..]) {
+            Some(hash) => text = &text[..line_start + hash],
+            None => return text,
+        }
+    }
+}
+
+/// Where a `#` comment starts in one line, skipping `#` inside strings.
+fn comment_start(line: &str) -> Option<usize> {
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '#' if !in_string => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn binary_op(rule: Rule) -> Option<BinaryOp> {
+    Some(match rule {
+        Rule::op_default => BinaryOp::Default,
+        Rule::op_or => BinaryOp::Or,
+        Rule::op_and => BinaryOp::And,
+        Rule::op_eq => BinaryOp::Eq,
+        Rule::op_ne => BinaryOp::Ne,
+        Rule::op_lt => BinaryOp::Lt,
+        Rule::op_le => BinaryOp::Le,
+        Rule::op_gt => BinaryOp::Gt,
+        Rule::op_ge => BinaryOp::Ge,
+        Rule::op_add => BinaryOp::Add,
+        Rule::op_sub => BinaryOp::Sub,
+        Rule::op_mul => BinaryOp::Mul,
+        Rule::op_div => BinaryOp::Div,
+        Rule::op_contains => BinaryOp::Contains,
+        _ => return None,
+    })
+}
+
+/// Shunting-yard over `operands[0] op[0] operands[1] ...`, all operators left
+/// associative.
+fn fold_binary(operands: Vec<Expr>, operators: Vec<BinaryOp>) -> Option<Expr> {
+    let mut operands = operands.into_iter();
+    let mut output: Vec<Expr> = vec![operands.next()?];
+    let mut pending: Vec<BinaryOp> = Vec::new();
+    let reduce = |output: &mut Vec<Expr>, op: BinaryOp| -> Option<()> {
+        let right = output.pop()?;
+        let left = output.pop()?;
+        let span = left.span.to(right.span);
+        output.push(Expr {
+            kind: ExprKind::Binary(op, Box::new(left), Box::new(right)),
+            span,
+        });
+        Some(())
+    };
+    for op in operators {
+        while let Some(&top) = pending.last() {
+            if top.precedence() < op.precedence() {
+                break;
+            }
+            pending.pop();
+            reduce(&mut output, top)?;
+        }
+        pending.push(op);
+        output.push(operands.next()?);
+    }
+    while let Some(op) = pending.pop() {
+        reduce(&mut output, op)?;
+    }
+    output.pop()
+}
+
+fn missing_ident(span: Span) -> Ident {
+    Ident {
+        name: String::new(),
+        span,
+    }
+}
+
+fn empty_block(span: Span) -> Block {
+    Block {
+        stmts: Vec::new(),
+        span,
+    }
+}
+
+fn none_expr(span: Span) -> Expr {
+    Expr {
+        kind: ExprKind::None,
+        span,
+    }
+}
+
+fn any_type(span: Span) -> TypeExpr {
+    TypeExpr {
+        kind: TypeExprKind::Named {
+            name: Ident {
+                name: "Any".into(),
+                span,
+            },
+            args: Vec::new(),
+        },
+        optional: false,
+        span,
+    }
+}
