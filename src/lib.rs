@@ -6,5 +6,7 @@ pub mod config;
 pub mod diag;
 pub mod phone;
 pub mod project;
+pub mod providers;
+pub mod runtime;
 pub mod source;
 pub mod syntax;

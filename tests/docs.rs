@@ -14,7 +14,11 @@ fn rule_doc(code: Code) -> Option<String> {
     let lines: Vec<&str> = text
         .lines()
         .take_while(|l| l.starts_with("//!"))
-        .map(|l| l.trim_start_matches("//!").strip_prefix(' ').unwrap_or(l.trim_start_matches("//!")))
+        .map(|l| {
+            l.trim_start_matches("//!")
+                .strip_prefix(' ')
+                .unwrap_or(l.trim_start_matches("//!"))
+        })
         .collect();
     // The first paragraph repeats code and title; the rest is the explanation.
     let body: Vec<&str> = lines
@@ -51,7 +55,12 @@ fn generate() -> String {
         ));
     }
     for code in Code::ALL {
-        out.push_str(&format!("\n## {}\n\n`{}`: {}\n", code.as_str(), code.slug(), code.summary()));
+        out.push_str(&format!(
+            "\n## {}\n\n`{}`: {}\n",
+            code.as_str(),
+            code.slug(),
+            code.summary()
+        ));
         if let Some(doc) = rule_doc(*code).filter(|d| !d.trim().is_empty()) {
             out.push('\n');
             out.push_str(doc.trim_end());

@@ -551,6 +551,7 @@ impl<'a> FlowChecker<'a> {
             ExprKind::Float(_) => Ty::Float,
             ExprKind::Bool(_) => Ty::Bool,
             ExprKind::None => Ty::NoneValue,
+            ExprKind::Invalid => Ty::Unknown,
             ExprKind::Duration(_) => Ty::Duration,
             ExprKind::List(items) => {
                 let mut element: Option<Ty> = None;
@@ -862,11 +863,13 @@ impl<'a> FlowChecker<'a> {
                 &template_name,
                 call.name.span,
                 *n,
+                &[],
             )),
             (Placeholders::Named(names), None) => Some(rules::template_variables::missing(
                 &template_name,
                 call.name.span,
                 names.len(),
+                names,
             )),
             (Placeholders::Positional(n), Some(ExprKind::List(items))) if items.len() != *n => {
                 variables.map(|v| {

@@ -38,7 +38,9 @@ pub fn human(diagnostic: &Diagnostic, sources: &SourceMap, style: Style, width: 
     };
     let handler = GraphicalReportHandler::new_themed(theme)
         .with_links(false)
-        .with_width(width);
+        .with_width(width)
+        // Names like `berlin-office` must stay whole to be copied.
+        .with_word_splitter(textwrap::WordSplitter::NoHyphenation);
     let report = MietteView::new(diagnostic, sources);
     let mut out = String::new();
     if handler.render_report(&mut out, &report).is_err() {

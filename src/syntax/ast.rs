@@ -372,6 +372,9 @@ pub enum ExprKind {
     Unary(UnaryOp, Box<Expr>),
     /// `a + b`, `a == b`, ...
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// Stands where the parser already reported a mistake (a number out of
+    /// range, an expression too long), so later stages stay quiet about it.
+    Invalid,
 }
 
 impl ExprKind {

@@ -48,7 +48,14 @@ pub fn syntax_error(
     let at = at.min(text.len());
     let expected = join_words(words);
     let found = found_at(text, at);
-    let span = Span::new(file, at, at + found.len_bytes);
+    // At the end of the file there is nothing to underline: point at the
+    // last character instead, so the label is drawn.
+    let span = if found.len_bytes == 0 && at > 0 {
+        let last = text[..at].char_indices().next_back().map_or(0, |(i, _)| i);
+        Span::new(file, last, at)
+    } else {
+        Span::new(file, at, at + found.len_bytes)
+    };
     let (message, label) = if expected.is_empty() {
         (
             format!("unexpected {}", found.description),
@@ -152,6 +159,13 @@ fn join_words(words: BTreeSet<&'static str>) -> String {
     }
     if words.contains(&ARM) {
         words.retain(|w| !COVERED_BY_ARM.contains(w));
+    }
+    // A statement or a name may start with `_`; saying so adds nothing.
+    if words.contains(&"a statement") {
+        words.retain(|w| !matches!(*w, "a name" | "`_`" | "an action call"));
+    }
+    if words.contains(&"a name") {
+        words.retain(|w| *w != "`_`");
     }
     match words.len() {
         0 => String::new(),

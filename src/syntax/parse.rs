@@ -757,7 +757,7 @@ impl Builder<'_, '_> {
     fn expr_atom(&mut self, pair: Pair<'_, Rule>) -> Expr {
         let span = self.span(&pair);
         let kind = match pair.as_rule() {
-            Rule::int => self.int(&pair).map_or(ExprKind::None, ExprKind::Int),
+            Rule::int => self.int(&pair).map_or(ExprKind::Invalid, ExprKind::Int),
             Rule::float => match pair.as_str().parse::<f64>() {
                 Ok(value) if value.is_finite() => ExprKind::Float(value),
                 _ => {
@@ -776,7 +776,7 @@ impl Builder<'_, '_> {
             Rule::boolean => ExprKind::Bool(pair.as_str() == "true"),
             Rule::none => ExprKind::None,
             Rule::string => ExprKind::Str(self.string(pair)),
-            _ => ExprKind::None,
+            _ => ExprKind::Invalid,
         };
         Expr { kind, span }
     }
@@ -1000,9 +1000,11 @@ fn empty_block(span: Span) -> Block {
     }
 }
 
+/// An expression standing in for one the parser could not build; its
+/// mistake is already reported.
 fn none_expr(span: Span) -> Expr {
     Expr {
-        kind: ExprKind::None,
+        kind: ExprKind::Invalid,
         span,
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
+use flowc::check::Checked;
 use flowc::diag::render::{self, JsonDiagnostic, Style};
 use flowc::project::Project;
 
@@ -22,7 +23,7 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub enum Format {
     /// miette's report, in colour on a terminal.
     Human,
     /// One JSON object per diagnostic and line.
@@ -39,8 +40,29 @@ pub fn run(args: CheckArgs) -> ExitCode {
         Err(error) => return usage_error(&error),
     };
     let checked = compiler.check();
+    print_diagnostics(&checked, args.format);
+    if args.format == Format::Human {
+        say!(
+            "{}",
+            summary(
+                project.flows.len(),
+                checked.diagnostics.error_count(),
+                checked.diagnostics.warning_count()
+            )
+        );
+    }
+    if checked.diagnostics.has_errors() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Prints every diagnostic to stdout. A closed stdout (`| head`) is not an
+/// error: the exit code still tells the result.
+pub fn print_diagnostics(checked: &Checked, format: Format) {
     let mut out = std::io::stdout().lock();
-    let written = match args.format {
+    let _ = match format {
         Format::Json => checked.diagnostics.iter().try_for_each(|d| {
             let json = JsonDiagnostic::new(d, &checked.sources);
             serde_json::to_writer(&mut out, &json).map_err(std::io::Error::other)?;
@@ -54,33 +76,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 Style::Plain
             };
             let width = terminal_width();
-            checked
-                .diagnostics
-                .iter()
-                .try_for_each(|d| {
-                    out.write_all(render::human(d, &checked.sources, style, width).as_bytes())
-                })
-                .and_then(|()| {
-                    writeln!(
-                        out,
-                        "{}",
-                        summary(
-                            project.flows.len(),
-                            checked.diagnostics.error_count(),
-                            checked.diagnostics.warning_count()
-                        )
-                    )
-                })
+            checked.diagnostics.iter().try_for_each(|d| {
+                out.write_all(render::human(d, &checked.sources, style, width).as_bytes())
+            })
         }
     };
-    if written.is_err() {
-        // stdout closed (e.g. piped into `head`): the exit code still tells.
-    }
-    if checked.diagnostics.has_errors() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
 }
 
 fn summary(files: usize, errors: usize, warnings: usize) -> String {
@@ -106,7 +106,7 @@ fn terminal_width() -> usize {
         .unwrap_or(100)
 }
 
-fn usage_error(error: &dyn std::fmt::Display) -> ExitCode {
+pub fn usage_error(error: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("error: {error}");
     ExitCode::from(2)
 }

@@ -3,7 +3,17 @@
 //! Each subcommand has its own file. Exit codes: 0 success, 1 the flows have
 //! errors, 2 usage or I/O problems.
 
+/// `println!` that ignores a closed stdout (`flowc ... | head`): the exit
+/// code still tells the result, and a panic would hide it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod check;
+mod run;
 
 use std::process::ExitCode;
 
@@ -21,11 +31,14 @@ struct Cli {
 enum Command {
     /// Check flows for mistakes before anything runs (the linter).
     Check(check::CheckArgs),
+    /// Run one event through flows with the dry-run providers, printing each step.
+    Run(run::RunArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Run(args) => run::run(args),
     }
 }

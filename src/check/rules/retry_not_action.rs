@@ -16,7 +16,7 @@ pub fn diagnostic(span: Span, stmt: Span) -> Diagnostic {
         Code::RetryNotAction,
         "`retry` only applies to a single action call",
     )
-    .with_label(span, "this retry would repeat more than one action")
+    .with_label(span, "this retry would run the whole statement again")
     .with_secondary(stmt, "not a single action call")
     .with_help("attach `retry` to each action call that may fail, so nothing is sent twice")
 }

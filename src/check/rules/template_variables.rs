@@ -84,8 +84,15 @@ pub fn names(template: &str, span: Span, missing: &[&str], unknown: &[&str]) -> 
         .with_help("give exactly one value per named placeholder `{{name}}` of the template")
 }
 
-/// No variables passed to a template that has placeholders.
-pub fn missing(template: &str, span: Span, expected: usize) -> Diagnostic {
+/// No variables passed to a template that has placeholders; `named` lists
+/// its named placeholders (empty for positional ones).
+pub fn missing(template: &str, span: Span, expected: usize, named: &[String]) -> Diagnostic {
+    let help = if named.is_empty() {
+        "add `variables: [...]` with one value per placeholder, in order".to_string()
+    } else {
+        let fields: Vec<String> = named.iter().map(|n| format!("{n}: ...")).collect();
+        format!("add `variables: {{ {} }}`", fields.join(", "))
+    };
     base(
         template,
         span,
@@ -94,5 +101,5 @@ pub fn missing(template: &str, span: Span, expected: usize) -> Diagnostic {
             plural(expected, "placeholder")
         ),
     )
-    .with_help("add `variables: [...]` with one value per placeholder")
+    .with_help(help)
 }

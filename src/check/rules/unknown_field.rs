@@ -16,11 +16,17 @@ use crate::syntax::ast::Ident;
 
 /// `field` read on a value of type `on` that has `fields`.
 pub fn diagnostic(field: &Ident, on: &Ty, fields: &[&str]) -> Diagnostic {
+    let all = format!("{on} has {}", list_names(fields.iter().copied(), 12));
     let help = if fields.is_empty() {
         format!("{on} values have no fields")
     } else {
-        did_you_mean(&field.name, fields.iter().copied())
-            .unwrap_or_else(|| format!("{on} has {}", list_names(fields.iter().copied(), 12)))
+        match did_you_mean(&field.name, fields.iter().copied()) {
+            // The closest spelling is not always the field meant
+            // (`customer_number` is nearer `customer_name` than
+            // `customer_phone`), so the list follows.
+            Some(suggestion) => format!("{suggestion} {all}"),
+            None => all,
+        }
     };
     Diagnostic::new(
         Code::UnknownField,

@@ -1,0 +1,295 @@
+//! `flowc run`: runs one event through the flows of a file with the dry-run
+//! providers, printing each step, and waits out every delay (at once under
+//! `--virtual-time`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+use flowc::providers::console::Console;
+use flowc::providers::scripted_ai::ScriptedAi;
+use flowc::providers::{Clock, RunOutcome, SystemClock, VirtualClock};
+use flowc::runtime::{Engine, Event, Observer, RunEvent, RunStatus, Value};
+
+use crate::check::{print_diagnostics, usage_error, Format};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The .flow file (or folder) whose flows the event runs through.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// The event, as JSON: {"trigger": "call.ended", "fields": {...}}.
+    #[arg(long, value_name = "EVENT.json")]
+    event: PathBuf,
+    /// The project configuration; by default the flow.toml next to the flows.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Start the clock at this instant (RFC 3339), e.g. 2026-12-01T09:00:00+01:00.
+    #[arg(long, value_name = "RFC3339")]
+    now: Option<String>,
+    /// Fast-forward through waits instead of sleeping: a 7-day delay takes no time.
+    #[arg(long)]
+    virtual_time: bool,
+    /// Rules for the scripted AI (TOML); by default its built-in rules.
+    #[arg(long, value_name = "FILE")]
+    ai_rules: Option<PathBuf>,
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    let start = match args.now.as_deref().map(DateTime::parse_from_rfc3339) {
+        None => None,
+        Some(Ok(t)) => Some(t.with_timezone(&Utc)),
+        Some(Err(e)) => {
+            return usage_error(&format!("--now: {e}; write e.g. 2026-12-01T09:00:00+01:00"))
+        }
+    };
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all();
+    if args.virtual_time {
+        builder.start_paused(true);
+    }
+    let runtime = match builder.build() {
+        Ok(runtime) => runtime,
+        Err(e) => return usage_error(&format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(run_async(args, start))
+}
+
+async fn run_async(args: RunArgs, start: Option<DateTime<Utc>>) -> ExitCode {
+    let project = match flowc::project::Project::discover(
+        std::slice::from_ref(&args.file),
+        args.config.as_deref(),
+    ) {
+        Ok(project) => project,
+        Err(error) => return usage_error(&error),
+    };
+    let checked = match project.compiler() {
+        Ok(compiler) => compiler.check(),
+        Err(error) => return usage_error(&error),
+    };
+    if !checked.diagnostics.is_empty() {
+        print_diagnostics(&checked, Format::Human);
+    }
+    let Some(program) = checked.program else {
+        eprintln!("error: the flows have errors; nothing was run");
+        return ExitCode::from(1);
+    };
+    let event = match flowc::project::read_text(&args.event).map(|text| Event::from_json(&text)) {
+        Ok(Ok(event)) => event,
+        Ok(Err(error)) => return usage_error(&format!("{}: {error}", args.event.display())),
+        Err(error) => return usage_error(&error),
+    };
+    let ai = match &args.ai_rules {
+        Some(path) => match ScriptedAi::from_file(path) {
+            Ok(ai) => ai,
+            Err(error) => return usage_error(&error),
+        },
+        None => ScriptedAi::default(),
+    };
+    let clock: Arc<dyn Clock> = match (start, args.virtual_time) {
+        (Some(start), _) => Arc::new(VirtualClock::starting_at(start)),
+        (None, true) => Arc::new(VirtualClock::starting_at(Utc::now())),
+        (None, false) => Arc::new(SystemClock),
+    };
+    say!(
+        "flowc run: dry run: nothing is sent; AI answers come from the {}",
+        ai.describe()
+    );
+    let console = Arc::new(Console::stdout());
+    let trace = Trace::new(clock.clone());
+    let engine = Engine::builder()
+        .whatsapp(console.clone())
+        .notify(console.clone())
+        .log(console.clone())
+        .ai(ai)
+        .shared_clock(clock)
+        .observer(trace)
+        .build();
+    engine.load(program);
+    let mut reports = match engine.dispatch(event).await {
+        Ok(reports) => reports,
+        Err(error) => return usage_error(&error),
+    };
+    if reports.is_empty() {
+        say!("no flow in {} listens for this event", args.file.display());
+    }
+    match engine.run_until_idle().await {
+        Ok(more) => reports.extend(more),
+        Err(error) => return usage_error(&error),
+    }
+    let outcomes: Vec<&RunOutcome> = reports
+        .iter()
+        .filter_map(|r| match &r.status {
+            RunStatus::Finished(outcome) => Some(outcome),
+            RunStatus::Suspended(_) => None,
+        })
+        .collect();
+    let failed = outcomes
+        .iter()
+        .filter(|o| matches!(o, RunOutcome::Failed { .. }))
+        .count();
+    let stopped = outcomes
+        .iter()
+        .filter(|o| matches!(o, RunOutcome::Stopped))
+        .count();
+    let completed = outcomes.len() - failed - stopped;
+    let plural = |n: usize, word: &str| {
+        if n == 1 {
+            format!("1 {word}")
+        } else {
+            format!("{n} {word}s")
+        }
+    };
+    say!(
+        "\n{}: {completed} completed, {stopped} stopped, {failed} failed; {} would be sent",
+        plural(outcomes.len(), "run"),
+        plural(console.message_count() as usize, "message"),
+    );
+    if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Prints each step of each run with its (possibly virtual) time.
+struct Trace {
+    clock: Arc<dyn Clock>,
+    flows: Mutex<HashMap<String, String>>,
+}
+
+impl Trace {
+    fn new(clock: Arc<dyn Clock>) -> Self {
+        Trace {
+            clock,
+            flows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn line(&self, at: DateTime<Utc>, run: &str, text: &str) {
+        let flows = match self.flows.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let flow = flows.get(run).map_or(run, String::as_str);
+        say!("{}  {flow}: {text}", at.format("%Y-%m-%d %H:%M:%S UTC"));
+    }
+}
+
+impl Observer for Trace {
+    fn event(&self, event: &RunEvent<'_>) {
+        match event {
+            RunEvent::Started {
+                run,
+                flow,
+                trigger,
+                at,
+            } => {
+                if let Ok(mut flows) = self.flows.lock() {
+                    flows.insert(run.to_string(), flow.to_string());
+                }
+                self.line(*at, run, &format!("started by {trigger}"));
+            }
+            RunEvent::Action {
+                run,
+                action,
+                args,
+                at,
+            } => {
+                let args: Vec<String> = args
+                    .iter()
+                    .filter(|(_, v)| !v.is_none())
+                    .map(|(name, value)| format!("{name}: {}", show(value)))
+                    .collect();
+                self.line(*at, run, &format!("{action}({})", args.join(", ")));
+            }
+            RunEvent::ActionDone {
+                run,
+                action,
+                result,
+                at,
+            } => {
+                if !result.is_none() {
+                    self.line(*at, run, &format!("{action} returned {}", show(result)));
+                }
+            }
+            RunEvent::ActionFailed {
+                run,
+                action,
+                error,
+                at,
+            } => {
+                self.line(
+                    *at,
+                    run,
+                    &format!("{action} failed: {} ({error})", error.kind()),
+                );
+            }
+            RunEvent::Retry { run, attempt, at } => {
+                self.line(
+                    self.clock.now(),
+                    run,
+                    &format!("try {attempt} at {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
+                );
+            }
+            RunEvent::Caught { run, kind } => {
+                self.line(self.clock.now(), run, &format!("caught {kind}"))
+            }
+            RunEvent::Suspended { run, until } => {
+                let now = self.clock.now();
+                let wait = (*until - now)
+                    .to_std()
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                self.line(
+                    now,
+                    run,
+                    &format!(
+                        "waits {} until {}",
+                        flowc::runtime::format_duration(wait),
+                        until.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                );
+            }
+            RunEvent::Resumed { run, at } => self.line(*at, run, "goes on"),
+            RunEvent::Finished { run, outcome, at } => {
+                let text = match outcome {
+                    RunOutcome::Completed => "completed".to_string(),
+                    RunOutcome::Stopped => "stopped".to_string(),
+                    RunOutcome::Failed { kind, message } => format!("FAILED: {kind}: {message}"),
+                };
+                self.line(*at, run, &text);
+            }
+        }
+    }
+}
+
+/// A value as the trace shows it: strings quoted and cut when long.
+fn show(value: &Value) -> String {
+    match value {
+        Value::String(s) => {
+            let mut text: String = s.chars().take(80).collect();
+            if s.chars().count() > 80 {
+                text.push('…');
+            }
+            format!("{text:?}")
+        }
+        Value::List(items) => format!(
+            "[{}]",
+            items.iter().map(show).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Record(fields) => format!(
+            "{{ {} }}",
+            fields
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", show(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::None => "none".to_string(),
+        other => other.to_string(),
+    }
+}

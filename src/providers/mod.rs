@@ -1,0 +1,206 @@
+//! The engine's connections to the outside world, as traits: WhatsApp, AI,
+//! notifications, the clock, and the store. The same flow runs against the
+//! real HTTP APIs, against the dry-run console provider, and in tests against
+//! recording fakes with virtual time.
+
+pub mod clock;
+pub mod console;
+pub mod recording;
+pub mod scripted_ai;
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use clock::{Clock, SystemClock, VirtualClock};
+pub use store::{MemoryStore, RunOutcome, RunRecord, SentRecord, Store, StoreError, StoredRun};
+
+use crate::runtime::ActionError;
+
+/// A WhatsApp sender as the provider needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderRef {
+    /// The sender's name in flow.toml, e.g. `berlin-office`.
+    pub name: String,
+    /// Meta's ID of the business phone number.
+    pub phone_number_id: String,
+}
+
+/// The parameters of a template's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TemplateParameters {
+    /// For `{{1}}..{{n}}`, in order.
+    Positional(Vec<String>),
+    /// For named placeholders, in the template's order.
+    Named(Vec<(String, String)>),
+}
+
+impl TemplateParameters {
+    /// How many parameters.
+    pub fn len(&self) -> usize {
+        match self {
+            TemplateParameters::Positional(values) => values.len(),
+            TemplateParameters::Named(pairs) => pairs.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A template message, checked and ready to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateMessage {
+    /// From.
+    pub sender: SenderRef,
+    /// To, in E.164.
+    pub to: String,
+    /// The recipient's name, for personalization, if given.
+    pub recipient_name: Option<String>,
+    /// The approved template's name.
+    pub template: String,
+    /// Its language code, from the catalog.
+    pub language: String,
+    /// The body parameters.
+    pub parameters: TemplateParameters,
+    /// The catalog's body text with the parameters filled in, for dry runs
+    /// and logs; `None` when the catalog has no body.
+    pub preview: Option<String>,
+}
+
+/// A free-text message, checked and ready to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextMessage {
+    /// From.
+    pub sender: SenderRef,
+    /// To, in E.164.
+    pub to: String,
+    /// The text.
+    pub body: String,
+}
+
+/// What WhatsApp answered to a send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentMessage {
+    /// WhatsApp's message id (`wamid...`).
+    pub message_id: String,
+}
+
+/// A sender's state, as the provider sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderStatus {
+    /// Whether messages can be sent from it now.
+    pub online: bool,
+    /// The quality rating: `GREEN`, `YELLOW`, `RED` or `UNKNOWN`.
+    pub quality: String,
+    /// The provider's description, e.g. `CONNECTED`.
+    pub detail: String,
+}
+
+impl SenderStatus {
+    /// A connected sender with a green rating.
+    pub fn online() -> Self {
+        SenderStatus {
+            online: true,
+            quality: "GREEN".into(),
+            detail: "CONNECTED".into(),
+        }
+    }
+}
+
+/// Sends WhatsApp messages.
+#[async_trait]
+pub trait WhatsApp: Send + Sync {
+    /// Sends an approved template.
+    async fn send_template(&self, message: &TemplateMessage) -> Result<SentMessage, ActionError>;
+    /// Sends free text (inside the 24-hour window).
+    async fn send_text(&self, message: &TextMessage) -> Result<SentMessage, ActionError>;
+    /// Reads whether the sender is online.
+    async fn sender_status(&self, sender: &SenderRef) -> Result<SenderStatus, ActionError>;
+}
+
+/// A request to an AI assistant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiRequest {
+    /// The assistant's name in flow.toml.
+    pub assistant: String,
+    /// Its model, if configured.
+    pub model: Option<String>,
+    /// Its instructions (system prompt), if configured.
+    pub instructions: Option<String>,
+    /// The customer identifier: the provider finds or creates the
+    /// conversation for it and keeps its history.
+    pub customer: String,
+    /// The message to respond to.
+    pub message: String,
+    /// Context variables for this response.
+    pub variables: BTreeMap<String, String>,
+}
+
+/// The assistant's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiAnswer {
+    /// The generated text.
+    pub text: String,
+    /// The conversation it belongs to: the same for the same customer.
+    pub conversation_id: String,
+}
+
+/// Generates AI responses.
+#[async_trait]
+pub trait Ai: Send + Sync {
+    /// Answers `request.message` in the customer's conversation.
+    async fn generate_response(&self, request: &AiRequest) -> Result<AiAnswer, ActionError>;
+}
+
+/// Notifies the team (chat, e-mail, pager: the host decides).
+#[async_trait]
+pub trait Notify: Send + Sync {
+    /// Sends `message` to `channel`.
+    async fn notify(&self, channel: &str, message: &str) -> Result<(), ActionError>;
+}
+
+/// Where `log(...)` lines go.
+pub trait Log: Send + Sync {
+    /// Writes one line at `level` for the run of `flow`.
+    fn log(&self, flow: &str, level: &str, message: &str);
+}
+
+// Shared providers: one `Arc<Console>` can be the WhatsApp, notify and log
+// provider at once.
+#[async_trait]
+impl<T: WhatsApp + ?Sized> WhatsApp for std::sync::Arc<T> {
+    async fn send_template(&self, message: &TemplateMessage) -> Result<SentMessage, ActionError> {
+        (**self).send_template(message).await
+    }
+    async fn send_text(&self, message: &TextMessage) -> Result<SentMessage, ActionError> {
+        (**self).send_text(message).await
+    }
+    async fn sender_status(&self, sender: &SenderRef) -> Result<SenderStatus, ActionError> {
+        (**self).sender_status(sender).await
+    }
+}
+
+#[async_trait]
+impl<T: Ai + ?Sized> Ai for std::sync::Arc<T> {
+    async fn generate_response(&self, request: &AiRequest) -> Result<AiAnswer, ActionError> {
+        (**self).generate_response(request).await
+    }
+}
+
+#[async_trait]
+impl<T: Notify + ?Sized> Notify for std::sync::Arc<T> {
+    async fn notify(&self, channel: &str, message: &str) -> Result<(), ActionError> {
+        (**self).notify(channel, message).await
+    }
+}
+
+impl<T: Log + ?Sized> Log for std::sync::Arc<T> {
+    fn log(&self, flow: &str, level: &str, message: &str) {
+        (**self).log(flow, level, message)
+    }
+}

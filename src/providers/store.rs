@@ -1,0 +1,252 @@
+//! Where the engine keeps what must outlive a run step: customers' 24-hour
+//! windows, suspended runs and their wake-up times, run history, and the log
+//! of sent messages. This module has the trait and the in-memory store; the
+//! durable SQLite store implements the same trait.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A store failed.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The backing storage failed.
+    #[error("store: {0}")]
+    Backend(String),
+    /// Stored data could not be read back.
+    #[error("store: corrupt record {id}: {reason}")]
+    Corrupt {
+        /// The record.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A suspended run as the store keeps it: the engine's state is opaque JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRun {
+    /// The run's id.
+    pub id: String,
+    /// The flow it belongs to.
+    pub flow: String,
+    /// When it is due to go on.
+    pub wake_at: DateTime<Utc>,
+    /// The engine's serialized run.
+    pub state: serde_json::Value,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// It ran to the end of its block.
+    Completed,
+    /// It ended with `stop`.
+    Stopped,
+    /// It ended with an error nothing caught, or `fail`.
+    Failed {
+        /// The error kind, or `Fail` for `fail`.
+        kind: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// One finished run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run's id.
+    pub id: String,
+    /// Its flow.
+    pub flow: String,
+    /// The trigger that started it.
+    pub trigger: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// How.
+    pub outcome: RunOutcome,
+}
+
+/// One message that WhatsApp accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentRecord {
+    /// The run that sent it.
+    pub run_id: String,
+    /// The sender's name.
+    pub sender: String,
+    /// The recipient.
+    pub to: String,
+    /// The template's name, or `None` for free text.
+    pub template: Option<String>,
+    /// WhatsApp's message id.
+    pub message_id: String,
+    /// When it was sent.
+    pub at: DateTime<Utc>,
+}
+
+/// Persistence for the engine.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Records that `customer` wrote to `sender` at `at`: the 24-hour window.
+    async fn record_inbound(
+        &self,
+        customer: &str,
+        sender: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// When `customer` last wrote to `sender`.
+    async fn last_inbound(
+        &self,
+        customer: &str,
+        sender: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Keeps a suspended run until it is due (replacing one with the same id).
+    async fn save_run(&self, run: StoredRun) -> Result<(), StoreError>;
+    /// Takes up to `limit` runs due at `now`, earliest first. A taken run is
+    /// the caller's: it saves it again or records it as finished.
+    async fn claim_due_runs(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<StoredRun>, StoreError>;
+    /// The earliest wake-up time of any suspended run.
+    async fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// How many runs are suspended.
+    async fn suspended_count(&self) -> Result<usize, StoreError>;
+    /// Records a finished run.
+    async fn record_run(&self, record: RunRecord) -> Result<(), StoreError>;
+    /// Finished runs, oldest first.
+    async fn run_history(&self) -> Result<Vec<RunRecord>, StoreError>;
+    /// Records a sent message.
+    async fn log_send(&self, record: SentRecord) -> Result<(), StoreError>;
+    /// Sent messages, oldest first.
+    async fn sent_log(&self) -> Result<Vec<SentRecord>, StoreError>;
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    inbound: HashMap<(String, String), DateTime<Utc>>,
+    runs: HashMap<String, StoredRun>,
+    /// Due order: (wake time, run id).
+    due: BTreeMap<(DateTime<Utc>, String), ()>,
+    history: Vec<RunRecord>,
+    sent: Vec<SentRecord>,
+}
+
+/// A store in memory: for tests, `flowc run`, and hosts that persist
+/// elsewhere.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<MemoryInner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, MemoryInner>, StoreError> {
+        self.inner
+            .lock()
+            .map_err(|_| StoreError::Backend("memory store poisoned by a panic".into()))
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn record_inbound(
+        &self,
+        customer: &str,
+        sender: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let entry = inner
+            .inbound
+            .entry((customer.to_string(), sender.to_string()))
+            .or_insert(at);
+        if *entry < at {
+            *entry = at;
+        }
+        Ok(())
+    }
+
+    async fn last_inbound(
+        &self,
+        customer: &str,
+        sender: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .lock()?
+            .inbound
+            .get(&(customer.to_string(), sender.to_string()))
+            .copied())
+    }
+
+    async fn save_run(&self, run: StoredRun) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if let Some(old) = inner.runs.remove(&run.id) {
+            inner.due.remove(&(old.wake_at, old.id));
+        }
+        inner.due.insert((run.wake_at, run.id.clone()), ());
+        inner.runs.insert(run.id.clone(), run);
+        Ok(())
+    }
+
+    async fn claim_due_runs(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<StoredRun>, StoreError> {
+        let mut inner = self.lock()?;
+        let keys: Vec<(DateTime<Utc>, String)> = inner
+            .due
+            .keys()
+            .take_while(|(wake, _)| *wake <= now)
+            .take(limit)
+            .cloned()
+            .collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            inner.due.remove(&key);
+            if let Some(run) = inner.runs.remove(&key.1) {
+                out.push(run);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.lock()?.due.keys().next().map(|(wake, _)| *wake))
+    }
+
+    async fn suspended_count(&self) -> Result<usize, StoreError> {
+        Ok(self.lock()?.runs.len())
+    }
+
+    async fn record_run(&self, record: RunRecord) -> Result<(), StoreError> {
+        self.lock()?.history.push(record);
+        Ok(())
+    }
+
+    async fn run_history(&self) -> Result<Vec<RunRecord>, StoreError> {
+        Ok(self.lock()?.history.clone())
+    }
+
+    async fn log_send(&self, record: SentRecord) -> Result<(), StoreError> {
+        self.lock()?.sent.push(record);
+        Ok(())
+    }
+
+    async fn sent_log(&self) -> Result<Vec<SentRecord>, StoreError> {
+        Ok(self.lock()?.sent.clone())
+    }
+}

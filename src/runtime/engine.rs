@@ -1,0 +1,531 @@
+//! The engine: providers, loaded programs, and the loop that starts, suspends
+//! and resumes runs.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+use super::event::{Event, EventError};
+use super::interp::{self, Outcome};
+use super::observe::{NoObserver, Observer, RunEvent};
+use super::pacing::{Limits, Pacer};
+use super::run::{Frame, Run};
+use super::value::Value;
+use super::ActionError;
+use crate::check::{CheckError, Compiler, Program};
+use crate::providers::console::Console;
+use crate::providers::scripted_ai::ScriptedAi;
+use crate::providers::{
+    Ai, Clock, Log, MemoryStore, Notify, RunOutcome, RunRecord, Store, StoreError, StoredRun,
+    SystemClock, WhatsApp,
+};
+
+/// A host-implemented action (declared with `action` in a `.flow` file).
+pub trait ActionHandler: Send + Sync {
+    /// Runs the action with its arguments by parameter name (defaults filled
+    /// in, left-out optionals as `none`).
+    fn call(
+        &self,
+        args: HashMap<String, Value>,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, ActionError>> + Send>>;
+}
+
+impl<F, Fut> ActionHandler for F
+where
+    F: Fn(HashMap<String, Value>) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<Value, ActionError>> + Send + 'static,
+{
+    fn call(
+        &self,
+        args: HashMap<String, Value>,
+    ) -> Pin<Box<dyn Future<Output = Result<Value, ActionError>> + Send>> {
+        Box::pin(self(args))
+    }
+}
+
+/// Limits that keep runs finite and providers honest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineLimits {
+    /// Statements one run may execute in all.
+    pub step_budget: u64,
+    /// How long one provider call may take.
+    pub provider_timeout: std::time::Duration,
+    /// Sender throughput and recipient pacing.
+    pub pacing: Limits,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits {
+            step_budget: 10_000,
+            provider_timeout: std::time::Duration::from_secs(30),
+            pacing: Limits::default(),
+        }
+    }
+}
+
+/// Why dispatching or resuming failed. Action errors never end up here: they
+/// are the run's business (caught, or recorded as the run's outcome).
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// The event does not fit its trigger.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored run could not be resumed.
+    #[error("run {id} cannot be resumed: {reason}")]
+    Resume {
+        /// The run.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// No program is loaded.
+    #[error("no program is loaded: call `Engine::load` first")]
+    NoProgram,
+}
+
+/// What became of a run after one step of the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunStatus {
+    /// It is waiting until this instant, kept in the store.
+    Suspended(DateTime<Utc>),
+    /// It ended.
+    Finished(RunOutcome),
+}
+
+/// One run's report from [`Engine::dispatch`] or a resume.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    /// The run's id.
+    pub id: String,
+    /// The flow.
+    pub flow: String,
+    /// Where it stands now.
+    pub status: RunStatus,
+}
+
+pub(crate) struct Inner {
+    pub(crate) whatsapp: Arc<dyn WhatsApp>,
+    pub(crate) ai: Arc<dyn Ai>,
+    pub(crate) notify: Arc<dyn Notify>,
+    pub(crate) log: Arc<dyn Log>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) observer: Arc<dyn Observer>,
+    pub(crate) actions: HashMap<String, Arc<dyn ActionHandler>>,
+    pub(crate) limits: EngineLimits,
+    pub(crate) pacer: Pacer,
+    programs: RwLock<Vec<Arc<Program>>>,
+    next_id: AtomicU64,
+}
+
+/// Runs checked flows.
+///
+/// ```
+/// use flowc::runtime::{Engine, Event};
+/// use flowc::providers::recording::Recorder;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let recorder = Recorder::new();
+/// let engine = Engine::builder().notify(recorder.notify()).log(recorder.log()).build();
+/// let program = engine.compile(r#"
+///     flow hello
+///     on call.ended as call {
+///         notify("team", "call {call.call_id} ended: {call.outcome}")
+///     }
+/// "#).unwrap();
+/// engine.load(program);
+/// let event = Event::new("call.ended", serde_json::json!({
+///     "customer_phone": "+4915112345678", "agent_name": "Jonas", "outcome": "no_answer",
+///     "ended_at": "2026-12-01T10:00:00+01:00", "call_id": "c-1",
+/// }));
+/// engine.dispatch(event).await.unwrap();
+/// assert_eq!(recorder.notifications()[0].1, "call c-1 ended: no_answer");
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Builds an [`Engine`]; every provider has a default that needs no account:
+/// the dry-run console for WhatsApp, notifications and logs, the scripted AI,
+/// the system clock and the in-memory store.
+pub struct EngineBuilder {
+    whatsapp: Option<Arc<dyn WhatsApp>>,
+    ai: Option<Arc<dyn Ai>>,
+    notify: Option<Arc<dyn Notify>>,
+    log: Option<Arc<dyn Log>>,
+    clock: Option<Arc<dyn Clock>>,
+    store: Option<Arc<dyn Store>>,
+    observer: Option<Arc<dyn Observer>>,
+    actions: HashMap<String, Arc<dyn ActionHandler>>,
+    limits: EngineLimits,
+}
+
+impl EngineBuilder {
+    /// The WhatsApp provider.
+    pub fn whatsapp(mut self, provider: impl WhatsApp + 'static) -> Self {
+        self.whatsapp = Some(Arc::new(provider));
+        self
+    }
+
+    /// The AI provider.
+    pub fn ai(mut self, provider: impl Ai + 'static) -> Self {
+        self.ai = Some(Arc::new(provider));
+        self
+    }
+
+    /// Where `notify(...)` goes.
+    pub fn notify(mut self, provider: impl Notify + 'static) -> Self {
+        self.notify = Some(Arc::new(provider));
+        self
+    }
+
+    /// Where `log(...)` goes.
+    pub fn log(mut self, provider: impl Log + 'static) -> Self {
+        self.log = Some(Arc::new(provider));
+        self
+    }
+
+    /// The clock ([`crate::providers::VirtualClock`] for tests).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// The clock, shared with other parts of the host.
+    pub fn shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The store.
+    pub fn store(mut self, store: impl Store + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The store, shared with other parts of the host.
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Receives every step of every run (for `flowc run`'s trace, metrics).
+    pub fn observer(mut self, observer: impl Observer + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// Implements an action declared in a `.flow` file.
+    pub fn action(
+        mut self,
+        name: impl Into<String>,
+        handler: impl ActionHandler + 'static,
+    ) -> Self {
+        self.actions.insert(name.into(), Arc::new(handler));
+        self
+    }
+
+    /// Step budget, provider timeout and pacing.
+    pub fn limits(mut self, limits: EngineLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The engine.
+    pub fn build(self) -> Engine {
+        let console = Arc::new(Console::stdout());
+        Engine {
+            inner: Arc::new(Inner {
+                whatsapp: self.whatsapp.unwrap_or_else(|| console.clone()),
+                ai: self.ai.unwrap_or_else(|| Arc::new(ScriptedAi::default())),
+                notify: self.notify.unwrap_or_else(|| console.clone()),
+                log: self.log.unwrap_or_else(|| console.clone()),
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                observer: self.observer.unwrap_or_else(|| Arc::new(NoObserver)),
+                actions: self.actions,
+                pacer: Pacer::new(self.limits.pacing),
+                limits: self.limits,
+                programs: RwLock::new(Vec::new()),
+                next_id: AtomicU64::new(1),
+            }),
+        }
+    }
+}
+
+impl Engine {
+    /// A builder with the defaults.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            whatsapp: None,
+            ai: None,
+            notify: None,
+            log: None,
+            clock: None,
+            store: None,
+            observer: None,
+            actions: HashMap::new(),
+            limits: EngineLimits::default(),
+        }
+    }
+
+    /// Parses and checks one source with the standard declarations and no
+    /// flow.toml. Use [`Compiler`] for several files or a configuration.
+    pub fn compile(&self, source: &str) -> Result<Program, CheckError> {
+        let mut compiler = Compiler::new();
+        compiler.add_source("<source>", source);
+        compiler.check().into_result()
+    }
+
+    /// Loads a program: its flows start on matching events from now on.
+    pub fn load(&self, program: Program) {
+        let mut programs = match self.inner.programs.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        programs.push(Arc::new(program));
+    }
+
+    fn programs(&self) -> Vec<Arc<Program>> {
+        match self.inner.programs.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Starts every flow whose trigger matches the event, and runs each
+    /// until it finishes or waits. The event is checked against the trigger
+    /// first; a bad event starts nothing.
+    pub async fn dispatch(&self, event: Event) -> Result<Vec<RunReport>, EngineError> {
+        let programs = self.programs();
+        let Some(first) = programs.first() else {
+            return Err(EngineError::NoProgram);
+        };
+        let value = event.to_value(first.schemas())?;
+        self.record_window(first, &event.trigger, &value).await?;
+        let mut reports = Vec::new();
+        for program in &programs {
+            for (flow, handler_index, binding) in handlers(program, &event.trigger) {
+                let now = self.inner.clock.now();
+                let id = self.new_run_id(now);
+                let run = Run {
+                    id: id.clone(),
+                    flow: flow.to_string(),
+                    handler: handler_index,
+                    trigger: event.trigger.clone(),
+                    started_at: now,
+                    frames: vec![Frame {
+                        path: Vec::new(),
+                        next: 0,
+                        vars: vec![(binding.to_string(), value.clone())],
+                        attempt: 0,
+                    }],
+                    steps: 0,
+                };
+                self.inner.observer.event(&RunEvent::Started {
+                    run: &id,
+                    flow,
+                    trigger: &event.trigger,
+                    at: now,
+                });
+                reports.push(self.advance(program, run).await?);
+            }
+        }
+        Ok(reports)
+    }
+
+    /// A customer's message opens their 24-hour window with the sender.
+    async fn record_window(
+        &self,
+        program: &Program,
+        trigger: &str,
+        value: &Value,
+    ) -> Result<(), EngineError> {
+        let Some(schema) = program.schemas().triggers.get(trigger) else {
+            return Ok(());
+        };
+        let Some(field) = &schema.opens_window else {
+            return Ok(());
+        };
+        let Some(customer) = value.field(field).and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let sender = schema
+            .fields
+            .fields
+            .iter()
+            .find(|f| *f.ty.non_optional() == crate::check::types::Ty::Sender)
+            .and_then(|f| value.field(&f.name))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        // The window opens when the customer wrote; a timestamp from the
+        // future (a skewed clock) counts as now.
+        let now = self.inner.clock.now();
+        let at = match value.field("timestamp") {
+            Some(Value::DateTime(t)) => t.with_timezone(&Utc).min(now),
+            _ => now,
+        };
+        self.inner
+            .store
+            .record_inbound(customer, sender, at)
+            .await?;
+        Ok(())
+    }
+
+    fn new_run_id(&self, now: DateTime<Utc>) -> String {
+        let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("run-{}-{n}", now.timestamp_millis())
+    }
+
+    /// Runs until the run finishes or waits; saves or records it.
+    async fn advance(&self, program: &Program, mut run: Run) -> Result<RunReport, EngineError> {
+        let outcome = interp::run_until_wait(&self.inner, program, &mut run).await;
+        let status = match outcome {
+            Outcome::Suspended(wake_at) => {
+                let state = serde_json::to_value(&run).map_err(|e| EngineError::Resume {
+                    id: run.id.clone(),
+                    reason: format!("cannot serialize: {e}"),
+                })?;
+                self.inner
+                    .store
+                    .save_run(StoredRun {
+                        id: run.id.clone(),
+                        flow: run.flow.clone(),
+                        wake_at,
+                        state,
+                    })
+                    .await?;
+                self.inner.observer.event(&RunEvent::Suspended {
+                    run: &run.id,
+                    until: wake_at,
+                });
+                RunStatus::Suspended(wake_at)
+            }
+            Outcome::Finished(result) => {
+                let now = self.inner.clock.now();
+                if let RunOutcome::Failed { kind, message } = &result {
+                    self.inner.log.log(
+                        &run.flow,
+                        "error",
+                        &format!("run {} failed: {kind}: {message}", run.id),
+                    );
+                }
+                self.inner.observer.event(&RunEvent::Finished {
+                    run: &run.id,
+                    outcome: &result,
+                    at: now,
+                });
+                self.inner
+                    .store
+                    .record_run(RunRecord {
+                        id: run.id.clone(),
+                        flow: run.flow.clone(),
+                        trigger: run.trigger.clone(),
+                        started_at: run.started_at,
+                        finished_at: now,
+                        outcome: result.clone(),
+                    })
+                    .await?;
+                RunStatus::Finished(result)
+            }
+        };
+        Ok(RunReport {
+            id: run.id,
+            flow: run.flow,
+            status,
+        })
+    }
+
+    /// Resumes a suspended run taken from the store.
+    pub async fn resume(&self, stored: StoredRun) -> Result<RunReport, EngineError> {
+        let run: Run = serde_json::from_value(stored.state).map_err(|e| EngineError::Resume {
+            id: stored.id.clone(),
+            reason: format!("stored state is not a run: {e}"),
+        })?;
+        let programs = self.programs();
+        let Some(program) = programs.iter().find(|p| p.flow(&run.flow).is_some()) else {
+            return Err(EngineError::Resume {
+                id: stored.id,
+                reason: format!("no loaded program has the flow `{}`", run.flow),
+            });
+        };
+        self.inner.observer.event(&RunEvent::Resumed {
+            run: &run.id,
+            at: self.inner.clock.now(),
+        });
+        self.advance(program, run).await
+    }
+
+    /// Resumes every run that is due now. Returns their reports.
+    pub async fn run_due(&self) -> Result<Vec<RunReport>, EngineError> {
+        let mut reports = Vec::new();
+        loop {
+            let due = self
+                .inner
+                .store
+                .claim_due_runs(self.inner.clock.now(), 256)
+                .await?;
+            if due.is_empty() {
+                return Ok(reports);
+            }
+            for stored in due {
+                reports.push(self.resume(stored).await?);
+            }
+        }
+    }
+
+    /// Waits for and resumes suspended runs until none is left. With a
+    /// [`crate::providers::VirtualClock`] in a paused runtime this
+    /// fast-forwards through days of waiting at once.
+    pub async fn run_until_idle(&self) -> Result<Vec<RunReport>, EngineError> {
+        let mut reports = Vec::new();
+        while let Some(wake) = self.inner.store.next_wake().await? {
+            self.inner.clock.sleep_until(wake).await;
+            reports.extend(self.run_due().await?);
+        }
+        Ok(reports)
+    }
+}
+
+/// The handlers of `program` for `trigger`: flow name, handler index, binding.
+fn handlers<'a>(
+    program: &'a Program,
+    trigger: &'a str,
+) -> impl Iterator<Item = (&'a str, usize, &'a str)> + 'a {
+    program.flows().iter().flat_map(move |flow| {
+        flow.handlers
+            .iter()
+            .enumerate()
+            .filter(move |(_, h)| h.trigger.name == trigger)
+            .map(move |(i, h)| (flow.name.as_str(), i, h.binding.name.as_str()))
+    })
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,304 @@
+//! Events: what starts runs. An event names its trigger and carries fields;
+//! before any run starts, the fields are checked against the trigger's schema
+//! and turned into values, so a bad event is rejected with the field's name.
+
+use std::collections::BTreeMap;
+
+use chrono::DateTime;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::value::{parse_duration, Value};
+use crate::check::rules::closest;
+use crate::check::types::Ty;
+use crate::check::Schemas;
+use crate::phone::{check_e164, describe};
+
+/// An event as it arrives: `{"trigger": "call.ended", "fields": {...}}`.
+///
+/// ```
+/// use flowc::runtime::Event;
+///
+/// let event = Event::from_json(r#"{"trigger": "call.ended", "fields": {"outcome": "no_answer"}}"#).unwrap();
+/// assert_eq!(event.trigger, "call.ended");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// The trigger's qualified name.
+    pub trigger: String,
+    /// The event's fields as JSON values.
+    #[serde(default)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Why an event cannot start runs.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum EventError {
+    /// The text is not an event object.
+    #[error("event is not valid JSON of the form {{\"trigger\": ..., \"fields\": {{...}}}}: {0}")]
+    Json(String),
+    /// No trigger has this name.
+    #[error("unknown trigger `{name}`{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    UnknownTrigger {
+        /// The name given.
+        name: String,
+        /// A close declared name.
+        suggestion: Option<String>,
+    },
+    /// A required field is missing.
+    #[error("event `{trigger}` is missing the field `{field}` ({ty})")]
+    MissingField {
+        /// The trigger.
+        trigger: String,
+        /// The field.
+        field: String,
+        /// Its declared type.
+        ty: String,
+    },
+    /// A field the trigger does not declare.
+    #[error("event `{trigger}` has no field `{field}`{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    UnknownField {
+        /// The trigger.
+        trigger: String,
+        /// The field.
+        field: String,
+        /// A close declared name.
+        suggestion: Option<String>,
+    },
+    /// A field's value does not fit its type.
+    #[error("field `{field}` of event `{trigger}`: {problem}")]
+    BadField {
+        /// The trigger.
+        trigger: String,
+        /// The field, as a path (`customer.phone`).
+        field: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl Event {
+    /// Parses an event from JSON text.
+    pub fn from_json(text: &str) -> Result<Event, EventError> {
+        serde_json::from_str(text).map_err(|e| EventError::Json(e.to_string()))
+    }
+
+    /// An event from a trigger name and fields.
+    pub fn new(trigger: impl Into<String>, fields: serde_json::Value) -> Event {
+        Event {
+            trigger: trigger.into(),
+            fields: match fields {
+                serde_json::Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            },
+        }
+    }
+
+    /// Checks the fields against the trigger's schema and converts them.
+    pub fn to_value(&self, schemas: &Schemas) -> Result<Value, EventError> {
+        let Some(trigger) = schemas.triggers.get(&self.trigger) else {
+            return Err(EventError::UnknownTrigger {
+                name: self.trigger.clone(),
+                suggestion: closest(&self.trigger, schemas.triggers.keys().map(String::as_str))
+                    .map(String::from),
+            });
+        };
+        for name in self.fields.keys() {
+            if trigger.fields.field(name).is_none() {
+                return Err(EventError::UnknownField {
+                    trigger: self.trigger.clone(),
+                    field: name.clone(),
+                    suggestion: closest(
+                        name,
+                        trigger.fields.fields.iter().map(|f| f.name.as_str()),
+                    )
+                    .map(String::from),
+                });
+            }
+        }
+        let mut out = BTreeMap::new();
+        for field in &trigger.fields.fields {
+            let value = match self.fields.get(&field.name) {
+                None | Some(serde_json::Value::Null) if matches!(field.ty, Ty::Optional(_)) => {
+                    Value::None
+                }
+                None => {
+                    return Err(EventError::MissingField {
+                        trigger: self.trigger.clone(),
+                        field: field.name.clone(),
+                        ty: field.ty.to_string(),
+                    })
+                }
+                Some(json) => {
+                    convert(json, &field.ty).map_err(|(path, problem)| EventError::BadField {
+                        trigger: self.trigger.clone(),
+                        field: if path.is_empty() {
+                            field.name.clone()
+                        } else {
+                            format!("{}.{path}", field.name)
+                        },
+                        problem,
+                    })?
+                }
+            };
+            out.insert(field.name.clone(), value);
+        }
+        Ok(Value::Record(out))
+    }
+}
+
+/// Converts JSON to a value of type `ty`; on error, the path inside the value
+/// and the problem.
+fn convert(json: &serde_json::Value, ty: &Ty) -> Result<Value, (String, String)> {
+    use serde_json::Value as J;
+    let wrong = |expected: &str| {
+        Err((
+            String::new(),
+            format!("expected {expected}, found {}", describe_json(json)),
+        ))
+    };
+    match (ty, json) {
+        (Ty::Optional(_), J::Null) => Ok(Value::None),
+        (Ty::Optional(inner), _) => convert(json, inner),
+        (Ty::Any | Ty::Unknown, _) => Ok(from_json_any(json)),
+        (Ty::Phone, J::String(s)) => match check_e164(s) {
+            Ok(()) => Ok(Value::String(s.clone())),
+            Err(problems) => Err((
+                String::new(),
+                format!("\"{s}\" is not an E.164 phone number: {}", describe(&problems)),
+            )),
+        },
+        (t, J::String(s)) if t.is_text() => Ok(Value::String(s.clone())),
+        (Ty::Int, J::Number(n)) => match n.as_i64() {
+            Some(i) => Ok(Value::Int(i)),
+            None => wrong("a whole number"),
+        },
+        (Ty::Float, J::Number(n)) => match n.as_f64() {
+            Some(x) => Ok(Value::Float(x)),
+            None => wrong("a number"),
+        },
+        (Ty::Bool, J::Bool(b)) => Ok(Value::Bool(*b)),
+        (Ty::DateTime, J::String(s)) => DateTime::parse_from_rfc3339(s)
+            .map(Value::DateTime)
+            .map_err(|e| (String::new(), format!("\"{s}\" is not an RFC 3339 date and time ({e}), e.g. \"2026-12-03T10:30:00+01:00\""))),
+        (Ty::Duration, J::String(s)) => parse_duration(s)
+            .map(Value::Duration)
+            .ok_or_else(|| (String::new(), format!("\"{s}\" is not a duration such as \"4m30s\""))),
+        (Ty::List(element), J::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                convert(item, element).map_err(|(path, problem)| {
+                    (if path.is_empty() { format!("{i}") } else { format!("{i}.{path}") }, problem)
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::List),
+        (Ty::Record(record), J::Object(map)) => {
+            let mut out = BTreeMap::new();
+            for field in &record.fields {
+                let value = match map.get(&field.name) {
+                    None | Some(J::Null) if matches!(field.ty, Ty::Optional(_)) => Value::None,
+                    None => return Err((field.name.clone(), format!("missing ({})", field.ty))),
+                    Some(v) => convert(v, &field.ty).map_err(|(path, problem)| {
+                        (if path.is_empty() { field.name.clone() } else { format!("{}.{path}", field.name) }, problem)
+                    })?,
+                };
+                out.insert(field.name.clone(), value);
+            }
+            Ok(Value::Record(out))
+        }
+        (Ty::Variables, J::Array(_) | J::Object(_)) => Ok(from_json_any(json)),
+        (ty, _) => wrong(&format!("{ty}")),
+    }
+}
+
+fn describe_json(json: &serde_json::Value) -> &'static str {
+    match json {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// JSON to a value without a schema.
+pub(crate) fn from_json_any(json: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match json {
+        J::Null => Value::None,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => n
+            .as_i64()
+            .map(Value::Int)
+            .unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(0.0))),
+        J::String(s) => Value::String(s.clone()),
+        J::Array(items) => Value::List(items.iter().map(from_json_any).collect()),
+        J::Object(map) => Value::Record(
+            map.iter()
+                .map(|(k, v)| (k.clone(), from_json_any(v)))
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::Compiler;
+
+    fn schemas() -> Schemas {
+        let checked = Compiler::new().check();
+        checked
+            .program
+            .expect("std declarations check")
+            .schemas()
+            .clone()
+    }
+
+    #[test]
+    fn a_good_event_converts() {
+        let event = Event::new(
+            "call.ended",
+            serde_json::json!({
+                "customer_phone": "+4915112345678", "agent_name": "Jonas", "outcome": "no_answer",
+                "ended_at": "2026-12-01T10:00:00+01:00", "call_id": "c1", "duration": "4m30s"
+            }),
+        );
+        let value = event.to_value(&schemas()).unwrap();
+        assert_eq!(value.field("duration"), Some(&Value::Duration(270_000)));
+        assert_eq!(value.field("customer_name"), Some(&Value::None));
+    }
+
+    #[test]
+    fn bad_events_name_the_field() {
+        let s = schemas();
+        let missing = Event::new("call.ended", serde_json::json!({"outcome": "x"}));
+        assert!(
+            matches!(missing.to_value(&s), Err(EventError::MissingField { field, .. }) if field == "customer_phone")
+        );
+        let bad_phone = Event::new(
+            "call.ended",
+            serde_json::json!({"customer_phone": "0151/12345678", "agent_name": "J", "outcome": "x", "ended_at": "2026-12-01T10:00:00Z", "call_id": "c"}),
+        );
+        let err = bad_phone.to_value(&s).unwrap_err().to_string();
+        assert!(
+            err.contains("customer_phone") && err.contains("E.164"),
+            "{err}"
+        );
+        let unknown = Event::new("call.endd", serde_json::json!({}));
+        assert_eq!(
+            unknown.to_value(&s).unwrap_err().to_string(),
+            "unknown trigger `call.endd`; did you mean `call.ended`?"
+        );
+        let extra = Event::new("call.ended", serde_json::json!({"outcom": "x"}));
+        assert!(extra
+            .to_value(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("did you mean `outcome`"));
+    }
+}

@@ -1,0 +1,1042 @@
+//! The interpreter: runs one run's statements until it finishes or waits.
+//!
+//! The loop is explicit (a stack of [`Frame`]s, not recursion over blocks), so
+//! that the state at a wait is plain data: [`Run`]. Expressions evaluate in
+//! one go: only `delay` and retry waits suspend a run.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Duration, FixedOffset, Utc};
+
+use super::engine::Inner;
+use super::observe::RunEvent;
+use super::run::{Frame, Run, Step};
+use super::value::Value;
+use super::ActionError;
+use crate::check::schema::ActionSchema;
+use crate::check::Program;
+use crate::config::{Placeholders, TemplateConfig};
+use crate::phone::{check_e164, describe};
+use crate::providers::{
+    AiRequest, RunOutcome, SenderRef, SentRecord, TemplateMessage, TemplateParameters, TextMessage,
+};
+use crate::syntax::ast::*;
+
+/// WhatsApp's limit on a text message, in characters.
+const MAX_TEXT_CHARS: usize = 4096;
+/// The customer service window.
+const WINDOW: Duration = Duration::hours(24);
+/// The product document's default retry: wait one minute, retry once.
+const DEFAULT_RETRY: (i64, u64, f64) = (1, 60_000, 1.0);
+
+/// Where a run stands after [`run_until_wait`].
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Waiting until this instant.
+    Suspended(DateTime<Utc>),
+    /// Ended.
+    Finished(RunOutcome),
+}
+
+/// What one statement asks of the loop.
+enum Next {
+    /// Go on with the next statement.
+    Continue,
+    /// Bind a name in the current block, then go on.
+    Bind(String, Value),
+    /// Run a nested block, then go on after this statement.
+    Enter(Step),
+    /// Wait until this instant, then go on after this statement.
+    Wait(DateTime<Utc>),
+    /// `stop`.
+    Stop,
+    /// `fail`.
+    Fail(String),
+    /// An action failed.
+    Error(ActionError),
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs `run` until it finishes or waits.
+pub(crate) async fn run_until_wait(inner: &Inner, program: &Program, run: &mut Run) -> Outcome {
+    let Some(handler) = program
+        .flow(&run.flow)
+        .and_then(|flow| flow.handlers.get(run.handler))
+    else {
+        return failed(
+            "Resume",
+            format!(
+                "the program has no flow `{}` with handler {}",
+                run.flow, run.handler
+            ),
+        );
+    };
+    loop {
+        run.steps += 1;
+        if run.steps > inner.limits.step_budget {
+            return failed(
+                "StepBudget",
+                format!("the run took more than {} steps", inner.limits.step_budget),
+            );
+        }
+        let Some(frame) = run.frames.last() else {
+            return Outcome::Finished(RunOutcome::Completed);
+        };
+        let Some(block) = resolve(&handler.body, &frame.path) else {
+            return failed(
+                "Resume",
+                "the flow changed since this run was suspended".to_string(),
+            );
+        };
+        let index = frame.next;
+        let Some(stmt) = block.stmts.get(index) else {
+            run.frames.pop();
+            continue;
+        };
+        let ctx = Ctx {
+            inner,
+            program,
+            run_id: &run.id,
+            flow: &run.flow,
+            frames: &run.frames,
+        };
+        let next = ctx.statement(stmt, index).await;
+        let Some(frame) = run.frames.last_mut() else {
+            return Outcome::Finished(RunOutcome::Completed);
+        };
+        match next {
+            Next::Continue => advance(frame),
+            Next::Bind(name, value) => {
+                frame.vars.push((name, value));
+                advance(frame);
+            }
+            Next::Enter(step) => {
+                let mut path = frame.path.clone();
+                path.push(step);
+                advance(frame);
+                run.frames.push(Frame {
+                    path,
+                    next: 0,
+                    vars: Vec::new(),
+                    attempt: 0,
+                });
+            }
+            Next::Wait(at) => {
+                advance(frame);
+                return Outcome::Suspended(at);
+            }
+            Next::Stop => return Outcome::Finished(RunOutcome::Stopped),
+            Next::Fail(message) => return failed("Fail", message),
+            Next::Error(error) => {
+                if let Some(at) = handle_error(inner, handler, run, stmt, error.clone()) {
+                    match at {
+                        Handled::Retry(at) => return Outcome::Suspended(at),
+                        Handled::Caught => {}
+                        Handled::Uncaught => return failed(error.kind(), error.to_string()),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn advance(frame: &mut Frame) {
+    frame.next += 1;
+    frame.attempt = 0;
+}
+
+fn failed(kind: &str, message: String) -> Outcome {
+    Outcome::Finished(RunOutcome::Failed {
+        kind: kind.to_string(),
+        message,
+    })
+}
+
+/// The block at `path` below `body`.
+fn resolve<'a>(body: &'a Block, path: &[Step]) -> Option<&'a Block> {
+    let mut block = body;
+    for step in path {
+        let stmt = block.stmts.get(step.statement())?;
+        block = match (step, &stmt.kind) {
+            (Step::Then(_), StmtKind::If { then, .. }) => then,
+            (Step::Else(_), StmtKind::If { otherwise, .. }) => otherwise.as_ref()?,
+            (Step::Arm(_, arm), StmtKind::Branch { arms, .. }) => &arms.get(*arm as usize)?.body,
+            (Step::Catch(_, catch), _) => &stmt.catches.get(*catch as usize)?.body,
+            _ => return None,
+        };
+    }
+    Some(block)
+}
+
+enum Handled {
+    Retry(DateTime<Utc>),
+    Caught,
+    Uncaught,
+}
+
+/// Retries the failed statement, or hands the error to the nearest catch
+/// that takes it, innermost statement first.
+fn handle_error(
+    inner: &Inner,
+    handler: &crate::syntax::ast::Handler,
+    run: &mut Run,
+    stmt: &Stmt,
+    error: ActionError,
+) -> Option<Handled> {
+    let now = inner.clock.now();
+    // Retrying what cannot change (a missing template, a closed window)
+    // would only delay the catch.
+    let policy = match &stmt.retry {
+        Some(_) if error.is_permanent() => None,
+        Some(retry) => Some((
+            retry.times,
+            retry.every_ms,
+            retry.backoff.map_or(1.0, |(f, _)| f),
+        )),
+        None if error.is_retryable() => Some(DEFAULT_RETRY),
+        None => None,
+    };
+    let frame = run.frames.last_mut()?;
+    if let Some((times, every_ms, backoff)) = policy {
+        if i64::from(frame.attempt) < times {
+            frame.attempt += 1;
+            let factor = backoff.powi(frame.attempt as i32 - 1);
+            let wait_ms = ((every_ms as f64) * factor).min(u64::MAX as f64 / 2.0) as u64;
+            let wait_ms = wait_ms.max(error.retry_after_ms().unwrap_or(0));
+            let at = now + Duration::milliseconds(wait_ms.min(i64::MAX as u64) as i64);
+            inner.observer.event(&RunEvent::Retry {
+                run: &run.id,
+                attempt: frame.attempt + 1,
+                at,
+            });
+            return Some(Handled::Retry(at));
+        }
+    }
+    frame.attempt = 0;
+
+    let mut level = run.frames.len() - 1;
+    let mut stmt_index = run.frames[level].next;
+    let mut skip_catches = false;
+    loop {
+        let block = resolve(&handler.body, &run.frames[level].path)?;
+        let owner = block.stmts.get(stmt_index)?;
+        if !skip_catches {
+            let found = owner.catches.iter().enumerate().find(|(_, c)| {
+                c.kinds.is_empty() || c.kinds.iter().any(|k| k.name == error.kind())
+            });
+            if let Some((catch_index, catch)) = found {
+                run.frames.truncate(level + 1);
+                let frame = &mut run.frames[level];
+                frame.next = stmt_index + 1;
+                frame.attempt = 0;
+                let mut path = frame.path.clone();
+                path.push(Step::Catch(stmt_index as u32, catch_index as u32));
+                let value = Value::record([
+                    ("kind", Value::String(error.kind().to_string())),
+                    ("message", Value::String(error.to_string())),
+                ]);
+                run.frames.push(Frame {
+                    path,
+                    next: 0,
+                    vars: vec![(catch.binding.name.clone(), value)],
+                    attempt: 0,
+                });
+                inner.observer.event(&RunEvent::Caught {
+                    run: &run.id,
+                    kind: error.kind(),
+                });
+                return Some(Handled::Caught);
+            }
+        }
+        if level == 0 {
+            return Some(Handled::Uncaught);
+        }
+        let step = *run.frames[level].path.last()?;
+        // An error in a catch block is not caught by the same statement's
+        // catches: they guard the statement, not their own handlers.
+        skip_catches = matches!(step, Step::Catch(..));
+        stmt_index = step.statement();
+        level -= 1;
+    }
+}
+
+/// What a statement sees: the engine, the program, and the run's variables.
+struct Ctx<'a> {
+    inner: &'a Inner,
+    program: &'a Program,
+    run_id: &'a str,
+    flow: &'a str,
+    frames: &'a [Frame],
+}
+
+impl<'a> Ctx<'a> {
+    fn lookup(&self, name: &str) -> Option<&'a Value> {
+        self.frames
+            .iter()
+            .rev()
+            .flat_map(|f| f.vars.iter().rev())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+
+    async fn statement(&self, stmt: &Stmt, index: usize) -> Next {
+        let i = index as u32;
+        let result: Result<Next, ActionError> = async {
+            Ok(match &stmt.kind {
+                StmtKind::Let { name, value } => {
+                    Next::Bind(name.name.clone(), self.eval(value).await?)
+                }
+                StmtKind::If {
+                    cond, otherwise, ..
+                } => match self.eval(cond).await? {
+                    Value::Bool(true) => Next::Enter(Step::Then(i)),
+                    _ if otherwise.is_some() => Next::Enter(Step::Else(i)),
+                    _ => Next::Continue,
+                },
+                StmtKind::Branch { scrutinee, arms } => {
+                    let value = self.eval(scrutinee).await?;
+                    let mut chosen = None;
+                    'arms: for (a, arm) in arms.iter().enumerate() {
+                        for pattern in &arm.patterns {
+                            if self.matches(pattern, &value).await? {
+                                chosen = Some(a);
+                                break 'arms;
+                            }
+                        }
+                    }
+                    match chosen {
+                        Some(a) => Next::Enter(Step::Arm(i, a as u32)),
+                        None => Next::Continue,
+                    }
+                }
+                StmtKind::Delay(duration) => match self.eval(duration).await? {
+                    Value::Duration(0) => Next::Continue,
+                    Value::Duration(ms) => Next::Wait(add_ms(self.inner.clock.now(), ms)?),
+                    other => {
+                        return Err(eval_error(format!("`delay` needs a duration, got {other}")))
+                    }
+                },
+                StmtKind::DelayUntil(at) => match self.eval(at).await? {
+                    Value::DateTime(t) if t.with_timezone(&Utc) > self.inner.clock.now() => {
+                        Next::Wait(t.with_timezone(&Utc))
+                    }
+                    Value::DateTime(_) => Next::Continue,
+                    other => {
+                        return Err(eval_error(format!(
+                            "`delay until` needs a date and time, got {other}"
+                        )))
+                    }
+                },
+                StmtKind::Stop => Next::Stop,
+                StmtKind::Fail(message) => Next::Fail(self.eval(message).await?.to_string()),
+                StmtKind::Call(call) => {
+                    self.call(call).await?;
+                    Next::Continue
+                }
+            })
+        }
+        .await;
+        result.unwrap_or_else(Next::Error)
+    }
+
+    async fn matches(&self, pattern: &Pattern, value: &Value) -> Result<bool, ActionError> {
+        Ok(match &pattern.kind {
+            PatternKind::Wildcard => true,
+            PatternKind::Literal(literal) => equal(&self.eval(literal).await?, value),
+            PatternKind::Contains(text) => {
+                value.as_str().is_some_and(|s| s.contains(text.as_str()))
+            }
+            PatternKind::Regex(regex) => {
+                let compiled = regex::Regex::new(regex)
+                    .map_err(|e| eval_error(format!("invalid pattern: {e}")))?;
+                value.as_str().is_some_and(|s| compiled.is_match(s))
+            }
+        })
+    }
+
+    fn eval<'e>(&'e self, expr: &'e Expr) -> BoxFuture<'e, Result<Value, ActionError>> {
+        Box::pin(async move {
+            Ok(match &expr.kind {
+                ExprKind::Str(parts) => {
+                    let mut text = String::new();
+                    for part in parts {
+                        match part {
+                            StrPart::Text(t) => text.push_str(t),
+                            StrPart::Expr(e) => text.push_str(&self.eval(e).await?.to_string()),
+                        }
+                    }
+                    Value::String(text)
+                }
+                ExprKind::Int(n) => Value::Int(*n),
+                ExprKind::Float(x) => Value::Float(*x),
+                ExprKind::Bool(b) => Value::Bool(*b),
+                ExprKind::None => Value::None,
+                ExprKind::Invalid => {
+                    return Err(eval_error("an invalid expression was run".to_string()))
+                }
+                ExprKind::Duration(ms) => Value::Duration(*ms),
+                ExprKind::List(items) => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in items {
+                        out.push(self.eval(item).await?);
+                    }
+                    Value::List(out)
+                }
+                ExprKind::Record(fields) => {
+                    let mut out = BTreeMap::new();
+                    for (key, value) in fields {
+                        out.insert(key.name.clone(), self.eval(value).await?);
+                    }
+                    Value::Record(out)
+                }
+                ExprKind::Var(name) => self
+                    .lookup(&name.name)
+                    .cloned()
+                    .ok_or_else(|| eval_error(format!("`{}` has no value", name.name)))?,
+                ExprKind::Field(base, field) => match self.eval(base).await? {
+                    Value::None => Value::None,
+                    value => value.field(&field.name).cloned().unwrap_or(Value::None),
+                },
+                ExprKind::Call(call) => self.call(call).await?,
+                ExprKind::Unary(op, operand) => unary(*op, self.eval(operand).await?)?,
+                ExprKind::Binary(op, left, right) => {
+                    let l = self.eval(left).await?;
+                    match (op, &l) {
+                        (BinaryOp::And, Value::Bool(false)) => Value::Bool(false),
+                        (BinaryOp::Or, Value::Bool(true)) => Value::Bool(true),
+                        (BinaryOp::Default, value) if !value.is_none() => l,
+                        _ => binary(*op, l, self.eval(right).await?)?,
+                    }
+                }
+            })
+        })
+    }
+
+    // ------------------------------------------------------------------
+    // Actions
+    // ------------------------------------------------------------------
+
+    async fn call(&self, call: &Call) -> Result<Value, ActionError> {
+        let schema = self
+            .program
+            .schemas()
+            .actions
+            .get(&call.name.name)
+            .ok_or_else(|| eval_error(format!("unknown action `{}`", call.name.name)))?;
+        let args = self.bind_args(schema, call).await?;
+        let now = self.inner.clock.now();
+        self.inner.observer.event(&RunEvent::Action {
+            run: self.run_id,
+            action: &schema.name,
+            args: &args,
+            at: now,
+        });
+        let named: HashMap<String, Value> = args.iter().cloned().collect();
+        let result = self.perform(&schema.name, named).await;
+        let at = self.inner.clock.now();
+        match &result {
+            Ok(value) => self.inner.observer.event(&RunEvent::ActionDone {
+                run: self.run_id,
+                action: &schema.name,
+                result: value,
+                at,
+            }),
+            Err(error) => self.inner.observer.event(&RunEvent::ActionFailed {
+                run: self.run_id,
+                action: &schema.name,
+                error,
+                at,
+            }),
+        }
+        result
+    }
+
+    /// Evaluates arguments left to right and binds them to parameters, with
+    /// defaults for those left out.
+    async fn bind_args(
+        &self,
+        schema: &ActionSchema,
+        call: &Call,
+    ) -> Result<Vec<(String, Value)>, ActionError> {
+        let mut given: HashMap<&str, Value> = HashMap::new();
+        let mut positional = 0;
+        for arg in &call.args {
+            let value = self.eval(&arg.value).await?;
+            let name = match &arg.name {
+                Some(name) => name.name.as_str(),
+                None => {
+                    positional += 1;
+                    match schema.params.get(positional - 1) {
+                        Some(p) => p.name.as_str(),
+                        None => continue,
+                    }
+                }
+            };
+            given.insert(name, value);
+        }
+        let mut out = Vec::with_capacity(schema.params.len());
+        for param in &schema.params {
+            let value = match given.remove(param.name.as_str()) {
+                Some(v) => v,
+                None => match &param.default {
+                    Some(default) => self.eval(default).await?,
+                    None => Value::None,
+                },
+            };
+            out.push((param.name.clone(), value));
+        }
+        Ok(out)
+    }
+
+    async fn perform(
+        &self,
+        action: &str,
+        args: HashMap<String, Value>,
+    ) -> Result<Value, ActionError> {
+        match action {
+            "whatsapp.send_template" => self.send_template(&args).await,
+            "whatsapp.send_text" => self.send_text(&args).await,
+            "ai.generate_response" => self.generate_response(&args).await,
+            "log" => {
+                let level = text(&args, "level").unwrap_or("info");
+                self.inner
+                    .log
+                    .log(self.flow, level, text(&args, "message").unwrap_or(""));
+                Ok(Value::None)
+            }
+            "notify" => {
+                let notify = self.inner.notify.clone();
+                let channel = text(&args, "channel").unwrap_or("").to_string();
+                let message = text(&args, "message").unwrap_or("").to_string();
+                self.guarded(
+                    "notify",
+                    async move { notify.notify(&channel, &message).await },
+                )
+                .await?;
+                Ok(Value::None)
+            }
+            "format" => format_date(&args),
+            "now" => Ok(Value::DateTime(self.inner.clock.now().fixed_offset())),
+            other => match self.inner.actions.get(other) {
+                Some(handler) => {
+                    let future = handler.call(args);
+                    self.guarded(other, future).await
+                }
+                None => Err(ActionError::InvalidRequest {
+                    message: format!("no implementation is registered for the action `{other}`"),
+                }),
+            },
+        }
+    }
+
+    /// Runs a provider call in its own task with a time limit, so a provider
+    /// that hangs or panics fails the action, not the engine.
+    async fn guarded<T: Send + 'static>(
+        &self,
+        what: &str,
+        future: impl Future<Output = Result<T, ActionError>> + Send + 'static,
+    ) -> Result<T, ActionError> {
+        let limit = self.inner.limits.provider_timeout;
+        let task = tokio::spawn(async move { tokio::time::timeout(limit, future).await });
+        match task.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ActionError::Timeout {
+                after_ms: limit.as_millis().min(u128::from(u64::MAX)) as u64,
+            }),
+            Err(join) if join.is_panic() => Err(ActionError::Transient {
+                message: format!("the {what} provider crashed"),
+            }),
+            Err(_) => Err(ActionError::Transient {
+                message: format!("the {what} call was cancelled"),
+            }),
+        }
+    }
+
+    fn sender(&self, args: &HashMap<String, Value>) -> Result<SenderRef, ActionError> {
+        let name = text(args, "sender").unwrap_or("");
+        let config = self.program.config();
+        match config.senders.get(name) {
+            Some(sender) => Ok(SenderRef {
+                name: name.to_string(),
+                phone_number_id: sender.phone_number_id.clone(),
+            }),
+            None => Err(ActionError::SenderOffline {
+                sender: name.to_string(),
+                reason: "the sender is not configured in flow.toml".to_string(),
+            }),
+        }
+    }
+
+    async fn ensure_online(&self, sender: &SenderRef) -> Result<(), ActionError> {
+        let whatsapp = self.inner.whatsapp.clone();
+        let probe = sender.clone();
+        let status = self
+            .guarded(
+                "WhatsApp",
+                async move { whatsapp.sender_status(&probe).await },
+            )
+            .await?;
+        if status.online {
+            Ok(())
+        } else {
+            Err(ActionError::SenderOffline {
+                sender: sender.name.clone(),
+                reason: status.detail,
+            })
+        }
+    }
+
+    /// Waits for the send's slot under the sender and recipient limits.
+    async fn pace(&self, sender: &str, recipient: &str) {
+        let slot = self
+            .inner
+            .pacer
+            .reserve(sender, recipient, self.inner.clock.now());
+        self.inner.clock.sleep_until(slot).await;
+    }
+
+    async fn send_template(&self, args: &HashMap<String, Value>) -> Result<Value, ActionError> {
+        let sender = self.sender(args)?;
+        let to = recipient(args)?;
+        let name = text(args, "template").unwrap_or("").to_string();
+        let template = self.program.config().templates.get(&name).ok_or_else(|| {
+            ActionError::TemplateNotFound {
+                template: name.clone(),
+                reason: "it is not in the template catalog (flow.toml)".to_string(),
+            }
+        })?;
+        let parameters = template_parameters(
+            &name,
+            template,
+            args.get("variables").unwrap_or(&Value::None),
+        )?;
+        self.ensure_online(&sender).await?;
+        let message = TemplateMessage {
+            sender: sender.clone(),
+            to: to.clone(),
+            recipient_name: text(args, "name").map(String::from),
+            template: name.clone(),
+            language: template.language.clone(),
+            preview: Some(fill_placeholders(&template.body, &parameters)),
+            parameters,
+        };
+        self.pace(&sender.name, &to).await;
+        let whatsapp = self.inner.whatsapp.clone();
+        let sent = self
+            .guarded(
+                "WhatsApp",
+                async move { whatsapp.send_template(&message).await },
+            )
+            .await?;
+        self.sent(&sender, &to, Some(name), sent.message_id).await
+    }
+
+    async fn send_text(&self, args: &HashMap<String, Value>) -> Result<Value, ActionError> {
+        let sender = self.sender(args)?;
+        let to = recipient(args)?;
+        let body = text(args, "message").unwrap_or("").to_string();
+        let chars = body.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return Err(ActionError::MessageTooLong {
+                chars,
+                max: MAX_TEXT_CHARS,
+            });
+        }
+        let last = self
+            .inner
+            .store
+            .last_inbound(&to, &sender.name)
+            .await
+            .map_err(|e| ActionError::Transient {
+                message: e.to_string(),
+            })?;
+        let open = last.is_some_and(|at| self.inner.clock.now() - at < WINDOW);
+        if !open {
+            return Err(ActionError::OutsideWindow { recipient: to });
+        }
+        self.ensure_online(&sender).await?;
+        let message = TextMessage {
+            sender: sender.clone(),
+            to: to.clone(),
+            body,
+        };
+        self.pace(&sender.name, &to).await;
+        let whatsapp = self.inner.whatsapp.clone();
+        let sent = self
+            .guarded(
+                "WhatsApp",
+                async move { whatsapp.send_text(&message).await },
+            )
+            .await?;
+        self.sent(&sender, &to, None, sent.message_id).await
+    }
+
+    /// Logs a send and returns the `Sent` record.
+    async fn sent(
+        &self,
+        sender: &SenderRef,
+        to: &str,
+        template: Option<String>,
+        message_id: String,
+    ) -> Result<Value, ActionError> {
+        let at = self.inner.clock.now();
+        self.inner
+            .store
+            .log_send(SentRecord {
+                run_id: self.run_id.to_string(),
+                sender: sender.name.clone(),
+                to: to.to_string(),
+                template,
+                message_id: message_id.clone(),
+                at,
+            })
+            .await
+            .map_err(|e| ActionError::Transient {
+                message: e.to_string(),
+            })?;
+        Ok(Value::record([
+            ("message_id", Value::String(message_id)),
+            ("to", Value::String(to.to_string())),
+            ("sender", Value::String(sender.name.clone())),
+            ("sent_at", Value::DateTime(at.fixed_offset())),
+        ]))
+    }
+
+    async fn generate_response(&self, args: &HashMap<String, Value>) -> Result<Value, ActionError> {
+        let assistant = text(args, "assistant").unwrap_or("").to_string();
+        let config = self.program.config();
+        let settings = config.assistants.get(&assistant);
+        if settings.is_none() && !config.assistants.is_empty() {
+            return Err(ActionError::Ai {
+                message: format!("the assistant `{assistant}` is not configured in flow.toml"),
+            });
+        }
+        let variables = match args.get("variables") {
+            Some(Value::Record(fields)) => fields
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
+            Some(Value::List(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| ((i + 1).to_string(), v.to_string()))
+                .collect(),
+            _ => BTreeMap::new(),
+        };
+        let request = AiRequest {
+            assistant,
+            model: settings.and_then(|s| s.model.clone()),
+            instructions: settings.and_then(|s| s.instructions.clone()),
+            customer: text(args, "customer").unwrap_or("").to_string(),
+            message: text(args, "message").unwrap_or("").to_string(),
+            variables,
+        };
+        let ai = self.inner.ai.clone();
+        let answer = self
+            .guarded("AI", async move { ai.generate_response(&request).await })
+            .await?;
+        Ok(Value::record([
+            ("text", Value::String(answer.text)),
+            ("conversation_id", Value::String(answer.conversation_id)),
+        ]))
+    }
+}
+
+fn text<'v>(args: &'v HashMap<String, Value>, name: &str) -> Option<&'v str> {
+    args.get(name).and_then(Value::as_str)
+}
+
+/// The `to` argument, in strict E.164.
+fn recipient(args: &HashMap<String, Value>) -> Result<String, ActionError> {
+    let to = text(args, "to").unwrap_or("");
+    check_e164(to).map_err(|problems| ActionError::InvalidPhone {
+        phone: to.to_string(),
+        reason: describe(&problems),
+    })?;
+    Ok(to.to_string())
+}
+
+/// The template's parameters from the flow's variables, checked against its
+/// placeholders.
+fn template_parameters(
+    name: &str,
+    template: &TemplateConfig,
+    variables: &Value,
+) -> Result<TemplateParameters, ActionError> {
+    let mismatch = |reason: String| ActionError::TemplateParams {
+        template: name.to_string(),
+        reason,
+    };
+    let filled = |i: String, value: &Value| -> Result<String, ActionError> {
+        let text = value.to_string();
+        if text.trim().is_empty() {
+            Err(mismatch(format!(
+                "variable {i} is empty; WhatsApp rejects empty parameters"
+            )))
+        } else {
+            Ok(text)
+        }
+    };
+    match (&template.placeholders, variables) {
+        (Placeholders::Positional(0), Value::None) => {
+            Ok(TemplateParameters::Positional(Vec::new()))
+        }
+        (Placeholders::Positional(n), Value::List(values)) if values.len() == *n => values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| filled((i + 1).to_string(), v))
+            .collect::<Result<_, _>>()
+            .map(TemplateParameters::Positional),
+        (Placeholders::Positional(n), Value::List(values)) => Err(mismatch(format!(
+            "the template has {n} placeholders, {} variables were given",
+            values.len()
+        ))),
+        (Placeholders::Named(names), Value::Record(fields)) => names
+            .iter()
+            .map(|placeholder| match fields.get(placeholder) {
+                Some(v) => Ok((placeholder.clone(), filled(placeholder.clone(), v)?)),
+                None => Err(mismatch(format!(
+                    "no value for the placeholder {{{{{placeholder}}}}}"
+                ))),
+            })
+            .collect::<Result<_, _>>()
+            .map(TemplateParameters::Named),
+        (Placeholders::Named(names), Value::None) if names.is_empty() => {
+            Ok(TemplateParameters::Named(Vec::new()))
+        }
+        (placeholders, _) => Err(mismatch(format!(
+            "the template has {} placeholders, and the variables do not match their form",
+            placeholders.count()
+        ))),
+    }
+}
+
+/// The template body with its placeholders filled in.
+fn fill_placeholders(body: &str, parameters: &TemplateParameters) -> String {
+    let mut out = body.to_string();
+    match parameters {
+        TemplateParameters::Positional(values) => {
+            for (i, value) in values.iter().enumerate().rev() {
+                out = out.replace(&format!("{{{{{}}}}}", i + 1), value);
+            }
+        }
+        TemplateParameters::Named(pairs) => {
+            for (name, value) in pairs {
+                out = out.replace(&format!("{{{{{name}}}}}"), value);
+            }
+        }
+    }
+    out
+}
+
+fn format_date(args: &HashMap<String, Value>) -> Result<Value, ActionError> {
+    let Some(Value::DateTime(value)) = args.get("value") else {
+        return Err(ActionError::InvalidDate {
+            message: "format needs a date and time".to_string(),
+        });
+    };
+    let pattern = text(args, "pattern").unwrap_or("");
+    let items: Vec<chrono::format::Item<'_>> =
+        chrono::format::StrftimeItems::new(pattern).collect();
+    if items
+        .iter()
+        .any(|i| matches!(i, chrono::format::Item::Error))
+    {
+        return Err(ActionError::InvalidDate {
+            message: format!("\"{pattern}\" has an unknown % directive"),
+        });
+    }
+    let formatted = match text(args, "tz") {
+        Some(zone) => {
+            let tz: chrono_tz::Tz = zone.parse().map_err(|_| ActionError::InvalidDate {
+                message: format!("unknown time zone \"{zone}\""),
+            })?;
+            value
+                .with_timezone(&tz)
+                .format_with_items(items.iter())
+                .to_string()
+        }
+        None => value.format_with_items(items.iter()).to_string(),
+    };
+    Ok(Value::String(formatted))
+}
+
+fn eval_error(message: String) -> ActionError {
+    ActionError::Custom {
+        kind: "EvalError".to_string(),
+        message,
+    }
+}
+
+fn add_ms(at: DateTime<Utc>, ms: u64) -> Result<DateTime<Utc>, ActionError> {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| at.checked_add_signed(Duration::milliseconds(ms)))
+        .ok_or_else(|| eval_error("the wait ends beyond the year 262143".to_string()))
+}
+
+fn shift(t: DateTime<FixedOffset>, ms: u64, forward: bool) -> Result<Value, ActionError> {
+    let delta = i64::try_from(ms)
+        .ok()
+        .map(Duration::milliseconds)
+        .ok_or_else(|| eval_error("duration out of range".to_string()))?;
+    let shifted = if forward {
+        t.checked_add_signed(delta)
+    } else {
+        t.checked_sub_signed(delta)
+    };
+    shifted
+        .map(Value::DateTime)
+        .ok_or_else(|| eval_error("date out of range".to_string()))
+}
+
+/// Equality across the number types; otherwise structural.
+fn equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Int(x), Value::Float(y)) | (Value::Float(y), Value::Int(x)) => (*x as f64) == *y,
+        (Value::DateTime(x), Value::DateTime(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Int(n) => Some(*n as f64),
+        Value::Float(x) => Some(*x),
+        _ => None,
+    }
+}
+
+fn unary(op: UnaryOp, value: Value) -> Result<Value, ActionError> {
+    match (op, value) {
+        (UnaryOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
+        (UnaryOp::Neg, Value::Int(n)) => n
+            .checked_neg()
+            .map(Value::Int)
+            .ok_or_else(|| eval_error("number out of range".to_string())),
+        (UnaryOp::Neg, Value::Float(x)) => Ok(Value::Float(-x)),
+        (op, value) => Err(eval_error(format!("cannot apply {op:?} to {value}"))),
+    }
+}
+
+fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, ActionError> {
+    use std::cmp::Ordering;
+    let overflow = || eval_error("number out of range".to_string());
+    let order = |l: &Value, r: &Value| -> Option<Ordering> {
+        match (l, r) {
+            (Value::Duration(a), Value::Duration(b)) => Some(a.cmp(b)),
+            (Value::DateTime(a), Value::DateTime(b)) => Some(a.cmp(b)),
+            (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
+            _ => number(l)?.partial_cmp(&number(r)?),
+        }
+    };
+    Ok(match op {
+        BinaryOp::Default => {
+            if l.is_none() {
+                r
+            } else {
+                l
+            }
+        }
+        BinaryOp::Or | BinaryOp::And => match (l, r) {
+            (Value::Bool(a), Value::Bool(b)) => {
+                Value::Bool(if op == BinaryOp::Or { a || b } else { a && b })
+            }
+            (l, r) => {
+                return Err(eval_error(format!(
+                    "`{}` needs two Bools, got {l} and {r}",
+                    op.symbol()
+                )))
+            }
+        },
+        BinaryOp::Eq => Value::Bool(equal(&l, &r)),
+        BinaryOp::Ne => Value::Bool(!equal(&l, &r)),
+        BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+            let ordering =
+                order(&l, &r).ok_or_else(|| eval_error(format!("cannot compare {l} and {r}")))?;
+            Value::Bool(match op {
+                BinaryOp::Lt => ordering == Ordering::Less,
+                BinaryOp::Le => ordering != Ordering::Greater,
+                BinaryOp::Gt => ordering == Ordering::Greater,
+                _ => ordering != Ordering::Less,
+            })
+        }
+        BinaryOp::Contains => match (&l, &r) {
+            (Value::String(haystack), Value::String(needle)) => {
+                Value::Bool(haystack.contains(needle.as_str()))
+            }
+            (Value::List(items), needle) => Value::Bool(items.iter().any(|i| equal(i, needle))),
+            _ => return Err(eval_error(format!("cannot look for {r} in {l}"))),
+        },
+        BinaryOp::Add => match (l, r) {
+            (Value::Int(a), Value::Int(b)) => Value::Int(a.checked_add(b).ok_or_else(overflow)?),
+            (Value::String(a), Value::String(b)) => Value::String(a + &b),
+            (Value::DateTime(t), Value::Duration(ms))
+            | (Value::Duration(ms), Value::DateTime(t)) => shift(t, ms, true)?,
+            (Value::Duration(a), Value::Duration(b)) => {
+                Value::Duration(a.checked_add(b).ok_or_else(overflow)?)
+            }
+            (Value::List(mut a), Value::List(b)) => {
+                a.extend(b);
+                Value::List(a)
+            }
+            (l, r) => match (number(&l), number(&r)) {
+                (Some(a), Some(b)) => Value::Float(a + b),
+                _ => return Err(eval_error(format!("cannot add {l} and {r}"))),
+            },
+        },
+        BinaryOp::Sub => match (l, r) {
+            (Value::Int(a), Value::Int(b)) => Value::Int(a.checked_sub(b).ok_or_else(overflow)?),
+            (Value::DateTime(t), Value::Duration(ms)) => shift(t, ms, false)?,
+            (Value::DateTime(a), Value::DateTime(b)) => {
+                let ms = (a - b).num_milliseconds();
+                Value::Duration(u64::try_from(ms).map_err(|_| {
+                    eval_error("the result would be a negative duration".to_string())
+                })?)
+            }
+            (Value::Duration(a), Value::Duration(b)) => {
+                Value::Duration(a.checked_sub(b).ok_or_else(|| {
+                    eval_error("the result would be a negative duration".to_string())
+                })?)
+            }
+            (l, r) => match (number(&l), number(&r)) {
+                (Some(a), Some(b)) => Value::Float(a - b),
+                _ => return Err(eval_error(format!("cannot subtract {r} from {l}"))),
+            },
+        },
+        BinaryOp::Mul => match (l, r) {
+            (Value::Int(a), Value::Int(b)) => Value::Int(a.checked_mul(b).ok_or_else(overflow)?),
+            (Value::Duration(ms), n) | (n, Value::Duration(ms)) if number(&n).is_some() => {
+                let factor = number(&n).unwrap_or(0.0);
+                if factor < 0.0 || !factor.is_finite() {
+                    return Err(eval_error(
+                        "a duration cannot be multiplied by a negative number".to_string(),
+                    ));
+                }
+                Value::Duration((ms as f64 * factor).min(u64::MAX as f64) as u64)
+            }
+            (l, r) => match (number(&l), number(&r)) {
+                (Some(a), Some(b)) => Value::Float(a * b),
+                _ => return Err(eval_error(format!("cannot multiply {l} and {r}"))),
+            },
+        },
+        BinaryOp::Div => {
+            let divisor = number(&r).ok_or_else(|| eval_error(format!("cannot divide by {r}")))?;
+            if divisor == 0.0 {
+                return Err(eval_error("division by zero".to_string()));
+            }
+            match l {
+                Value::Duration(ms) if divisor > 0.0 => {
+                    Value::Duration((ms as f64 / divisor) as u64)
+                }
+                l => match number(&l) {
+                    Some(a) => Value::Float(a / divisor),
+                    None => return Err(eval_error(format!("cannot divide {l}"))),
+                },
+            }
+        }
+    })
+}

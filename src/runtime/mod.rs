@@ -1,0 +1,24 @@
+//! The interpreter: runs checked programs on the providers.
+//!
+//! A run goes until it finishes or waits; a waiting run is plain data
+//! ([`Run`]) kept in the store until it is due, so a pending reminder
+//! survives a restart and another process can resume it.
+
+mod engine;
+mod error;
+mod event;
+mod interp;
+mod observe;
+mod pacing;
+mod run;
+mod value;
+
+pub use engine::{
+    ActionHandler, Engine, EngineBuilder, EngineError, EngineLimits, RunReport, RunStatus,
+};
+pub use error::ActionError;
+pub use event::{Event, EventError};
+pub use observe::{NoObserver, Observer, RunEvent};
+pub use pacing::{Limits, Pacer};
+pub use run::{Frame, Run, Step};
+pub use value::{format_duration, parse_duration, Value};
