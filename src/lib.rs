@@ -4,6 +4,7 @@
 pub mod check;
 pub mod config;
 pub mod diag;
+pub mod duration;
 pub mod phone;
 pub mod project;
 pub mod providers;

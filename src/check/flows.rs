@@ -961,7 +961,7 @@ impl<'a> FlowChecker<'a> {
         }
         match self.waited {
             Waited::Known(ms) if ms >= WINDOW_MS => self.diagnostics.push(
-                rules::outside_window::after_waits(span, &format_duration(ms)),
+                rules::outside_window::after_waits(span, &crate::duration::format(ms)),
             ),
             Waited::Unknown(wait) => self
                 .diagnostics
@@ -1069,30 +1069,5 @@ fn binary_result(op: BinaryOp, left: &Ty, right: &Ty) -> Option<Ty> {
             (Ty::Duration, n) if n.is_number() => Some(Ty::Duration),
             _ => None,
         },
-    }
-}
-
-/// `1d 2h 30m` for messages.
-pub(crate) fn format_duration(ms: u64) -> String {
-    let units = [
-        (604_800_000, "w"),
-        (86_400_000, "d"),
-        (3_600_000, "h"),
-        (60_000, "m"),
-        (1_000, "s"),
-        (1, "ms"),
-    ];
-    let mut rest = ms;
-    let mut parts = Vec::new();
-    for (size, unit) in units {
-        if rest >= size {
-            parts.push(format!("{}{unit}", rest / size));
-            rest %= size;
-        }
-    }
-    if parts.is_empty() {
-        "0s".to_string()
-    } else {
-        parts.join(" ")
     }
 }

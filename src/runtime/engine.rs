@@ -319,13 +319,30 @@ impl Engine {
     /// first; a bad event starts nothing.
     pub async fn dispatch(&self, event: Event) -> Result<Vec<RunReport>, EngineError> {
         let programs = self.programs();
-        let Some(first) = programs.first() else {
+        if programs.is_empty() {
             return Err(EngineError::NoProgram);
-        };
-        let value = event.to_value(first.schemas())?;
-        self.record_window(first, &event.trigger, &value).await?;
-        let mut reports = Vec::new();
+        }
+        // Each program checks the event against its own declarations; a
+        // trigger no program declares is an error, not silence.
+        let mut checked = Vec::new();
+        let mut first_error = None;
         for program in &programs {
+            match event.to_value(program.schemas()) {
+                Ok(value) => checked.push((program, value)),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if checked.is_empty() {
+            return Err(first_error.map_or(EngineError::NoProgram, EngineError::Event));
+        }
+        let mut window_recorded = false;
+        let mut reports = Vec::new();
+        for (program, value) in checked {
+            if !window_recorded {
+                window_recorded = self.record_window(program, &event.trigger, &value).await?;
+            }
             for (flow, handler_index, binding) in handlers(program, &event.trigger) {
                 let now = self.inner.clock.now();
                 let id = self.new_run_id(now);
@@ -356,20 +373,21 @@ impl Engine {
     }
 
     /// A customer's message opens their 24-hour window with the sender.
+    /// Returns whether the trigger opens windows at all.
     async fn record_window(
         &self,
         program: &Program,
         trigger: &str,
         value: &Value,
-    ) -> Result<(), EngineError> {
+    ) -> Result<bool, EngineError> {
         let Some(schema) = program.schemas().triggers.get(trigger) else {
-            return Ok(());
+            return Ok(false);
         };
         let Some(field) = &schema.opens_window else {
-            return Ok(());
+            return Ok(false);
         };
         let Some(customer) = value.field(field).and_then(Value::as_str) else {
-            return Ok(());
+            return Ok(false);
         };
         let sender = schema
             .fields
@@ -390,7 +408,7 @@ impl Engine {
             .store
             .record_inbound(customer, sender, at)
             .await?;
-        Ok(())
+        Ok(true)
     }
 
     fn new_run_id(&self, now: DateTime<Utc>) -> String {

@@ -8,7 +8,7 @@ use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::value::{parse_duration, Value};
+use super::value::Value;
 use crate::check::rules::closest;
 use crate::check::types::Ty;
 use crate::check::Schemas;
@@ -182,7 +182,7 @@ fn convert(json: &serde_json::Value, ty: &Ty) -> Result<Value, (String, String)>
         (Ty::DateTime, J::String(s)) => DateTime::parse_from_rfc3339(s)
             .map(Value::DateTime)
             .map_err(|e| (String::new(), format!("\"{s}\" is not an RFC 3339 date and time ({e}), e.g. \"2026-12-03T10:30:00+01:00\""))),
-        (Ty::Duration, J::String(s)) => parse_duration(s)
+        (Ty::Duration, J::String(s)) => crate::duration::parse(s)
             .map(Value::Duration)
             .ok_or_else(|| (String::new(), format!("\"{s}\" is not a duration such as \"4m30s\""))),
         (Ty::List(element), J::Array(items)) => items

@@ -21,4 +21,4 @@ pub use event::{Event, EventError};
 pub use observe::{NoObserver, Observer, RunEvent};
 pub use pacing::{Limits, Pacer};
 pub use run::{Frame, Run, Step};
-pub use value::{format_duration, parse_duration, Value};
+pub use value::Value;

@@ -61,64 +61,6 @@ impl Value {
     }
 }
 
-/// Formats a duration in milliseconds as `1h30m`, the literal syntax.
-pub fn format_duration(ms: u64) -> String {
-    if ms == 0 {
-        return "0s".to_string();
-    }
-    let units = [
-        (604_800_000, "w"),
-        (86_400_000, "d"),
-        (3_600_000, "h"),
-        (60_000, "m"),
-        (1_000, "s"),
-        (1, "ms"),
-    ];
-    let mut rest = ms;
-    let mut out = String::new();
-    for (size, unit) in units {
-        if rest >= size {
-            out.push_str(&format!("{}{unit}", rest / size));
-            rest %= size;
-        }
-    }
-    out
-}
-
-/// Parses the literal syntax `1h30m`, `500ms`, `7d` into milliseconds.
-pub fn parse_duration(text: &str) -> Option<u64> {
-    let mut total: u64 = 0;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return None;
-        }
-        let number: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let (unit_ms, len) = if rest.starts_with("ms") {
-            (1, 2)
-        } else {
-            match rest.chars().next()? {
-                's' => (1_000, 1),
-                'm' => (60_000, 1),
-                'h' => (3_600_000, 1),
-                'd' => (86_400_000, 1),
-                'w' => (604_800_000, 1),
-                _ => return None,
-            }
-        };
-        rest = &rest[len..];
-        total = total.checked_add(number.checked_mul(unit_ms)?)?;
-    }
-    Some(total)
-}
-
 impl fmt::Display for Value {
     /// How a value reads inside an interpolated string.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -128,7 +70,7 @@ impl fmt::Display for Value {
             Value::Int(n) => write!(f, "{n}"),
             Value::Float(x) => write!(f, "{x}"),
             Value::Bool(b) => write!(f, "{b}"),
-            Value::Duration(ms) => f.write_str(&format_duration(*ms)),
+            Value::Duration(ms) => f.write_str(&crate::duration::format(*ms)),
             Value::DateTime(t) => f.write_str(&t.to_rfc3339()),
             Value::List(items) => {
                 f.write_str("[")?;
@@ -157,18 +99,6 @@ impl fmt::Display for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_round_trip() {
-        for text in ["10m", "1h30m", "500ms", "7d", "2w3d"] {
-            let ms = parse_duration(text).unwrap();
-            assert_eq!(parse_duration(&format_duration(ms)), Some(ms), "{text}");
-        }
-        assert_eq!(parse_duration("4m30s"), Some(270_000));
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration("m"), None);
-        assert_eq!(parse_duration("99999999999999999999d"), None);
-    }
 
     #[test]
     fn values_serialize_as_tagged_data() {

@@ -797,46 +797,11 @@ impl Builder<'_, '_> {
         }
     }
 
-    /// Parses `1h30m` into milliseconds.
+    /// Parses `1h30m` into milliseconds. The grammar guarantees the shape,
+    /// so the only failure is a duration too long for 64 bits.
     fn duration(&mut self, pair: &Pair<'_, Rule>) -> Option<u64> {
-        let text = pair.as_str();
-        let mut total: u64 = 0;
-        let mut number: u64 = 0;
-        let mut overflow = false;
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            if let Some(digit) = c.to_digit(10) {
-                match number
-                    .checked_mul(10)
-                    .and_then(|n| n.checked_add(digit as u64))
-                {
-                    Some(n) => number = n,
-                    None => overflow = true,
-                }
-                continue;
-            }
-            let unit_ms: u64 = match c {
-                'm' if chars.peek() == Some(&'s') => {
-                    chars.next();
-                    1
-                }
-                's' => 1_000,
-                'm' => 60_000,
-                'h' => 3_600_000,
-                'd' => 86_400_000,
-                'w' => 604_800_000,
-                _ => 0,
-            };
-            match number
-                .checked_mul(unit_ms)
-                .and_then(|n| total.checked_add(n))
-            {
-                Some(t) => total = t,
-                None => overflow = true,
-            }
-            number = 0;
-        }
-        if overflow {
+        let parsed = crate::duration::parse(pair.as_str());
+        if parsed.is_none() {
             let span = self.span(pair);
             self.invalid_literal(
                 span,
@@ -844,9 +809,8 @@ impl Builder<'_, '_> {
                 "out of range",
                 "durations can be at most about 584 million years; use a smaller one",
             );
-            return None;
         }
-        Some(total)
+        parsed
     }
 
     fn string(&mut self, pair: Pair<'_, Rule>) -> Vec<StrPart> {

@@ -9,6 +9,8 @@ use flowc::check::Checked;
 use flowc::diag::render::{self, JsonDiagnostic, Style};
 use flowc::project::Project;
 
+use crate::plural;
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The project configuration; by default the flow.toml next to the flows.
@@ -84,13 +86,6 @@ pub fn print_diagnostics(checked: &Checked, format: Format) {
 }
 
 fn summary(files: usize, errors: usize, warnings: usize) -> String {
-    let plural = |n: usize, word: &str| {
-        if n == 1 {
-            format!("1 {word}")
-        } else {
-            format!("{n} {word}s")
-        }
-    };
     format!(
         "checked {}: {}, {}",
         plural(files, "file"),

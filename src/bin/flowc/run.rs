@@ -15,6 +15,7 @@ use flowc::providers::{Clock, RunOutcome, SystemClock, VirtualClock};
 use flowc::runtime::{Engine, Event, Observer, RunEvent, RunStatus, Value};
 
 use crate::check::{print_diagnostics, usage_error, Format};
+use crate::plural;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -136,13 +137,6 @@ async fn run_async(args: RunArgs, start: Option<DateTime<Utc>>) -> ExitCode {
         .filter(|o| matches!(o, RunOutcome::Stopped))
         .count();
     let completed = outcomes.len() - failed - stopped;
-    let plural = |n: usize, word: &str| {
-        if n == 1 {
-            format!("1 {word}")
-        } else {
-            format!("{n} {word}s")
-        }
-    };
     say!(
         "\n{}: {completed} completed, {stopped} stopped, {failed} failed; {} would be sent",
         plural(outcomes.len(), "run"),
@@ -249,7 +243,7 @@ impl Observer for Trace {
                     run,
                     &format!(
                         "waits {} until {}",
-                        flowc::runtime::format_duration(wait),
+                        flowc::duration::format(wait),
                         until.format("%Y-%m-%d %H:%M:%S UTC")
                     ),
                 );
