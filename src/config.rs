@@ -1,10 +1,17 @@
-//! The project configuration, `flow.toml`: senders, templates and assistants.
+//! The project configuration, `flow.toml`: senders, templates and assistants,
+//! and the providers behind them.
 //!
 //! Flows name things by string (`sender: "berlin-office"`, `template:
 //! "appointment_confirmed"`, `assistant: "lead-qualifier"`); this file says
 //! what those names stand for. The checker looks names up here (unknown
 //! sender, template variable count, marketing without opt-out) and the runtime
 //! takes the WhatsApp phone number id and the template language from here.
+//!
+//! It also says which provider each sender and assistant uses: the WhatsApp
+//! Cloud API account of `[whatsapp]` or a dry run, an `[ai.NAME]`
+//! chat completions endpoint or the scripted AI. Secrets are never in the
+//! file: it names the environment variables that hold them
+//! ([`WhatsAppConfig::access_token_env`], [`AiEndpointConfig::api_key_env`]).
 //!
 //! [`Config::parse`] never stops at the first problem: it reports every one as
 //! a [`Diagnostic`] pointing at the exact key or value in `flow.toml`, and keeps
@@ -35,6 +42,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use toml_edit::{ImDocument, Item, TableLike};
@@ -43,19 +51,23 @@ use crate::diag::{Code, Diagnostic};
 use crate::phone;
 use crate::source::{FileId, Span};
 
-/// Top-level tables that later features own (WhatsApp credentials, AI
-/// provider, store, server, rate limits, campaigns, notifications). They are
-/// accepted and not looked into, so a project can already write them without
-/// this loader calling them unknown.
-const RESERVED_TABLES: &[&str] = &[
-    "whatsapp",
-    "ai",
-    "store",
-    "serve",
-    "limits",
-    "campaigns",
-    "notify",
-];
+/// Top-level tables that later features own (store, server, rate limits,
+/// campaigns, notifications). They are accepted and not looked into, so a
+/// project can already write them without this loader calling them unknown.
+const RESERVED_TABLES: &[&str] = &["store", "serve", "limits", "campaigns", "notify"];
+
+/// The longest `timeout` a provider call may have; a call that hangs longer
+/// holds up the run.
+const MAX_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+
+/// The range of `temperature`, as the chat completions API accepts it.
+const TEMPERATURE_RANGE: std::ops::RangeInclusive<f64> = 0.0..=2.0;
+
+/// The range of `max_tokens`.
+const MAX_TOKENS_RANGE: std::ops::RangeInclusive<i64> = 1..=100_000;
+
+/// The range of `history`.
+const HISTORY_RANGE: std::ops::RangeInclusive<i64> = 0..=1000;
 
 /// Wordings that offer a way to opt out of messages, lower case, in the
 /// languages WhatsApp businesses commonly write templates in. Matched as whole
@@ -109,7 +121,8 @@ const OPT_OUT_PHRASES: &[&str] = &[
 /// assert!(config.is_empty());
 /// assert!(diagnostics.is_empty());
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+// Not `Eq`: an assistant's temperature is an `f32`.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     /// WhatsApp business numbers that flows send from, by name.
     pub senders: BTreeMap<String, SenderConfig>,
@@ -117,6 +130,146 @@ pub struct Config {
     pub templates: BTreeMap<String, TemplateConfig>,
     /// AI assistants, by name.
     pub assistants: BTreeMap<String, AssistantConfig>,
+    /// The WhatsApp Cloud API account, `[whatsapp]`, when the file has one
+    /// (and it has no problem).
+    pub whatsapp: Option<WhatsAppConfig>,
+    /// AI endpoints, `[ai.NAME]`, by name.
+    pub ai: BTreeMap<String, AiEndpointConfig>,
+}
+
+/// The WhatsApp Cloud API account: `[whatsapp]`. Every setting has a
+/// default, so an empty `[whatsapp]` table means "send through the Cloud API
+/// at graph.facebook.com with the token in `WHATSAPP_ACCESS_TOKEN`".
+///
+/// The access token itself is never in `flow.toml`: the file names the
+/// environment variable that holds it.
+///
+/// ```
+/// use std::time::Duration;
+/// use flowc::config::{Config, SenderProvider, WhatsAppConfig};
+/// use flowc::source::FileId;
+///
+/// let text = r#"
+/// [whatsapp]
+/// business_account_id = "102290129340398"
+/// timeout = "20s"
+///
+/// [senders.berlin-office]
+/// phone_number_id = "106540352242922"
+/// "#;
+/// let (config, diagnostics) = Config::parse(text, FileId(0));
+/// assert!(diagnostics.is_empty());
+/// let whatsapp = config.whatsapp.as_ref().unwrap();
+/// assert_eq!(whatsapp.base_url, WhatsAppConfig::DEFAULT_BASE_URL);
+/// assert_eq!(whatsapp.api_version, "v21.0");
+/// assert_eq!(whatsapp.access_token_env, "WHATSAPP_ACCESS_TOKEN");
+/// assert_eq!(whatsapp.business_account_id.as_deref(), Some("102290129340398"));
+/// assert_eq!(whatsapp.timeout, Duration::from_secs(20));
+/// // With a `[whatsapp]` table, senders use the Cloud API unless they say otherwise.
+/// assert_eq!(config.senders["berlin-office"].provider, SenderProvider::CloudApi);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhatsAppConfig {
+    /// The Graph API's address without a trailing `/`, e.g.
+    /// `https://graph.facebook.com`; tests point it at a local server.
+    pub base_url: String,
+    /// The Graph API version in the request path, e.g. `v21.0`.
+    pub api_version: String,
+    /// The name of the environment variable that holds the access token,
+    /// e.g. `WHATSAPP_ACCESS_TOKEN`.
+    pub access_token_env: String,
+    /// The WhatsApp Business Account id (digits), for reading the account's
+    /// templates; `None` when not given.
+    pub business_account_id: Option<String>,
+    /// How long one API call may take.
+    pub timeout: Duration,
+    /// The table key's span (`whatsapp` in `[whatsapp]`); [`Span::default`]
+    /// for [`WhatsAppConfig::default`].
+    pub span: Span,
+}
+
+impl WhatsAppConfig {
+    /// The default `base_url`.
+    pub const DEFAULT_BASE_URL: &'static str = "https://graph.facebook.com";
+    /// The default `api_version`.
+    pub const DEFAULT_API_VERSION: &'static str = "v21.0";
+    /// The default `access_token_env`.
+    pub const DEFAULT_ACCESS_TOKEN_ENV: &'static str = "WHATSAPP_ACCESS_TOKEN";
+    /// The default `timeout`: 15 seconds.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+}
+
+impl Default for WhatsAppConfig {
+    /// Every setting at its default, as an empty `[whatsapp]` table gives.
+    ///
+    /// ```
+    /// use flowc::config::WhatsAppConfig;
+    ///
+    /// let whatsapp = WhatsAppConfig::default();
+    /// assert_eq!(whatsapp.base_url, "https://graph.facebook.com");
+    /// assert_eq!(whatsapp.business_account_id, None);
+    /// ```
+    fn default() -> Self {
+        WhatsAppConfig {
+            base_url: Self::DEFAULT_BASE_URL.to_owned(),
+            api_version: Self::DEFAULT_API_VERSION.to_owned(),
+            access_token_env: Self::DEFAULT_ACCESS_TOKEN_ENV.to_owned(),
+            business_account_id: None,
+            timeout: Self::DEFAULT_TIMEOUT,
+            span: Span::default(),
+        }
+    }
+}
+
+/// An OpenAI-compatible chat completions endpoint: `[ai.NAME]`. Assistants
+/// choose one by name with `provider = "NAME"`.
+///
+/// ```
+/// use std::time::Duration;
+/// use flowc::config::{AssistantProvider, Config};
+/// use flowc::source::FileId;
+///
+/// let text = r#"
+/// [ai.openai]
+/// base_url = "https://api.openai.com/v1"
+/// api_key_env = "OPENAI_API_KEY"
+///
+/// [ai.local]
+/// base_url = "http://localhost:11434/v1"
+/// timeout = "2m"
+///
+/// [assistants.lead-qualifier]
+/// provider = "openai"
+/// model = "gpt-4o-mini"
+/// "#;
+/// let (config, diagnostics) = Config::parse(text, FileId(0));
+/// assert!(diagnostics.is_empty());
+/// let local = &config.ai["local"];
+/// assert_eq!(local.api_key_env, None); // a local server needs no key
+/// assert_eq!(local.timeout, Duration::from_secs(120));
+/// let assistant = &config.assistants["lead-qualifier"];
+/// assert_eq!(assistant.provider, AssistantProvider::Endpoint("openai".into()));
+/// assert_eq!(config.endpoint_of(assistant).unwrap().base_url, "https://api.openai.com/v1");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiEndpointConfig {
+    /// The name assistants use, e.g. `openai`.
+    pub name: String,
+    /// The endpoint's base address without a trailing `/`, e.g.
+    /// `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// The name of the environment variable that holds the API key, e.g.
+    /// `OPENAI_API_KEY`; `None` for servers that need no key.
+    pub api_key_env: Option<String>,
+    /// How long one completion may take.
+    pub timeout: Duration,
+    /// The table key's span (`openai` in `[ai.openai]`).
+    pub span: Span,
+}
+
+impl AiEndpointConfig {
+    /// The default `timeout`: 30 seconds, as answers take seconds.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 }
 
 /// A WhatsApp business number: `[senders.NAME]`.
@@ -128,9 +281,103 @@ pub struct SenderConfig {
     pub phone_number_id: String,
     /// The number itself in E.164, when given; for display and logs.
     pub phone: Option<String>,
+    /// What sends its messages: `provider = "cloud-api" | "dry-run"`, by
+    /// default the Cloud API when the file has a `[whatsapp]` table, else the
+    /// dry run. When [`Config::parse`] reports no errors, every
+    /// [`SenderProvider::CloudApi`] sender has a [`Config::whatsapp`].
+    pub provider: SenderProvider,
     /// The table key's span (`berlin-office` in `[senders.berlin-office]`).
     pub span: Span,
 }
+
+/// What sends a sender's messages.
+///
+/// ```
+/// use flowc::config::SenderProvider;
+///
+/// assert_eq!(SenderProvider::CloudApi.to_string(), "cloud-api");
+/// assert_eq!("dry-run".parse(), Ok(SenderProvider::DryRun));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SenderProvider {
+    /// The WhatsApp Cloud API, with the account of `[whatsapp]`.
+    CloudApi,
+    /// Nothing is sent: the messages are printed.
+    DryRun,
+}
+
+impl SenderProvider {
+    /// Every provider, in the order help texts list them.
+    pub const ALL: &'static [SenderProvider] = &[SenderProvider::CloudApi, SenderProvider::DryRun];
+
+    /// The name as written in `flow.toml`, e.g. `cloud-api`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SenderProvider::CloudApi => "cloud-api",
+            SenderProvider::DryRun => "dry-run",
+        }
+    }
+}
+
+impl fmt::Display for SenderProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SenderProvider {
+    type Err = ();
+
+    /// Parses the exact lower-case name, as `flow.toml` requires.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SenderProvider::ALL
+            .iter()
+            .copied()
+            .find(|provider| provider.as_str() == s)
+            .ok_or(())
+    }
+}
+
+/// What answers for an assistant.
+///
+/// ```
+/// use flowc::config::AssistantProvider;
+///
+/// let openai = AssistantProvider::Endpoint("openai".into());
+/// assert_eq!(openai.endpoint(), Some("openai"));
+/// assert_eq!(openai.to_string(), "openai");
+/// assert_eq!(AssistantProvider::Scripted.endpoint(), None);
+/// assert_eq!(AssistantProvider::Scripted.to_string(), "scripted");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AssistantProvider {
+    /// The `[ai.NAME]` endpoint of this name; always one in [`Config::ai`]
+    /// when [`Config::parse`] reports no errors.
+    Endpoint(String),
+    /// The built-in scripted AI: canned answers from rules, no network.
+    Scripted,
+}
+
+impl AssistantProvider {
+    /// The name of the `[ai.NAME]` endpoint, if the provider is one.
+    pub fn endpoint(&self) -> Option<&str> {
+        match self {
+            AssistantProvider::Endpoint(name) => Some(name),
+            AssistantProvider::Scripted => None,
+        }
+    }
+}
+
+impl fmt::Display for AssistantProvider {
+    /// The value as written in `flow.toml`: the endpoint's name, or `scripted`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.endpoint().unwrap_or(SCRIPTED))
+    }
+}
+
+/// The `provider` value of the scripted AI.
+const SCRIPTED: &str = "scripted";
 
 /// An approved WhatsApp template: `[templates.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,7 +483,34 @@ impl Placeholders {
 }
 
 /// An AI assistant: `[assistants.NAME]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// ```
+/// use flowc::config::{AssistantProvider, Config};
+/// use flowc::source::FileId;
+///
+/// let text = r#"
+/// [assistants.lead-qualifier]
+/// model = "gpt-4o-mini"
+/// temperature = 0.3
+/// max_tokens = 512
+///
+/// [assistants.test-double]
+/// provider = "scripted"
+/// rules = "ai_rules.toml"
+/// history = 0
+/// "#;
+/// let (config, diagnostics) = Config::parse(text, FileId(0));
+/// assert!(diagnostics.is_empty());
+/// let qualifier = &config.assistants["lead-qualifier"];
+/// // No `[ai.NAME]` table: the scripted AI answers.
+/// assert_eq!(qualifier.provider, AssistantProvider::Scripted);
+/// assert_eq!(qualifier.temperature, Some(0.3));
+/// assert_eq!(qualifier.max_tokens, Some(512));
+/// assert_eq!(qualifier.history, 20);
+/// assert_eq!(config.assistants["test-double"].rules.as_deref(), Some("ai_rules.toml"));
+/// ```
+// Not `Eq`: `temperature` is an `f32`.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AssistantConfig {
     /// The name flows use, e.g. `lead-qualifier`.
     pub name: String,
@@ -244,8 +518,29 @@ pub struct AssistantConfig {
     pub model: Option<String>,
     /// The system instructions.
     pub instructions: Option<String>,
+    /// What answers: `provider = "NAME"` of an `[ai.NAME]` table, or
+    /// `"scripted"`; by default the only `[ai.NAME]` endpoint when the file
+    /// has exactly one, else the scripted AI.
+    pub provider: AssistantProvider,
+    /// The sampling temperature, 0 to 2; the endpoint's default when absent.
+    pub temperature: Option<f32>,
+    /// The most tokens an answer may have, 1 to 100,000; the endpoint's
+    /// default when absent.
+    pub max_tokens: Option<u32>,
+    /// How many earlier messages of the conversation with a customer are
+    /// sent along, 0 to 1,000; [`AssistantConfig::DEFAULT_HISTORY`] by default.
+    pub history: usize,
+    /// The scripted AI's rules file, as written: a path relative to
+    /// `flow.toml`. Only with [`AssistantProvider::Scripted`]; the built-in
+    /// rules when absent.
+    pub rules: Option<String>,
     /// The table key's span (`lead-qualifier` in `[assistants.lead-qualifier]`).
     pub span: Span,
+}
+
+impl AssistantConfig {
+    /// The default `history`: 20 messages per customer.
+    pub const DEFAULT_HISTORY: usize = 20;
 }
 
 /// Why a template body's placeholders are not what WhatsApp accepts.
@@ -545,7 +840,7 @@ impl Config {
     /// assert!(!config.assistants.contains_key("broken"));
     /// assert_eq!(diagnostics.len(), 1);
     /// assert_eq!(diagnostics[0].code.as_str(), "F5001");
-    /// assert_eq!(diagnostics[0].help.as_deref(), Some("did you mean `model`? an assistant takes `model` and `instructions`"));
+    /// assert!(diagnostics[0].help.as_deref().unwrap().starts_with("did you mean `model`? an assistant takes `model`, `instructions`"));
     /// let span = diagnostics[0].span().unwrap();
     /// assert_eq!(&text[span.range()], "modle");
     /// ```
@@ -554,6 +849,10 @@ impl Config {
             file,
             text_len: text.len(),
             diagnostics: Vec::new(),
+            sender_choices: Vec::new(),
+            assistant_choices: Vec::new(),
+            whatsapp_present: false,
+            ai_tables: Vec::new(),
         };
         let config = match ImDocument::parse(text) {
             Ok(document) => loader.document(document.as_table()),
@@ -567,7 +866,8 @@ impl Config {
         (config, diagnostics)
     }
 
-    /// Whether there are no senders, templates or assistants.
+    /// Whether nothing is configured: no senders, templates, assistants,
+    /// `[whatsapp]` or AI endpoints.
     ///
     /// ```
     /// use flowc::config::Config;
@@ -575,20 +875,49 @@ impl Config {
     /// assert!(Config::default().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.senders.is_empty() && self.templates.is_empty() && self.assistants.is_empty()
+        self.senders.is_empty()
+            && self.templates.is_empty()
+            && self.assistants.is_empty()
+            && self.whatsapp.is_none()
+            && self.ai.is_empty()
+    }
+
+    /// The `[ai.NAME]` endpoint an assistant uses; `None` for the scripted AI.
+    ///
+    /// ```
+    /// use flowc::config::Config;
+    /// use flowc::source::FileId;
+    ///
+    /// let text = "[ai.local]\nbase_url = \"http://localhost:8080/v1\"\n[assistants.helper]\n";
+    /// let (config, _) = Config::parse(text, FileId(0));
+    /// let helper = &config.assistants["helper"];
+    /// assert_eq!(config.endpoint_of(helper).unwrap().name, "local");
+    /// ```
+    pub fn endpoint_of(&self, assistant: &AssistantConfig) -> Option<&AiEndpointConfig> {
+        self.ai.get(assistant.provider.endpoint()?)
     }
 }
 
-/// The three kinds of named entries, with what differs between them.
+/// The kinds of tables, with what differs between them: the named entries of
+/// `[senders]`, `[templates]`, `[assistants]` and `[ai]`, and the single
+/// `[whatsapp]` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum EntryKind {
     Sender,
     Template,
     Assistant,
+    WhatsApp,
+    AiEndpoint,
 }
 
 impl EntryKind {
-    const ALL: [EntryKind; 3] = [EntryKind::Sender, EntryKind::Template, EntryKind::Assistant];
+    const ALL: [EntryKind; 5] = [
+        EntryKind::Sender,
+        EntryKind::Template,
+        EntryKind::Assistant,
+        EntryKind::WhatsApp,
+        EntryKind::AiEndpoint,
+    ];
 
     fn from_table(name: &str) -> Option<EntryKind> {
         EntryKind::ALL.into_iter().find(|kind| kind.table() == name)
@@ -600,6 +929,8 @@ impl EntryKind {
             EntryKind::Sender => "senders",
             EntryKind::Template => "templates",
             EntryKind::Assistant => "assistants",
+            EntryKind::WhatsApp => "whatsapp",
+            EntryKind::AiEndpoint => "ai",
         }
     }
 
@@ -609,14 +940,27 @@ impl EntryKind {
             EntryKind::Sender => "sender",
             EntryKind::Template => "template",
             EntryKind::Assistant => "assistant",
+            EntryKind::WhatsApp => "`[whatsapp]`",
+            EntryKind::AiEndpoint => "AI endpoint",
         }
     }
 
+    /// The subject of "... takes `a` and `b`".
     fn with_article(self) -> &'static str {
         match self {
             EntryKind::Sender => "a sender",
             EntryKind::Template => "a template",
             EntryKind::Assistant => "an assistant",
+            EntryKind::WhatsApp => "`[whatsapp]`",
+            EntryKind::AiEndpoint => "an AI endpoint",
+        }
+    }
+
+    /// The label on an unknown key, e.g. `not a sender setting`.
+    fn not_a_setting(self) -> String {
+        match self {
+            EntryKind::WhatsApp => "not a `[whatsapp]` setting".to_owned(),
+            _ => format!("not {} setting", self.with_article()),
         }
     }
 
@@ -626,6 +970,8 @@ impl EntryKind {
             EntryKind::Sender => "berlin-office",
             EntryKind::Template => "appointment_confirmed",
             EntryKind::Assistant => "lead-qualifier",
+            EntryKind::WhatsApp => "whatsapp",
+            EntryKind::AiEndpoint => "openai",
         }
     }
 
@@ -635,6 +981,7 @@ impl EntryKind {
             EntryKind::Sender => &[
                 ("phone_number_id", r#"phone_number_id = "106540352242922""#),
                 ("phone", r#"phone = "+4930901820""#),
+                ("provider", r#"provider = "cloud-api""#),
             ],
             EntryKind::Template => &[
                 ("language", r#"language = "de""#),
@@ -651,6 +998,29 @@ impl EntryKind {
                     "instructions",
                     r#"instructions = "You qualify leads politely.""#,
                 ),
+                ("provider", r#"provider = "openai""#),
+                ("temperature", "temperature = 0.3"),
+                ("max_tokens", "max_tokens = 512"),
+                ("history", "history = 20"),
+                ("rules", r#"rules = "ai_rules.toml""#),
+            ],
+            EntryKind::WhatsApp => &[
+                ("base_url", r#"base_url = "https://graph.facebook.com""#),
+                ("api_version", r#"api_version = "v21.0""#),
+                (
+                    "access_token_env",
+                    r#"access_token_env = "WHATSAPP_ACCESS_TOKEN""#,
+                ),
+                (
+                    "business_account_id",
+                    r#"business_account_id = "102290129340398""#,
+                ),
+                ("timeout", r#"timeout = "15s""#),
+            ],
+            EntryKind::AiEndpoint => &[
+                ("base_url", r#"base_url = "https://api.openai.com/v1""#),
+                ("api_key_env", r#"api_key_env = "OPENAI_API_KEY""#),
+                ("timeout", r#"timeout = "30s""#),
             ],
         }
     }
@@ -669,21 +1039,84 @@ impl EntryKind {
     }
 }
 
-/// One `[senders.NAME]`, `[templates.NAME]` or `[assistants.NAME]` table
-/// being read.
+/// One `[senders.NAME]`, `[templates.NAME]`, `[assistants.NAME]` or
+/// `[ai.NAME]` table, or the `[whatsapp]` table, being read.
 struct Entry<'doc> {
     kind: EntryKind,
     name: &'doc str,
     table: &'doc dyn TableLike,
-    /// The span of `NAME`; where problems of the entry as a whole point.
+    /// The span of `NAME` (`whatsapp` for `[whatsapp]`); where problems of
+    /// the entry as a whole point.
     key_span: Span,
 }
+
+impl Entry<'_> {
+    /// The entry in messages: `` sender `berlin` `` or `` `[whatsapp]` ``.
+    fn describe(&self) -> String {
+        match self.kind {
+            EntryKind::WhatsApp => self.kind.noun().to_owned(),
+            kind => format!("{} `{}`", kind.noun(), self.name.escape_debug()),
+        }
+    }
+}
+
+/// A sender's `provider` as written, decided once the whole file is read
+/// (the `[whatsapp]` table may come after the sender).
+struct SenderChoice {
+    name: String,
+    provider: Option<(SenderProvider, Span)>,
+}
+
+/// An assistant's `provider` and `rules` as written, decided once the whole
+/// file is read (the `[ai.NAME]` tables may come after the assistant).
+struct AssistantChoice {
+    name: String,
+    /// The value and its span.
+    provider: Option<(String, Span)>,
+    /// The span of the `rules` value.
+    rules: Option<Span>,
+}
+
+/// A secret that `flow.toml` names by environment variable, for the
+/// messages about it.
+struct SecretKind {
+    /// `access token`.
+    noun: &'static str,
+    /// `token`.
+    short: &'static str,
+    /// `access_token_env = "WHATSAPP_ACCESS_TOKEN"`.
+    example: &'static str,
+    /// What removing the line means.
+    without: &'static str,
+}
+
+const ACCESS_TOKEN: SecretKind = SecretKind {
+    noun: "access token",
+    short: "token",
+    example: r#"access_token_env = "WHATSAPP_ACCESS_TOKEN""#,
+    without: "remove the line to use `WHATSAPP_ACCESS_TOKEN`",
+};
+
+const API_KEY: SecretKind = SecretKind {
+    noun: "API key",
+    short: "key",
+    example: r#"api_key_env = "OPENAI_API_KEY""#,
+    without: "remove the line if the server needs no key",
+};
 
 /// Walks the parsed document, collecting diagnostics.
 struct Loader {
     file: FileId,
     text_len: usize,
     diagnostics: Vec<Diagnostic>,
+    /// The senders read so far, with their `provider` as written.
+    sender_choices: Vec<SenderChoice>,
+    /// The assistants read so far, with their `provider` and `rules`.
+    assistant_choices: Vec<AssistantChoice>,
+    /// Whether the file has a `whatsapp` key, with or without problems.
+    whatsapp_present: bool,
+    /// The names of the `[ai.NAME]` tables, with or without problems.
+    ai_tables: Vec<String>,
 }
 
 impl Loader {
@@ -754,11 +1187,13 @@ impl Loader {
         for (table_name, item) in root.iter() {
             let key_span = self.key_span(root, table_name, file_start);
             match EntryKind::from_table(table_name) {
+                Some(EntryKind::WhatsApp) => self.whatsapp_table(item, key_span, &mut config),
                 Some(kind) => self.section(kind, item, key_span, &mut config),
                 None if RESERVED_TABLES.contains(&table_name) => {}
                 None => self.unknown_top_level(table_name, key_span),
             }
         }
+        self.resolve_providers(&mut config);
         config
     }
 
@@ -785,7 +1220,7 @@ impl Loader {
         );
     }
 
-    /// `[senders]`, `[templates]` or `[assistants]` with its entries.
+    /// `[senders]`, `[templates]`, `[assistants]` or `[ai]` with its entries.
     fn section(&mut self, kind: EntryKind, item: &Item, key_span: Span, config: &mut Config) {
         let Some(section) = item.as_table_like() else {
             let span = self.span(item.span(), key_span);
@@ -806,6 +1241,11 @@ impl Loader {
         };
         for (name, entry_item) in section.iter() {
             let entry_key_span = self.key_span(section, name, key_span);
+            // Assistants may name an endpoint whose table has a problem: that
+            // problem is reported at the table, not again at each assistant.
+            if kind == EntryKind::AiEndpoint && entry_item.is_table_like() && name != SCRIPTED {
+                self.ai_tables.push(name.to_owned());
+            }
             let before = self.diagnostics.len();
             let entry = self.entry(kind, name, entry_item, entry_key_span);
             // An entry with any problem is left out, so the checker reports
@@ -823,8 +1263,40 @@ impl Loader {
                 Some(ParsedEntry::Assistant(assistant)) => {
                     config.assistants.insert(assistant.name.clone(), assistant);
                 }
+                Some(ParsedEntry::AiEndpoint(endpoint)) => {
+                    config.ai.insert(endpoint.name.clone(), endpoint);
+                }
                 None => {}
             }
+        }
+    }
+
+    /// The `[whatsapp]` table: one account, not named entries.
+    fn whatsapp_table(&mut self, item: &Item, key_span: Span, config: &mut Config) {
+        self.whatsapp_present = true;
+        let Some(table) = item.as_table_like() else {
+            let span = self.span(item.span(), key_span);
+            self.report(
+                Diagnostic::new(Code::ConfigSyntax, "`whatsapp` must be a table")
+                    .with_label(span, format!("found {}", with_article(item.type_name())))
+                    .with_help(
+                        "put the Cloud API account's settings below a `[whatsapp]` header, \
+                         e.g. `[whatsapp]` then `access_token_env = \"WHATSAPP_ACCESS_TOKEN\"`",
+                    ),
+            );
+            return;
+        };
+        let entry = Entry {
+            kind: EntryKind::WhatsApp,
+            name: EntryKind::WhatsApp.table(),
+            table,
+            key_span,
+        };
+        let before = self.diagnostics.len();
+        self.unknown_keys(&entry);
+        let whatsapp = self.whatsapp(&entry);
+        if self.diagnostics.len() == before {
+            config.whatsapp = Some(whatsapp);
         }
     }
 
@@ -863,9 +1335,12 @@ impl Loader {
         };
         self.unknown_keys(&entry);
         match kind {
-            EntryKind::Sender => self.sender(&entry).map(ParsedEntry::Sender),
+            EntryKind::Sender => self.sender(&entry),
             EntryKind::Template => self.template(&entry).map(ParsedEntry::Template),
-            EntryKind::Assistant => self.assistant(&entry).map(ParsedEntry::Assistant),
+            EntryKind::Assistant => self.assistant(&entry),
+            EntryKind::AiEndpoint => self.ai_endpoint(&entry).map(ParsedEntry::AiEndpoint),
+            // `[whatsapp]` is one table, read by `whatsapp_table`.
+            EntryKind::WhatsApp => None,
         }
     }
 
@@ -910,21 +1385,28 @@ impl Loader {
                 entry.kind.with_article(),
                 entry.kind.key_list()
             );
-            let help = match did_you_mean(key, &known) {
-                Some(suggestion) => format!("did you mean `{suggestion}`? {takes}"),
-                None => takes,
+            let help = match (secret_setting(entry.kind), did_you_mean(key, &known)) {
+                // `access_token = "EAAG..."`: steer away from the secret
+                // itself, not only towards the right spelling.
+                (Some((env_key, secret)), _) if names_a_secret(key) => format!(
+                    "did you mean `{env_key}`? flow.toml never holds the {noun} itself: \
+                     set it in an environment variable and name the variable, e.g. `{example}`",
+                    noun = secret.noun,
+                    example = secret.example,
+                ),
+                (_, Some(suggestion)) => format!("did you mean `{suggestion}`? {takes}"),
+                (_, None) => takes,
             };
             self.report(
                 Diagnostic::new(
                     Code::ConfigSyntax,
                     format!(
-                        "unknown key `{}` in {} `{}`",
+                        "unknown key `{}` in {}",
                         key.escape_debug(),
-                        entry.kind.noun(),
-                        entry.name.escape_debug()
+                        entry.describe()
                     ),
                 )
-                .with_label(span, format!("not {} setting", entry.kind.with_article()))
+                .with_label(span, entry.kind.not_a_setting())
                 .with_help(help),
             );
         }
@@ -934,11 +1416,7 @@ impl Loader {
         self.report(
             Diagnostic::new(
                 Code::ConfigSyntax,
-                format!(
-                    "{} `{}` has no `{key}`",
-                    entry.kind.noun(),
-                    entry.name.escape_debug()
-                ),
+                format!("{} has no `{key}`", entry.describe()),
             )
             .with_label(entry.key_span, format!("`{key}` is missing here"))
             .with_help(format!(
@@ -968,6 +1446,17 @@ impl Loader {
         // alone would not make the missing quotes obvious.
         if expected == "a string" && item.is_integer() {
             help.push_str(", with quotes");
+        }
+        // And the opposite: `temperature = "0.3"`, `max_tokens = "512"`.
+        let quoted_value = item.as_str().map(str::trim);
+        let fits_unquoted = match expected {
+            "a number" => quoted_value.is_some_and(|text| text.parse::<f64>().is_ok()),
+            "an integer" => quoted_value.is_some_and(|text| text.parse::<i64>().is_ok()),
+            "a boolean" => quoted_value.is_some_and(|text| text.parse::<bool>().is_ok()),
+            _ => false,
+        };
+        if fits_unquoted {
+            help.push_str(", without quotes");
         }
         self.report(
             Diagnostic::new(Code::ConfigSyntax, format!("`{key}` must be {expected}"))
@@ -1006,7 +1495,7 @@ impl Loader {
         }
     }
 
-    fn sender(&mut self, entry: &Entry<'_>) -> Option<SenderConfig> {
+    fn sender(&mut self, entry: &Entry<'_>) -> Option<ParsedEntry> {
         let phone_number_id = self.required_string(entry, "phone_number_id");
         if let Some((id, span)) = &phone_number_id {
             self.check_phone_number_id(id, *span);
@@ -1024,12 +1513,46 @@ impl Loader {
                 );
             }
         }
-        Some(SenderConfig {
+        let provider = self
+            .optional_string(entry, "provider")
+            .and_then(|(value, span)| Some((self.sender_provider(&value, span)?, span)));
+        // Recorded even for a sender with problems, so that every problem
+        // of the file is reported.
+        self.sender_choices.push(SenderChoice {
+            name: entry.name.to_owned(),
+            provider,
+        });
+        let sender = SenderConfig {
             name: entry.name.to_owned(),
             phone_number_id: phone_number_id?.0,
             phone: phone.map(|(number, _)| number),
+            // Decided in `resolve_providers`, once `[whatsapp]` is known.
+            provider: SenderProvider::DryRun,
             span: entry.key_span,
-        })
+        };
+        Some(ParsedEntry::Sender(sender))
+    }
+
+    fn sender_provider(&mut self, value: &str, span: Span) -> Option<SenderProvider> {
+        if let Ok(provider) = value.parse() {
+            return Some(provider);
+        }
+        let names: Vec<&str> = SenderProvider::ALL.iter().map(|p| p.as_str()).collect();
+        let rule = "a sender's provider is `cloud-api` (the WhatsApp Cloud API, with the \
+                    account of `[whatsapp]`) or `dry-run` (prints the messages, sends nothing)";
+        let help = match did_you_mean(value, &names) {
+            Some(suggestion) => format!("did you mean `{suggestion}`? {rule}"),
+            None => rule.to_owned(),
+        };
+        self.report(
+            Diagnostic::new(
+                Code::ConfigValue,
+                format!("unknown sender provider `{}`", value.escape_debug()),
+            )
+            .with_label(span, "not a sender provider")
+            .with_help(help),
+        );
+        None
     }
 
     fn check_phone_number_id(&mut self, id: &str, span: Span) {
@@ -1153,7 +1676,7 @@ impl Loader {
         }
     }
 
-    fn assistant(&mut self, entry: &Entry<'_>) -> Option<AssistantConfig> {
+    fn assistant(&mut self, entry: &Entry<'_>) -> Option<ParsedEntry> {
         let model = self.optional_string(entry, "model");
         if let Some((name, span)) = &model {
             if name.trim().is_empty() {
@@ -1168,12 +1691,560 @@ impl Loader {
             }
         }
         let instructions = self.optional_string(entry, "instructions");
-        Some(AssistantConfig {
+        // Checked against the `[ai.NAME]` tables in `resolve_providers`.
+        let provider = self.optional_string(entry, "provider");
+        let temperature = self
+            .optional_number(entry, "temperature")
+            .and_then(|(value, span)| {
+                self.check_range(
+                    entry,
+                    "temperature",
+                    TEMPERATURE_RANGE.contains(&value),
+                    span,
+                    "0 and 2",
+                    "0 gives the most predictable answers, 2 the most varied",
+                )
+                .then_some(value as f32)
+            });
+        let max_tokens = self
+            .optional_integer(entry, "max_tokens")
+            .and_then(|(value, span)| {
+                self.check_range(
+                    entry,
+                    "max_tokens",
+                    MAX_TOKENS_RANGE.contains(&value),
+                    span,
+                    "1 and 100000",
+                    "a WhatsApp text holds at most 4,096 characters, roughly 1,000 tokens",
+                )
+                .then(|| u32::try_from(value).ok())
+                .flatten()
+            });
+        let history = match self.optional_integer(entry, "history") {
+            Some((value, span)) => self
+                .check_range(
+                    entry,
+                    "history",
+                    HISTORY_RANGE.contains(&value),
+                    span,
+                    "0 and 1000",
+                    "it is how many earlier messages with the customer go along with each \
+                     question; 0 sends none, and each one costs tokens",
+                )
+                .then(|| usize::try_from(value).ok())
+                .flatten()
+                .unwrap_or(AssistantConfig::DEFAULT_HISTORY),
+            None => AssistantConfig::DEFAULT_HISTORY,
+        };
+        let rules = self.optional_string(entry, "rules");
+        if let Some((path, span)) = &rules {
+            if path.trim().is_empty() {
+                self.report(
+                    Diagnostic::new(Code::ConfigValue, "rules file path is empty")
+                        .with_label(*span, "no path here")
+                        .with_help(
+                            "name the scripted AI's rules file, relative to flow.toml, e.g. \
+                             `rules = \"ai_rules.toml\"`, or remove the line to use the \
+                             built-in rules",
+                        ),
+                );
+            }
+        }
+        // Recorded even for an assistant with problems, so that every
+        // problem of the file is reported.
+        self.assistant_choices.push(AssistantChoice {
+            name: entry.name.to_owned(),
+            provider,
+            rules: rules.as_ref().map(|(_, span)| *span),
+        });
+        let assistant = AssistantConfig {
             name: entry.name.to_owned(),
             model: model.map(|(name, _)| name),
             instructions: instructions.map(|(text, _)| text),
+            // Decided in `resolve_providers`, once the `[ai]` tables are known.
+            provider: AssistantProvider::Scripted,
+            temperature,
+            max_tokens,
+            history,
+            rules: rules.map(|(path, _)| path),
+            span: entry.key_span,
+        };
+        Some(ParsedEntry::Assistant(assistant))
+    }
+
+    /// Reports a number outside its range; whether it is inside.
+    fn check_range(
+        &mut self,
+        entry: &Entry<'_>,
+        key: &str,
+        in_range: bool,
+        span: Span,
+        bounds: &str,
+        rule: &str,
+    ) -> bool {
+        if !in_range {
+            self.report(
+                Diagnostic::new(Code::ConfigValue, format!("`{key}` is out of range"))
+                    .with_label(span, format!("must be between {bounds}"))
+                    .with_help(format!(
+                        "{rule}; write a value between {bounds}, e.g. `{}`",
+                        entry.kind.example_line(key)
+                    )),
+            );
+        }
+        in_range
+    }
+
+    /// A number, integer or not (`temperature = 1` is `1.0`).
+    fn optional_number(&mut self, entry: &Entry<'_>, key: &str) -> Option<(f64, Span)> {
+        let (item, span) = self.lookup(entry, key)?;
+        let value = item
+            .as_float()
+            .or_else(|| item.as_integer().map(|value| value as f64));
+        if value.is_none() {
+            self.wrong_type(entry, key, item, span, "a number");
+        }
+        Some((value?, span))
+    }
+
+    fn optional_integer(&mut self, entry: &Entry<'_>, key: &str) -> Option<(i64, Span)> {
+        let (item, span) = self.lookup(entry, key)?;
+        match item.as_integer() {
+            Some(value) => Some((value, span)),
+            None => {
+                self.wrong_type(entry, key, item, span, "an integer");
+                None
+            }
+        }
+    }
+
+    fn whatsapp(&mut self, entry: &Entry<'_>) -> WhatsAppConfig {
+        let defaults = WhatsAppConfig::default();
+        let base_url = self.base_url(entry).unwrap_or(defaults.base_url);
+        let api_version = match self.optional_string(entry, "api_version") {
+            Some((version, span)) => {
+                self.check_api_version(&version, span);
+                version
+            }
+            None => defaults.api_version,
+        };
+        let access_token_env = self
+            .env_var_name(entry, "access_token_env", &ACCESS_TOKEN)
+            .unwrap_or(defaults.access_token_env);
+        let business_account_id = self.optional_string(entry, "business_account_id");
+        if let Some((id, span)) = &business_account_id {
+            self.check_business_account_id(id, *span);
+        }
+        let timeout = self.timeout(entry, WhatsAppConfig::DEFAULT_TIMEOUT);
+        WhatsAppConfig {
+            base_url,
+            api_version,
+            access_token_env,
+            business_account_id: business_account_id.map(|(id, _)| id),
+            timeout,
+            span: entry.key_span,
+        }
+    }
+
+    fn ai_endpoint(&mut self, entry: &Entry<'_>) -> Option<AiEndpointConfig> {
+        if entry.name == SCRIPTED {
+            self.report(
+                Diagnostic::new(
+                    Code::ConfigValue,
+                    "the AI endpoint name `scripted` is reserved",
+                )
+                .with_label(entry.key_span, "the name of the built-in scripted AI")
+                .with_help(
+                    "`provider = \"scripted\"` always means the scripted AI; name the \
+                         endpoint after its service, e.g. `[ai.openai]` or `[ai.local]`",
+                ),
+            );
+        }
+        if !entry.table.contains_key("base_url") {
+            self.missing_key(entry, "base_url");
+        }
+        let base_url = self.base_url(entry);
+        let api_key_env = self.env_var_name(entry, "api_key_env", &API_KEY);
+        let timeout = self.timeout(entry, AiEndpointConfig::DEFAULT_TIMEOUT);
+        Some(AiEndpointConfig {
+            name: entry.name.to_owned(),
+            base_url: base_url?,
+            api_key_env,
+            timeout,
             span: entry.key_span,
         })
+    }
+
+    /// `base_url`, checked and without a trailing `/`; `None` when absent or
+    /// invalid.
+    fn base_url(&mut self, entry: &Entry<'_>) -> Option<String> {
+        let (url, span) = self.optional_string(entry, "base_url")?;
+        if let Err(problem) = check_http_url(&url) {
+            let (message, help) = match &problem {
+                UrlProblem::Credentials => {
+                    let secret = match entry.kind {
+                        EntryKind::WhatsApp => &ACCESS_TOKEN,
+                        _ => &API_KEY,
+                    };
+                    (
+                        "credentials belong in the environment, not in flow.toml".to_owned(),
+                        format!(
+                            "remove the `user:password@` part, put the {noun} in an environment \
+                             variable and name it, e.g. `{example}`",
+                            noun = secret.noun,
+                            example = secret.example,
+                        ),
+                    )
+                }
+                problem => {
+                    let example = entry.kind.example_line("base_url");
+                    let help = match problem.suggestion() {
+                        Some(fixed) => format!(
+                            "did you mean `\"{fixed}\"`? the base URL is http:// or https://, a \
+                             host, and an optional port and path, e.g. `{example}`"
+                        ),
+                        None => format!(
+                            "the base URL is http:// or https://, a host, and an optional port \
+                             and path, e.g. `{example}`"
+                        ),
+                    };
+                    ("`base_url` is not an http(s) URL".to_owned(), help)
+                }
+            };
+            self.report(
+                Diagnostic::new(Code::ConfigValue, message)
+                    .with_label(span, problem.to_string())
+                    .with_help(help),
+            );
+            return None;
+        }
+        let url = url.trim_end_matches('/').to_owned();
+        let path = url_path(&url);
+        match entry.kind {
+            // `https://graph.facebook.com/v21.0`: the version would be sent twice.
+            EntryKind::WhatsApp => {
+                let last = path.rsplit('/').next().unwrap_or("");
+                if !last.is_empty() && is_api_version(last) {
+                    let without = &url[..url.len() - last.len() - 1];
+                    self.report(
+                        Diagnostic::new(Code::ConfigValue, "`base_url` includes the API version")
+                            .with_label(span, "the version goes in `api_version`")
+                            .with_help(format!(
+                                "flowc adds the version to the path itself; write \
+                                 `base_url = \"{without}\"` and `api_version = \"{last}\"`"
+                            )),
+                    );
+                    return None;
+                }
+            }
+            // `.../v1/chat/completions`: the path would be sent twice.
+            EntryKind::AiEndpoint => {
+                if let Some(without) = url.strip_suffix("/chat/completions") {
+                    self.report(
+                        Diagnostic::new(Code::ConfigValue, "`base_url` includes the endpoint path")
+                            .with_label(span, "flowc adds `/chat/completions` itself")
+                            .with_help(format!(
+                                "end the base URL before `/chat/completions`: \
+                                 `base_url = \"{without}\"`"
+                            )),
+                    );
+                    return None;
+                }
+            }
+            _ => {}
+        }
+        Some(url)
+    }
+
+    /// Graph API versions look like `v21.0`.
+    fn check_api_version(&mut self, version: &str, span: Span) {
+        if is_api_version(version) {
+            return;
+        }
+        let rule = "Graph API versions look like `v21.0`; use the version your Meta app is on";
+        let help = match api_version_suggestion(version) {
+            Some(fixed) => format!("did you mean `{fixed}`? {rule}"),
+            None => rule.to_owned(),
+        };
+        self.report(
+            Diagnostic::new(
+                Code::ConfigValue,
+                format!("invalid API version `{}`", version.escape_debug()),
+            )
+            .with_label(span, "not a Graph API version")
+            .with_help(help),
+        );
+    }
+
+    fn check_business_account_id(&mut self, id: &str, span: Span) {
+        if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+            return;
+        }
+        let label = if id.is_empty() {
+            "the id is empty".to_owned()
+        } else {
+            let mut bad_characters: Vec<String> = Vec::new();
+            for c in id.chars().filter(|c| !c.is_ascii_digit()) {
+                let shown = format!("{c:?}");
+                if !bad_characters.contains(&shown) {
+                    bad_characters.push(shown);
+                }
+            }
+            format!("{} not allowed", english_list_plain(&bad_characters))
+        };
+        self.report(
+            Diagnostic::new(Code::ConfigValue, "business account id must be digits only")
+                .with_label(span, label)
+                .with_help(
+                    "use the WhatsApp Business Account ID from the Meta app's WhatsApp API Setup \
+                 page, digits only, e.g. \"102290129340398\"; remove the line if you do not \
+                 pull templates",
+                ),
+        );
+    }
+
+    /// An environment variable name where a secret is meant; `None` when
+    /// absent or invalid. The value is never repeated in a diagnostic: it may
+    /// be the secret itself.
+    fn env_var_name(
+        &mut self,
+        entry: &Entry<'_>,
+        key: &str,
+        secret: &SecretKind,
+    ) -> Option<String> {
+        let (name, span) = self.optional_string(entry, key)?;
+        if is_env_var_name(&name) {
+            return Some(name);
+        }
+        let diagnostic = if name.trim().is_empty() {
+            Diagnostic::new(Code::ConfigValue, format!("`{key}` is empty"))
+                .with_label(span, "no variable name here")
+                .with_help(format!(
+                    "name the environment variable that holds the {noun}, e.g. `{example}`, \
+                     or {without}",
+                    noun = secret.noun,
+                    example = secret.example,
+                    without = secret.without,
+                ))
+        } else if let Some(fixed) = env_var_name_suggestion(&name) {
+            Diagnostic::new(
+                Code::ConfigValue,
+                format!("`{key}` is not an environment variable name"),
+            )
+            .with_label(span, "only upper-case letters, digits and `_` are allowed")
+            .with_help(format!(
+                "did you mean `{fixed}`? flow.toml names the variable; the {noun} itself \
+                 stays in the environment, never in flow.toml",
+                noun = secret.noun,
+            ))
+        } else {
+            Diagnostic::new(
+                Code::ConfigValue,
+                format!(
+                    "the {} belongs in the environment, not in flow.toml",
+                    secret.noun
+                ),
+            )
+            .with_label(
+                span,
+                format!(
+                    "this looks like the {} itself, not a variable name",
+                    secret.short
+                ),
+            )
+            .with_help(format!(
+                "set the {noun} in an environment variable where flowc runs and name that \
+                 variable here, e.g. `{example}`; if this file was shared or committed, \
+                 revoke the {short} and create a new one",
+                noun = secret.noun,
+                short = secret.short,
+                example = secret.example,
+            ))
+        };
+        self.report(diagnostic);
+        None
+    }
+
+    /// `timeout`, or `default` when absent (or invalid: then reported).
+    fn timeout(&mut self, entry: &Entry<'_>, default: Duration) -> Duration {
+        let Some((text, span)) = self.optional_string(entry, "timeout") else {
+            return default;
+        };
+        let example = entry.kind.example_line("timeout");
+        let default_text = crate::duration::format(default.as_millis() as u64);
+        let problem = match crate::duration::parse(&text) {
+            Some(0) => Some((
+                "timeout is zero".to_owned(),
+                "every call would fail at once".to_owned(),
+                format!(
+                    "give calls time to answer, e.g. `{example}`, or remove the line for \
+                     the default of {default_text}"
+                ),
+            )),
+            Some(ms) if ms > MAX_TIMEOUT_MS => Some((
+                "timeout is too long".to_owned(),
+                "more than 10m".to_owned(),
+                format!(
+                    "a call that hangs holds up the flow that made it; use at most 10m, \
+                     e.g. `{example}`"
+                ),
+            )),
+            Some(ms) => return Duration::from_millis(ms),
+            None => {
+                let rule = format!(
+                    "a timeout is a number and a unit (`ms`, `s`, `m` or `h`), like `{example}` \
+                     or `timeout = \"1m30s\"`"
+                );
+                let compact: String = text.split_whitespace().collect();
+                let fixed = if !compact.is_empty() && compact.bytes().all(|b| b.is_ascii_digit()) {
+                    Some(format!("{compact}s"))
+                } else if compact != text && crate::duration::parse(&compact).is_some() {
+                    Some(compact)
+                } else {
+                    None
+                };
+                let help = match fixed {
+                    Some(fixed) => format!("did you mean `\"{fixed}\"`? {rule}"),
+                    None => rule,
+                };
+                Some((
+                    format!("invalid timeout `{}`", text.escape_debug()),
+                    "not a duration".to_owned(),
+                    help,
+                ))
+            }
+        };
+        if let Some((message, label, help)) = problem {
+            self.report(
+                Diagnostic::new(Code::ConfigValue, message)
+                    .with_label(span, label)
+                    .with_help(help),
+            );
+        }
+        default
+    }
+
+    /// Decides every sender's and assistant's provider, now that the whole
+    /// file is read; reports and leaves out those whose provider does not
+    /// exist. Entries already left out for other problems are checked too,
+    /// so every problem is reported; removing them again does nothing.
+    fn resolve_providers(&mut self, config: &mut Config) {
+        for choice in std::mem::take(&mut self.sender_choices) {
+            let provider = match choice.provider {
+                Some((SenderProvider::CloudApi, span)) if !self.whatsapp_present => {
+                    self.report(
+                        Diagnostic::new(
+                            Code::ConfigValue,
+                            format!(
+                                "sender `{}` uses the Cloud API, but there is no `[whatsapp]` table",
+                                choice.name.escape_debug()
+                            ),
+                        )
+                        .with_label(span, "needs a `[whatsapp]` table")
+                        .with_help(
+                            "add the Cloud API account: a `[whatsapp]` table with \
+                             `access_token_env = \"WHATSAPP_ACCESS_TOKEN\"` (every setting has a \
+                             default); or write `provider = \"dry-run\"` to send nothing",
+                        ),
+                    );
+                    config.senders.remove(&choice.name);
+                    continue;
+                }
+                Some((provider, _)) => provider,
+                None if self.whatsapp_present => SenderProvider::CloudApi,
+                None => SenderProvider::DryRun,
+            };
+            if let Some(sender) = config.senders.get_mut(&choice.name) {
+                sender.provider = provider;
+            }
+        }
+
+        let default = match self.ai_tables.as_slice() {
+            [only] => AssistantProvider::Endpoint(only.clone()),
+            _ => AssistantProvider::Scripted,
+        };
+        for choice in std::mem::take(&mut self.assistant_choices) {
+            let provider = match &choice.provider {
+                None => default.clone(),
+                Some((value, _)) if value == SCRIPTED => AssistantProvider::Scripted,
+                Some((value, _)) if self.ai_tables.contains(value) => {
+                    AssistantProvider::Endpoint(value.clone())
+                }
+                Some((value, span)) => {
+                    self.unknown_assistant_provider(value, *span);
+                    config.assistants.remove(&choice.name);
+                    continue;
+                }
+            };
+            if let (Some(rules_span), AssistantProvider::Endpoint(endpoint)) =
+                (choice.rules, &provider)
+            {
+                let how = if choice.provider.is_some() {
+                    "uses"
+                } else {
+                    "uses by default"
+                };
+                let mut diagnostic =
+                    Diagnostic::new(Code::ConfigValue, "`rules` only applies to the scripted AI")
+                        .with_label(
+                            rules_span,
+                            format!(
+                                "assistant `{}` {how} the `{}` endpoint",
+                                choice.name.escape_debug(),
+                                endpoint.escape_debug()
+                            ),
+                        )
+                        .with_help(format!(
+                    "write `provider = \"scripted\"` to answer from these rules, or remove \
+                     `rules` to ask the `{}` endpoint",
+                    endpoint.escape_debug()
+                ));
+                if let Some((_, provider_span)) = &choice.provider {
+                    diagnostic =
+                        diagnostic.with_secondary(*provider_span, "the provider is chosen here");
+                }
+                self.report(diagnostic);
+                config.assistants.remove(&choice.name);
+                continue;
+            }
+            if let Some(assistant) = config.assistants.get_mut(&choice.name) {
+                assistant.provider = provider;
+            }
+        }
+    }
+
+    fn unknown_assistant_provider(&mut self, value: &str, span: Span) {
+        let mut candidates: Vec<&str> = self.ai_tables.iter().map(String::as_str).collect();
+        candidates.push(SCRIPTED);
+        let rule = if self.ai_tables.is_empty() {
+            let example = if is_valid_entry_name(value) {
+                value
+            } else {
+                "openai"
+            };
+            format!(
+                "there is no `[ai.NAME]` table yet: add one, e.g. `[ai.{example}]` with \
+                 `base_url = \"https://api.openai.com/v1\"`, or write `provider = \"scripted\"`"
+            )
+        } else {
+            let tables: Vec<&str> = self.ai_tables.iter().map(String::as_str).collect();
+            format!(
+                "an assistant's provider is the name of an `[ai.NAME]` table ({}) or `scripted`",
+                english_list(&tables, "or")
+            )
+        };
+        let help = match did_you_mean(value, &candidates) {
+            Some(suggestion) => format!("did you mean `{suggestion}`? {rule}"),
+            None => rule,
+        };
+        self.report(
+            Diagnostic::new(
+                Code::ConfigValue,
+                format!("unknown AI provider `{}`", value.escape_debug()),
+            )
+            .with_label(span, format!("no `[ai.{}]` table", value.escape_debug()))
+            .with_help(help),
+        );
     }
 }
 
@@ -1181,6 +2252,231 @@ enum ParsedEntry {
     Sender(SenderConfig),
     Template(TemplateConfig),
     Assistant(AssistantConfig),
+    AiEndpoint(AiEndpointConfig),
+}
+
+/// The `*_env` key of the kinds that name a secret, with what the secret is.
+fn secret_setting(kind: EntryKind) -> Option<(&'static str, &'static SecretKind)> {
+    match kind {
+        EntryKind::WhatsApp => Some(("access_token_env", &ACCESS_TOKEN)),
+        EntryKind::AiEndpoint => Some(("api_key_env", &API_KEY)),
+        _ => None,
+    }
+}
+
+/// Whether an unknown key is about a secret itself: `access_token`,
+/// `api_key`, `token`, `password`; not a misspelt `*_env` key.
+fn names_a_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    !key.ends_with("env")
+        && ["token", "key", "secret", "password"]
+            .iter()
+            .any(|word| key.contains(word))
+}
+
+/// `^[A-Z_][A-Z0-9_]*$`: what shells and process managers accept, upper case
+/// by convention.
+fn is_env_var_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+        && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A valid name close to an invalid one (`openai_api_key` ->
+/// `OPENAI_API_KEY`, `$OPENAI_API_KEY` -> `OPENAI_API_KEY`), when the value
+/// looks like a name at all. `None` for anything that may be a secret, so a
+/// suggestion never repeats one.
+fn env_var_name_suggestion(value: &str) -> Option<String> {
+    let trimmed = value.trim();
+    let trimmed = trimmed.strip_prefix("env:").unwrap_or(trimmed);
+    let trimmed = trimmed.strip_prefix('$').unwrap_or(trimmed);
+    let trimmed = trimmed
+        .strip_prefix('{')
+        .and_then(|rest| rest.strip_suffix('}'))
+        .unwrap_or(trimmed);
+    // Secrets are long, or mix letters and digits within a word, or start
+    // like well-known tokens (`sk-...` API keys, `EAA...` Meta tokens).
+    let secret_prefix = ["sk-", "sk_", "eaa", "bearer"]
+        .iter()
+        .any(|prefix| trimmed.to_ascii_lowercase().starts_with(prefix));
+    let words: Vec<&str> = trimmed.split(['_', '-', '.', ' ']).collect();
+    let name_like = trimmed.len() <= 40
+        && !secret_prefix
+        && words.iter().all(|word| {
+            let letters = word.trim_end_matches(|c: char| c.is_ascii_digit());
+            word.len() <= 16 && letters.chars().all(|c| c.is_ascii_alphabetic())
+        });
+    if !name_like {
+        return None;
+    }
+    let fixed = words
+        .iter()
+        .filter(|word| !word.is_empty())
+        .map(|word| word.to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join("_");
+    (is_env_var_name(&fixed) && fixed != value).then_some(fixed)
+}
+
+/// `v21.0`.
+fn is_api_version(version: &str) -> bool {
+    let Some((major, minor)) = version
+        .strip_prefix('v')
+        .and_then(|number| number.split_once('.'))
+    else {
+        return false;
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    digits(major) && digits(minor)
+}
+
+/// `21.0` -> `v21.0`, `V21` -> `v21.0`.
+fn api_version_suggestion(version: &str) -> Option<String> {
+    let trimmed = version.trim().to_ascii_lowercase();
+    let number = trimmed.strip_prefix('v').unwrap_or(&trimmed);
+    let fixed = if number.contains('.') {
+        format!("v{number}")
+    } else {
+        format!("v{number}.0")
+    };
+    (is_api_version(&fixed) && fixed != version).then_some(fixed)
+}
+
+/// Why a base URL is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum UrlProblem {
+    #[error("the URL is empty")]
+    Empty,
+    #[error("spaces are not allowed")]
+    Whitespace,
+    /// `graph.facebook.com`: the scheme is missing.
+    #[error("no `https://` at the start")]
+    NoScheme { suggestion: Option<String> },
+    #[error("`{scheme}` is not http or https")]
+    Scheme { scheme: String },
+    #[error("no host name after `://`")]
+    NoHost,
+    #[error("`{host}` is not a host name")]
+    BadHost { host: String },
+    #[error("`{port}` is not a port number")]
+    BadPort { port: String },
+    /// `https://user:password@host`.
+    #[error("a user name or password in the URL")]
+    Credentials,
+    #[error("a base URL has no `?query` or `#fragment`")]
+    QueryOrFragment { suggestion: String },
+}
+
+impl UrlProblem {
+    /// A corrected URL, when there is an obvious one.
+    fn suggestion(&self) -> Option<&str> {
+        match self {
+            UrlProblem::NoScheme { suggestion } => suggestion.as_deref(),
+            UrlProblem::QueryOrFragment { suggestion } => Some(suggestion),
+            _ => None,
+        }
+    }
+}
+
+/// Checks an http(s) base URL: scheme, host, optional port and path; no
+/// credentials, query or fragment.
+fn check_http_url(url: &str) -> Result<(), UrlProblem> {
+    if url.trim().is_empty() {
+        return Err(UrlProblem::Empty);
+    }
+    if url.chars().any(char::is_whitespace) {
+        return Err(UrlProblem::Whitespace);
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        // `localhost:8080/v1` and `api.openai.com/v1` are a scheme away.
+        let host = url.split(['/', ':']).next().unwrap_or("");
+        let local = host == "localhost" || host.starts_with("127.");
+        let suggestion = (host.contains('.') || local).then(|| {
+            let scheme = if local { "http" } else { "https" };
+            format!("{scheme}://{url}")
+        });
+        return Err(UrlProblem::NoScheme { suggestion });
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(UrlProblem::Scheme {
+            scheme: scheme.to_owned(),
+        });
+    }
+    if let Some(cut) = url.find(['?', '#']) {
+        return Err(UrlProblem::QueryOrFragment {
+            suggestion: url[..cut].trim_end_matches('/').to_owned(),
+        });
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(UrlProblem::Credentials);
+    }
+    // `[::1]:8080`, `localhost:8080`, `api.openai.com`.
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        match bracketed.split_once(']') {
+            Some((address, after)) if !address.is_empty() => {
+                let host_ok = address
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+                if !host_ok {
+                    return Err(UrlProblem::BadHost {
+                        host: format!("[{address}]"),
+                    });
+                }
+                match after {
+                    "" => ("ipv6", None),
+                    _ => match after.strip_prefix(':') {
+                        Some(port) => ("ipv6", Some(port)),
+                        None => {
+                            return Err(UrlProblem::BadHost {
+                                host: authority.to_owned(),
+                            })
+                        }
+                    },
+                }
+            }
+            _ => {
+                return Err(UrlProblem::BadHost {
+                    host: authority.to_owned(),
+                })
+            }
+        }
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(UrlProblem::NoHost);
+    }
+    let host_ok = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+        && !host.starts_with(['.', '-'])
+        && !host.contains("..");
+    if !host_ok {
+        return Err(UrlProblem::BadHost {
+            host: host.to_owned(),
+        });
+    }
+    if let Some(port) = port {
+        if port.is_empty() || port.parse::<u16>().map_or(true, |number| number == 0) {
+            return Err(UrlProblem::BadPort {
+                port: port.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The path of a URL that [`check_http_url`] accepted: everything after the
+/// host and port, without the leading `/`.
+fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split_once('/').map_or("", |(_, path)| path)
 }
 
 fn is_valid_entry_name(name: &str) -> bool {
@@ -1303,8 +2599,9 @@ instructions = "Ask for budget and timeline."
 [whatsapp]
 api_version = "v21.0"
 
-[ai]
-provider = "openai"
+[ai.openai]
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"
 
 [store]
 path = "flows.db"
@@ -1379,6 +2676,23 @@ email = "team@example.com"
             Some("Ask for budget and timeline.")
         );
         assert_eq!(&FULL_EXAMPLE[assistant.span.range()], "lead-qualifier");
+        // The defaults: the only `[ai.NAME]` endpoint, the Cloud API since
+        // there is a `[whatsapp]` table.
+        assert_eq!(
+            assistant.provider,
+            AssistantProvider::Endpoint("openai".into())
+        );
+        assert_eq!(assistant.history, AssistantConfig::DEFAULT_HISTORY);
+        assert_eq!(sender.provider, SenderProvider::CloudApi);
+
+        let whatsapp = config.whatsapp.as_ref().unwrap();
+        assert_eq!(whatsapp.api_version, "v21.0");
+        assert_eq!(&FULL_EXAMPLE[whatsapp.span.range()], "whatsapp");
+        let openai = &config.ai["openai"];
+        assert_eq!(openai.base_url, "https://api.openai.com/v1");
+        assert_eq!(openai.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+        assert_eq!(openai.timeout, AiEndpointConfig::DEFAULT_TIMEOUT);
+        assert_eq!(&FULL_EXAMPLE[openai.span.range()], "openai");
     }
 
     #[test]
@@ -1459,7 +2773,7 @@ helper.model = "gpt-4o"
 
     #[test]
     fn reserved_tables_are_ignored_whatever_they_hold() {
-        let text = "whatsapp = 3\n[ai]\nanything = { deep = [1, 2] }\n[[limits]]\nx = 1\n";
+        let text = "store = 3\n[serve]\nanything = { deep = [1, 2] }\n[[limits]]\nx = 1\n";
         let (config, diagnostics) = parse(text);
         assert!(config.is_empty());
         assert_eq!(diagnostics, vec![]);
@@ -1484,7 +2798,8 @@ helper.model = "gpt-4o"
         assert_eq!(label(diagnostic), "not a sender setting");
         assert_eq!(
             help(diagnostic),
-            "did you mean `phone_number_id`? a sender takes `phone_number_id` and `phone`"
+            "did you mean `phone_number_id`? a sender takes `phone_number_id`, `phone` and \
+             `provider`"
         );
     }
 
@@ -1796,6 +3111,924 @@ body = "{{1}} {{x}}"
         );
     }
 
+    /// The diagnostics of `text` as (code, message, covered text).
+    fn found(text: &str) -> Vec<(&'static str, String, &str)> {
+        let (_, diagnostics) = parse(text);
+        diagnostics
+            .iter()
+            .map(|d| {
+                (
+                    d.code.as_str(),
+                    d.message.clone(),
+                    &text[d.span().unwrap().range()],
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn whatsapp_defaults() {
+        let text = "[whatsapp]\n";
+        let (config, diagnostics) = parse(text);
+        assert_eq!(diagnostics, vec![]);
+        assert!(!config.is_empty());
+        let whatsapp = config.whatsapp.unwrap();
+        assert_eq!(
+            whatsapp,
+            WhatsAppConfig {
+                span: whatsapp.span,
+                ..WhatsAppConfig::default()
+            }
+        );
+        assert_eq!(whatsapp.base_url, "https://graph.facebook.com");
+        assert_eq!(whatsapp.api_version, "v21.0");
+        assert_eq!(whatsapp.access_token_env, "WHATSAPP_ACCESS_TOKEN");
+        assert_eq!(whatsapp.business_account_id, None);
+        assert_eq!(whatsapp.timeout, Duration::from_secs(15));
+        assert_eq!(&text[whatsapp.span.range()], "whatsapp");
+    }
+
+    #[test]
+    fn whatsapp_every_key() {
+        let text = r#"
+[whatsapp]
+base_url = "http://127.0.0.1:9000/graph/"
+api_version = "v19.0"
+access_token_env = "ACME_WA_TOKEN_2"
+business_account_id = "102290129340398"
+timeout = "1m30s"
+"#;
+        let (config, diagnostics) = parse(text);
+        assert_eq!(diagnostics, vec![]);
+        let whatsapp = config.whatsapp.unwrap();
+        // The trailing `/` is dropped, so providers can append `/v19.0/...`.
+        assert_eq!(whatsapp.base_url, "http://127.0.0.1:9000/graph");
+        assert_eq!(whatsapp.api_version, "v19.0");
+        assert_eq!(whatsapp.access_token_env, "ACME_WA_TOKEN_2");
+        assert_eq!(
+            whatsapp.business_account_id.as_deref(),
+            Some("102290129340398")
+        );
+        assert_eq!(whatsapp.timeout, Duration::from_secs(90));
+
+        // Inline and dotted forms too.
+        let (config, diagnostics) = parse("whatsapp = { timeout = \"5s\" }\n");
+        assert_eq!(diagnostics, vec![]);
+        assert_eq!(config.whatsapp.unwrap().timeout, Duration::from_secs(5));
+        let (config, diagnostics) = parse("whatsapp.api_version = \"v22.0\"\n");
+        assert_eq!(diagnostics, vec![]);
+        assert_eq!(config.whatsapp.unwrap().api_version, "v22.0");
+    }
+
+    #[test]
+    fn whatsapp_must_be_a_table() {
+        let (diagnostic, covered) = single("whatsapp = \"EAAGtoken\"\n");
+        assert_eq!(diagnostic.code, Code::ConfigSyntax);
+        assert_eq!(diagnostic.message, "`whatsapp` must be a table");
+        assert_eq!(covered, "\"EAAGtoken\"");
+        assert_eq!(label(&diagnostic), "found a string");
+        assert!(help(&diagnostic).contains("`[whatsapp]`"));
+
+        let (diagnostic, _) = single("[[whatsapp]]\n");
+        assert_eq!(label(&diagnostic), "found an array of tables");
+    }
+
+    #[test]
+    fn whatsapp_with_a_problem_is_left_out() {
+        let text = "[whatsapp]\napi_version = \"21.0\"\n";
+        let (config, diagnostics) = parse(text);
+        assert_eq!(diagnostics.len(), 1);
+        assert_eq!(config.whatsapp, None);
+    }
+
+    #[test]
+    fn unknown_key_in_whatsapp() {
+        let text = "[whatsapp]\nacess_token_env = \"WA_TOKEN\"\n";
+        let (diagnostic, covered) = single(text);
+        assert_eq!(diagnostic.code, Code::ConfigSyntax);
+        assert_eq!(
+            diagnostic.message,
+            "unknown key `acess_token_env` in `[whatsapp]`"
+        );
+        assert_eq!(covered, "acess_token_env");
+        assert_eq!(label(&diagnostic), "not a `[whatsapp]` setting");
+        assert_eq!(
+            help(&diagnostic),
+            "did you mean `access_token_env`? `[whatsapp]` takes `base_url`, `api_version`, \
+             `access_token_env`, `business_account_id` and `timeout`"
+        );
+
+        let text = "[whatsapp]\ncolour = \"green\"\n";
+        let (diagnostic, _) = single(text);
+        assert!(help(&diagnostic).starts_with("`[whatsapp]` takes `base_url`"));
+    }
+
+    #[test]
+    fn a_secret_key_is_steered_to_the_env_key() {
+        let text = "[whatsapp]\naccess_token = \"EAAGm0PX4ZCpsBAKZAHkZDZD\"\n";
+        let (diagnostic, covered) = single(text);
+        assert_eq!(diagnostic.code, Code::ConfigSyntax);
+        assert_eq!(covered, "access_token");
+        assert_eq!(
+            help(&diagnostic),
+            "did you mean `access_token_env`? flow.toml never holds the access token itself: \
+             set it in an environment variable and name the variable, e.g. \
+             `access_token_env = \"WHATSAPP_ACCESS_TOKEN\"`"
+        );
+
+        let text = "[ai.openai]\nbase_url = \"https://api.openai.com/v1\"\napi_key = \"sk-x\"\n";
+        let (diagnostic, covered) = single(text);
+        assert_eq!(
+            diagnostic.message,
+            "unknown key `api_key` in AI endpoint `openai`"
+        );
+        assert_eq!(covered, "api_key");
+        assert_eq!(label(&diagnostic), "not an AI endpoint setting");
+        assert!(help(&diagnostic)
+            .starts_with("did you mean `api_key_env`? flow.toml never holds the API key itself"));
+        assert!(help(&diagnostic).contains(r#"api_key_env = "OPENAI_API_KEY""#));
+    }
+
+    #[test]
+    fn a_secret_where_a_variable_name_belongs() {
+        let token = "EAAGm0PX4ZCpsBAKZAHkZDZD8sLtT0xXk3Z";
+        let text = format!("[whatsapp]\naccess_token_env = \"{token}\"\n");
+        let (config, diagnostics) = parse(&text);
+        assert_eq!(config.whatsapp, None);
+        assert_eq!(diagnostics.len(), 1);
+        let diagnostic = &diagnostics[0];
+        assert_eq!(diagnostic.code, Code::ConfigValue);
+        assert_eq!(
+            diagnostic.message,
+            "the access token belongs in the environment, not in flow.toml"
+        );
+        assert_eq!(
+            &text[diagnostic.span().unwrap().range()],
+            format!("\"{token}\"")
+        );
+        assert_eq!(
+            label(diagnostic),
+            "this looks like the token itself, not a variable name"
+        );
+        assert!(help(diagnostic).contains(r#"access_token_env = "WHATSAPP_ACCESS_TOKEN""#));
+        assert!(help(diagnostic).contains("revoke the token"));
+
+        for key in [
+            "sk-proj-Hx7Yq2Lm9Np4Rs8Tv1Wz",
+            "sk-abc",
+            "3f9a1c0e7b2d4f6a8c1e3b5d7f9a1c3e",
+            "Bearer abc",
+            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnop",
+            "k8Fz2Qp",
+        ] {
+            let text = format!(
+                "[ai.openai]\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"{key}\"\n"
+            );
+            let (diagnostic, covered) = single(&text);
+            assert_eq!(diagnostic.code, Code::ConfigValue, "{key}");
+            assert_eq!(
+                diagnostic.message, "the API key belongs in the environment, not in flow.toml",
+                "{key}"
+            );
+            assert_eq!(covered, format!("\"{key}\""));
+            assert_eq!(
+                label(&diagnostic),
+                "this looks like the key itself, not a variable name"
+            );
+            // The secret is never repeated, in any case.
+            let secret = key.to_ascii_uppercase();
+            for text in [&diagnostic.message, label(&diagnostic), help(&diagnostic)] {
+                assert!(!text.to_ascii_uppercase().contains(&secret), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_misspelt_variable_name_gets_a_suggestion() {
+        for (written, fixed) in [
+            ("openai_api_key", "OPENAI_API_KEY"),
+            ("$OPENAI_API_KEY", "OPENAI_API_KEY"),
+            ("${OPENAI_API_KEY}", "OPENAI_API_KEY"),
+            ("env:OPENAI_API_KEY", "OPENAI_API_KEY"),
+            ("OpenAI-Key2", "OPENAI_KEY2"),
+        ] {
+            let text = format!(
+                "[ai.openai]\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"{written}\"\n"
+            );
+            let (diagnostic, covered) = single(&text);
+            assert_eq!(diagnostic.code, Code::ConfigValue);
+            assert_eq!(
+                diagnostic.message,
+                "`api_key_env` is not an environment variable name"
+            );
+            assert_eq!(covered, format!("\"{written}\""));
+            assert_eq!(
+                label(&diagnostic),
+                "only upper-case letters, digits and `_` are allowed"
+            );
+            assert!(
+                help(&diagnostic).starts_with(&format!("did you mean `{fixed}`?")),
+                "{}",
+                help(&diagnostic)
+            );
+            assert!(help(&diagnostic).contains("never in flow.toml"));
+        }
+
+        let (diagnostic, covered) = single("[whatsapp]\naccess_token_env = \"\"\n");
+        assert_eq!(diagnostic.message, "`access_token_env` is empty");
+        assert_eq!(covered, "\"\"");
+        assert!(help(&diagnostic).ends_with("remove the line to use `WHATSAPP_ACCESS_TOKEN`"));
+
+        for name in ["A", "_X", "OPENAI_API_KEY", "K8S_TOKEN_2"] {
+            assert!(is_env_var_name(name), "{name}");
+        }
+        for name in ["", "1KEY", "key", "A-B", "A B", "Ä"] {
+            assert!(!is_env_var_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn base_url_problems() {
+        for (url, expected_label, suggestion) in [
+            ("", "the URL is empty", None),
+            (
+                "https://graph. facebook.com",
+                "spaces are not allowed",
+                None,
+            ),
+            (
+                "graph.facebook.com",
+                "no `https://` at the start",
+                Some("https://graph.facebook.com"),
+            ),
+            (
+                "localhost:8080",
+                "no `https://` at the start",
+                Some("http://localhost:8080"),
+            ),
+            ("graph", "no `https://` at the start", None),
+            (
+                "ftp://graph.facebook.com",
+                "`ftp` is not http or https",
+                None,
+            ),
+            ("https://", "no host name after `://`", None),
+            ("https:///v1", "no host name after `://`", None),
+            (
+                "https://graph..facebook.com",
+                "`graph..facebook.com` is not a host name",
+                None,
+            ),
+            (
+                "https://exa$mple.com",
+                "`exa$mple.com` is not a host name",
+                None,
+            ),
+            ("http://localhost:80a", "`80a` is not a port number", None),
+            (
+                "http://localhost:70000",
+                "`70000` is not a port number",
+                None,
+            ),
+            ("http://localhost:", "`` is not a port number", None),
+            (
+                "https://graph.facebook.com/?debug=all",
+                "a base URL has no `?query` or `#fragment`",
+                Some("https://graph.facebook.com"),
+            ),
+        ] {
+            let text = format!("[whatsapp]\nbase_url = \"{url}\"\n");
+            let (diagnostic, covered) = single(&text);
+            assert_eq!(diagnostic.code, Code::ConfigValue, "{url}");
+            assert_eq!(diagnostic.message, "`base_url` is not an http(s) URL");
+            assert_eq!(covered, format!("\"{url}\""));
+            assert_eq!(label(&diagnostic), expected_label, "{url}");
+            match suggestion {
+                Some(fixed) => assert!(
+                    help(&diagnostic).starts_with(&format!("did you mean `\"{fixed}\"`?")),
+                    "{}",
+                    help(&diagnostic)
+                ),
+                None => assert!(help(&diagnostic).starts_with("the base URL is http://")),
+            }
+        }
+        for url in [
+            "https://graph.facebook.com",
+            "HTTPS://graph.facebook.com/",
+            "http://localhost:8080",
+            "http://127.0.0.1:1/prefix/path",
+            "http://[::1]:8080",
+            "http://[::1]",
+            "http://my_host.internal",
+        ] {
+            assert_eq!(check_http_url(url), Ok(()), "{url}");
+        }
+        assert!(check_http_url("http://[::1").is_err());
+        assert!(check_http_url("http://[zz]").is_err());
+        assert!(check_http_url("http://[::1]x").is_err());
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_not_repeated() {
+        let text = "[ai.openai]\nbase_url = \"https://user:sk-secret@api.openai.com/v1\"\n";
+        let (diagnostic, covered) = single(text);
+        assert_eq!(diagnostic.code, Code::ConfigValue);
+        assert_eq!(
+            diagnostic.message,
+            "credentials belong in the environment, not in flow.toml"
+        );
+        assert_eq!(covered, "\"https://user:sk-secret@api.openai.com/v1\"");
+        assert_eq!(label(&diagnostic), "a user name or password in the URL");
+        assert!(!help(&diagnostic).contains("sk-secret"));
+        assert!(help(&diagnostic).contains("api_key_env"));
+    }
+
+    #[test]
+    fn whatsapp_base_url_with_the_version() {
+        let text = "[whatsapp]\nbase_url = \"https://graph.facebook.com/v21.0/\"\n";
+        let (diagnostic, covered) = single(text);
+        assert_eq!(diagnostic.code, Code::ConfigValue);
+        assert_eq!(diagnostic.message, "`base_url` includes the API version");
+        assert_eq!(covered, "\"https://graph.facebook.com/v21.0/\"");
+        assert_eq!(label(&diagnostic), "the version goes in `api_version`");
+        assert!(help(&diagnostic).ends_with(
+            r#"write `base_url = "https://graph.facebook.com"` and `api_version = "v21.0"`"#
+        ));
+    }
+
+    #[test]
+    fn ai_base_url_with_the_endpoint_path() {
+        let text = "[ai.openai]\nbase_url = \"https://api.openai.com/v1/chat/completions\"\n";
+        let (diagnostic, covered) = single(text);
+        assert_eq!(diagnostic.code, Code::ConfigValue);
+        assert_eq!(diagnostic.message, "`base_url` includes the endpoint path");
+        assert_eq!(covered, "\"https://api.openai.com/v1/chat/completions\"");
+        assert_eq!(label(&diagnostic), "flowc adds `/chat/completions` itself");
+        assert!(help(&diagnostic).ends_with(r#"`base_url = "https://api.openai.com/v1"`"#));
+    }
+
+    #[test]
+    fn api_version_must_look_like_v21_0() {
+        for (version, suggestion) in [
+            ("21.0", Some("v21.0")),
+            ("V21.0", Some("v21.0")),
+            ("v21", Some("v21.0")),
+            ("latest", None),
+            ("v21.0.1", None),
+            ("", None),
+        ] {
+            let text = format!("[whatsapp]\napi_version = \"{version}\"\n");
+            let (diagnostic, covered) = single(&text);
+            assert_eq!(diagnostic.code, Code::ConfigValue);
+            assert_eq!(
+                diagnostic.message,
+                format!("invalid API version `{version}`")
+            );
+            assert_eq!(covered, format!("\"{version}\""));
+            assert_eq!(label(&diagnostic), "not a Graph API version");
+            match suggestion {
+                Some(fixed) => assert!(
+                    help(&diagnostic).starts_with(&format!("did you mean `{fixed}`?")),
+                    "{}",
+                    help(&diagnostic)
+                ),
+                None => assert!(help(&diagnostic).starts_with("Graph API versions look like")),
+            }
+        }
+    }
+
+    #[test]
+    fn business_account_id_must_be_digits() {
+        let text = "[whatsapp]\nbusiness_account_id = \"WABA-1022\"\n";
+        let (diagnostic, covered) = single(text);
+        assert_eq!(diagnostic.code, Code::ConfigValue);
+        assert_eq!(
+            diagnostic.message,
+            "business account id must be digits only"
+        );
+        assert_eq!(covered, "\"WABA-1022\"");
+        assert_eq!(label(&diagnostic), "'W', 'A', 'B' and '-' not allowed");
+
+        let text = "[whatsapp]\nbusiness_account_id = 102290129340398\n";
+        let (diagnostic, covered) = single(text);
+        assert_eq!(diagnostic.code, Code::ConfigSyntax);
+        assert_eq!(diagnostic.message, "`business_account_id` must be a string");
+        assert_eq!(covered, "102290129340398");
+        assert!(help(&diagnostic).ends_with(", with quotes"));
+    }
+
+    #[test]
+    fn timeout_problems() {
+        for (timeout, message, expected_label, help_start) in [
+            (
+                "15",
+                "invalid timeout `15`",
+                "not a duration",
+                "did you mean `\"15s\"`?",
+            ),
+            (
+                "1 m",
+                "invalid timeout `1 m`",
+                "not a duration",
+                "did you mean `\"1m\"`?",
+            ),
+            (
+                "15 seconds",
+                "invalid timeout `15 seconds`",
+                "not a duration",
+                "a timeout is",
+            ),
+            (
+                "1.5s",
+                "invalid timeout `1.5s`",
+                "not a duration",
+                "a timeout is",
+            ),
+            (
+                "0s",
+                "timeout is zero",
+                "every call would fail at once",
+                "give calls time",
+            ),
+            (
+                "1h",
+                "timeout is too long",
+                "more than 10m",
+                "a call that hangs",
+            ),
+        ] {
+            let text = format!("[whatsapp]\ntimeout = \"{timeout}\"\n");
+            let (diagnostic, covered) = single(&text);
+            assert_eq!(diagnostic.code, Code::ConfigValue, "{timeout}");
+            assert_eq!(diagnostic.message, message);
+            assert_eq!(covered, format!("\"{timeout}\""));
+            assert_eq!(label(&diagnostic), expected_label);
+            assert!(
+                help(&diagnostic).starts_with(help_start),
+                "{}",
+                help(&diagnostic)
+            );
+        }
+        let (diagnostic, _) = single("[whatsapp]\ntimeout = \"0s\"\n");
+        assert!(help(&diagnostic).ends_with("the default of 15s"));
+
+        let text = "[ai.local]\nbase_url = \"http://localhost:8080/v1\"\ntimeout = 30\n";
+        let (diagnostic, covered) = single(text);
+        assert_eq!(diagnostic.code, Code::ConfigSyntax);
+        assert_eq!(diagnostic.message, "`timeout` must be a string");
+        assert_eq!(covered, "30");
+        assert_eq!(
+            help(&diagnostic),
+            r#"write it like `timeout = "30s"`, with quotes"#
+        );
+
+        let (config, _) = parse("[whatsapp]\ntimeout = \"10m\"\n");
+        assert_eq!(config.whatsapp.unwrap().timeout, Duration::from_secs(600));
+        let (config, _) = parse("[whatsapp]\ntimeout = \"250ms\"\n");
+        assert_eq!(config.whatsapp.unwrap().timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn ai_endpoints() {
+        let text = r#"
+[ai.openai]
+base_url = "https://api.openai.com/v1/"
+api_key_env = "OPENAI_API_KEY"
+timeout = "45s"
+
+[ai.local]
+base_url = "http://localhost:11434/v1"
+"#;
+        let (config, diagnostics) = parse(text);
+        assert_eq!(diagnostics, vec![]);
+        assert_eq!(config.ai.keys().collect::<Vec<_>>(), ["local", "openai"]);
+        let openai = &config.ai["openai"];
+        assert_eq!(openai.name, "openai");
+        assert_eq!(openai.base_url, "https://api.openai.com/v1");
+        assert_eq!(openai.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+        assert_eq!(openai.timeout, Duration::from_secs(45));
+        assert_eq!(&text[openai.span.range()], "openai");
+        let local = &config.ai["local"];
+        assert_eq!(local.api_key_env, None);
+        assert_eq!(local.timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn ai_endpoint_needs_a_base_url() {
+        let text = "[ai.openai]\napi_key_env = \"OPENAI_API_KEY\"\n";
+        let (config, diagnostics) = parse(text);
+        assert!(config.ai.is_empty());
+        assert_eq!(diagnostics.len(), 1);
+        let diagnostic = &diagnostics[0];
+        assert_eq!(diagnostic.code, Code::ConfigSyntax);
+        assert_eq!(diagnostic.message, "AI endpoint `openai` has no `base_url`");
+        assert_eq!(&text[diagnostic.span().unwrap().range()], "openai");
+        assert_eq!(
+            help(diagnostic),
+            r#"`base_url` is required; add a line like `base_url = "https://api.openai.com/v1"`"#
+        );
+    }
+
+    #[test]
+    fn ai_shape_problems() {
+        // The old single-provider shape: settings straight under `[ai]`.
+        let (diagnostic, covered) = single("[ai]\nprovider = \"openai\"\n");
+        assert_eq!(diagnostic.code, Code::ConfigSyntax);
+        assert_eq!(diagnostic.message, "AI endpoint `provider` must be a table");
+        assert_eq!(covered, "\"openai\"");
+        assert!(help(&diagnostic)
+            .contains(r#"`[ai.openai]` then `base_url = "https://api.openai.com/v1"`"#));
+
+        let (diagnostic, _) = single("ai = 1\n");
+        assert_eq!(diagnostic.message, "`ai` must be a table");
+
+        let text =
+            "[ai.openai]\nbase_url = \"https://api.openai.com/v1\"\nheaders = { x = \"y\" }\n";
+        let (diagnostic, covered) = single(text);
+        assert_eq!(
+            diagnostic.message,
+            "unknown key `headers` in AI endpoint `openai`"
+        );
+        assert_eq!(covered, "headers");
+        assert_eq!(
+            help(&diagnostic),
+            "an AI endpoint takes `base_url`, `api_key_env` and `timeout`"
+        );
+
+        let (diagnostic, covered) = single("[ai.\"open ai\"]\nbase_url = \"https://x.example\"\n");
+        assert_eq!(diagnostic.message, "invalid AI endpoint name `open ai`");
+        assert_eq!(covered, "\"open ai\"");
+
+        let (diagnostic, covered) = single("[ai.scripted]\nbase_url = \"https://x.example\"\n");
+        assert_eq!(diagnostic.code, Code::ConfigValue);
+        assert_eq!(
+            diagnostic.message,
+            "the AI endpoint name `scripted` is reserved"
+        );
+        assert_eq!(covered, "scripted");
+    }
+
+    #[test]
+    fn sender_provider_default_follows_whatsapp() {
+        let sender = "[senders.berlin]\nphone_number_id = \"1\"\n";
+        let (config, diagnostics) = parse(sender);
+        assert_eq!(diagnostics, vec![]);
+        assert_eq!(config.senders["berlin"].provider, SenderProvider::DryRun);
+
+        // `[whatsapp]` before or after the sender: read as a whole.
+        for text in [
+            format!("[whatsapp]\n{sender}"),
+            format!("{sender}[whatsapp]\n"),
+        ] {
+            let (config, diagnostics) = parse(&text);
+            assert_eq!(diagnostics, vec![]);
+            assert_eq!(config.senders["berlin"].provider, SenderProvider::CloudApi);
+        }
+
+        let text = format!("{sender}provider = \"dry-run\"\n[whatsapp]\n");
+        let (config, diagnostics) = parse(&text);
+        assert_eq!(diagnostics, vec![]);
+        assert_eq!(config.senders["berlin"].provider, SenderProvider::DryRun);
+
+        let text = format!("{sender}provider = \"cloud-api\"\n[whatsapp]\n");
+        let (config, _) = parse(&text);
+        assert_eq!(config.senders["berlin"].provider, SenderProvider::CloudApi);
+    }
+
+    #[test]
+    fn cloud_api_sender_needs_whatsapp() {
+        let text = "[senders.berlin]\nphone_number_id = \"1\"\nprovider = \"cloud-api\"\n";
+        let (config, diagnostics) = parse(text);
+        assert!(config.senders.is_empty());
+        assert_eq!(diagnostics.len(), 1);
+        let diagnostic = &diagnostics[0];
+        assert_eq!(diagnostic.code, Code::ConfigValue);
+        assert_eq!(
+            diagnostic.message,
+            "sender `berlin` uses the Cloud API, but there is no `[whatsapp]` table"
+        );
+        assert_eq!(&text[diagnostic.span().unwrap().range()], "\"cloud-api\"");
+        assert_eq!(label(diagnostic), "needs a `[whatsapp]` table");
+        assert!(help(diagnostic)
+            .contains(r#"a `[whatsapp]` table with `access_token_env = "WHATSAPP_ACCESS_TOKEN"`"#));
+        assert!(help(diagnostic).ends_with(r#"`provider = "dry-run"` to send nothing"#));
+
+        // A `[whatsapp]` table with a problem is still there: only its own
+        // problem is reported.
+        let text = "[senders.berlin]\nphone_number_id = \"1\"\nprovider = \"cloud-api\"\n\
+                    [whatsapp]\ntimeout = \"0s\"\n";
+        let found = found(text);
+        assert_eq!(
+            found,
+            vec![("F5002", "timeout is zero".to_owned(), "\"0s\"")]
+        );
+    }
+
+    #[test]
+    fn unknown_sender_provider() {
+        let text = "[senders.berlin]\nphone_number_id = \"1\"\nprovider = \"cloud_api\"\n";
+        let (diagnostic, covered) = single(text);
+        assert_eq!(diagnostic.code, Code::ConfigValue);
+        assert_eq!(diagnostic.message, "unknown sender provider `cloud_api`");
+        assert_eq!(covered, "\"cloud_api\"");
+        assert_eq!(label(&diagnostic), "not a sender provider");
+        assert!(help(&diagnostic).starts_with("did you mean `cloud-api`? a sender's provider is"));
+
+        let text = "[senders.berlin]\nphone_number_id = \"1\"\nprovider = \"twilio\"\n";
+        let (diagnostic, _) = single(text);
+        assert!(help(&diagnostic).starts_with("a sender's provider is `cloud-api`"));
+    }
+
+    const ENDPOINT: &str = "base_url = \"https://api.openai.com/v1\"\n";
+
+    #[test]
+    fn assistant_provider_defaults() {
+        let assistant = "[assistants.helper]\n";
+        let provider_of = |text: &str| {
+            let (config, diagnostics) = parse(text);
+            assert_eq!(diagnostics, vec![], "{text}");
+            config.assistants["helper"].provider.clone()
+        };
+        assert_eq!(provider_of(assistant), AssistantProvider::Scripted);
+        // The only endpoint, wherever it is in the file.
+        assert_eq!(
+            provider_of(&format!("{assistant}[ai.openai]\n{ENDPOINT}")),
+            AssistantProvider::Endpoint("openai".into())
+        );
+        assert_eq!(
+            provider_of(&format!("[ai.openai]\n{ENDPOINT}{assistant}")),
+            AssistantProvider::Endpoint("openai".into())
+        );
+        // Two endpoints: no guess.
+        assert_eq!(
+            provider_of(&format!("{assistant}[ai.a]\n{ENDPOINT}[ai.b]\n{ENDPOINT}")),
+            AssistantProvider::Scripted
+        );
+        assert_eq!(
+            provider_of(&format!(
+                "{assistant}provider = \"b\"\n[ai.a]\n{ENDPOINT}[ai.b]\n{ENDPOINT}"
+            )),
+            AssistantProvider::Endpoint("b".into())
+        );
+        assert_eq!(
+            provider_of(&format!(
+                "{assistant}provider = \"scripted\"\n[ai.openai]\n{ENDPOINT}"
+            )),
+            AssistantProvider::Scripted
+        );
+    }
+
+    #[test]
+    fn unknown_assistant_provider() {
+        let text = format!("[assistants.helper]\nprovider = \"opnai\"\n[ai.openai]\n{ENDPOINT}");
+        let (config, diagnostics) = parse(&text);
+        assert!(config.assistants.is_empty());
+        assert_eq!(diagnostics.len(), 1);
+        let diagnostic = &diagnostics[0];
+        assert_eq!(diagnostic.code, Code::ConfigValue);
+        assert_eq!(diagnostic.message, "unknown AI provider `opnai`");
+        assert_eq!(&text[diagnostic.span().unwrap().range()], "\"opnai\"");
+        assert_eq!(label(diagnostic), "no `[ai.opnai]` table");
+        assert_eq!(
+            help(diagnostic),
+            "did you mean `openai`? an assistant's provider is the name of an `[ai.NAME]` \
+             table (`openai`) or `scripted`"
+        );
+
+        let (diagnostic, _) = single("[assistants.helper]\nprovider = \"scriptd\"\n");
+        assert!(help(&diagnostic)
+            .starts_with("did you mean `scripted`? there is no `[ai.NAME]` table yet"));
+
+        let (diagnostic, covered) = single("[assistants.helper]\nprovider = \"openai\"\n");
+        assert_eq!(covered, "\"openai\"");
+        assert_eq!(
+            help(&diagnostic),
+            "there is no `[ai.NAME]` table yet: add one, e.g. `[ai.openai]` with \
+             `base_url = \"https://api.openai.com/v1\"`, or write `provider = \"scripted\"`"
+        );
+
+        // An endpoint with a problem exists: only its problem is reported.
+        let text = "[assistants.helper]\nprovider = \"openai\"\n[ai.openai]\ntimeout = \"1s\"\n";
+        let found = found(text);
+        assert_eq!(
+            found,
+            vec![(
+                "F5001",
+                "AI endpoint `openai` has no `base_url`".to_owned(),
+                "openai"
+            )]
+        );
+    }
+
+    #[test]
+    fn provider_problems_of_entries_with_other_problems_are_reported_too() {
+        let text = "[senders.s]\nphone_number_id = \"x\"\nprovider = \"cloud-api\"\n\
+                    [assistants.a]\ntemperature = 3\nprovider = \"opnai\"\n";
+        let found: Vec<(&str, &str)> = found(text)
+            .into_iter()
+            .map(|(code, _, covered)| (code, covered))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("F5002", "\"x\""),
+                ("F5002", "\"cloud-api\""),
+                ("F5002", "3"),
+                ("F5002", "\"opnai\""),
+            ]
+        );
+    }
+
+    #[test]
+    fn assistant_numbers() {
+        let text = "[assistants.a]\ntemperature = 0.7\nmax_tokens = 1000\nhistory = 0\n";
+        let (config, diagnostics) = parse(text);
+        assert_eq!(diagnostics, vec![]);
+        let assistant = &config.assistants["a"];
+        assert_eq!(assistant.temperature, Some(0.7));
+        assert_eq!(assistant.max_tokens, Some(1000));
+        assert_eq!(assistant.history, 0);
+
+        let (config, _) = parse("[assistants.a]\ntemperature = 1\nhistory = 1000\n");
+        assert_eq!(config.assistants["a"].temperature, Some(1.0));
+        assert_eq!(config.assistants["a"].history, 1000);
+        let (config, _) = parse("[assistants.a]\n");
+        assert_eq!(config.assistants["a"].temperature, None);
+        assert_eq!(config.assistants["a"].max_tokens, None);
+        assert_eq!(config.assistants["a"].history, 20);
+
+        for (line, covered_text, message, expected_label) in [
+            (
+                "temperature = 2.5",
+                "2.5",
+                "`temperature` is out of range",
+                "must be between 0 and 2",
+            ),
+            (
+                "temperature = -0.1",
+                "-0.1",
+                "`temperature` is out of range",
+                "must be between 0 and 2",
+            ),
+            (
+                "temperature = nan",
+                "nan",
+                "`temperature` is out of range",
+                "must be between 0 and 2",
+            ),
+            (
+                "temperature = inf",
+                "inf",
+                "`temperature` is out of range",
+                "must be between 0 and 2",
+            ),
+            (
+                "max_tokens = 0",
+                "0",
+                "`max_tokens` is out of range",
+                "must be between 1 and 100000",
+            ),
+            (
+                "max_tokens = 100001",
+                "100001",
+                "`max_tokens` is out of range",
+                "must be between 1 and 100000",
+            ),
+            (
+                "history = -1",
+                "-1",
+                "`history` is out of range",
+                "must be between 0 and 1000",
+            ),
+            (
+                "history = 5000",
+                "5000",
+                "`history` is out of range",
+                "must be between 0 and 1000",
+            ),
+        ] {
+            let text = format!("[assistants.a]\n{line}\n");
+            let (config, diagnostics) = parse(&text);
+            assert!(config.assistants.is_empty(), "{line}");
+            assert_eq!(diagnostics.len(), 1, "{line}");
+            let diagnostic = &diagnostics[0];
+            assert_eq!(diagnostic.code, Code::ConfigValue);
+            assert_eq!(diagnostic.message, message);
+            assert_eq!(&text[diagnostic.span().unwrap().range()], covered_text);
+            assert_eq!(label(diagnostic), expected_label);
+        }
+        let (diagnostic, _) = single("[assistants.a]\nmax_tokens = 0\n");
+        assert!(help(&diagnostic)
+            .ends_with("write a value between 1 and 100000, e.g. `max_tokens = 512`"));
+
+        let (diagnostic, covered) = single("[assistants.a]\ntemperature = \"0.3\"\n");
+        assert_eq!(diagnostic.code, Code::ConfigSyntax);
+        assert_eq!(diagnostic.message, "`temperature` must be a number");
+        assert_eq!(covered, "\"0.3\"");
+        assert_eq!(
+            help(&diagnostic),
+            "write it like `temperature = 0.3`, without quotes"
+        );
+
+        let (diagnostic, covered) = single("[assistants.a]\nmax_tokens = 512.0\n");
+        assert_eq!(diagnostic.message, "`max_tokens` must be an integer");
+        assert_eq!(covered, "512.0");
+        assert_eq!(label(&diagnostic), "found a float");
+        assert_eq!(help(&diagnostic), "write it like `max_tokens = 512`");
+
+        let (diagnostic, _) = single("[assistants.a]\nhistory = \"20\"\n");
+        assert_eq!(
+            help(&diagnostic),
+            "write it like `history = 20`, without quotes"
+        );
+    }
+
+    #[test]
+    fn assistant_rules() {
+        let text = "[assistants.a]\nprovider = \"scripted\"\nrules = \"rules/ai.toml\"\n";
+        let (config, diagnostics) = parse(text);
+        assert_eq!(diagnostics, vec![]);
+        assert_eq!(
+            config.assistants["a"].rules.as_deref(),
+            Some("rules/ai.toml")
+        );
+
+        let (diagnostic, covered) = single("[assistants.a]\nrules = \" \"\n");
+        assert_eq!(diagnostic.code, Code::ConfigValue);
+        assert_eq!(diagnostic.message, "rules file path is empty");
+        assert_eq!(covered, "\" \"");
+
+        // Rules with an endpoint provider, chosen or by default.
+        let text = format!(
+            "[assistants.a]\nprovider = \"openai\"\nrules = \"ai.toml\"\n[ai.openai]\n{ENDPOINT}"
+        );
+        let (config, diagnostics) = parse(&text);
+        assert!(config.assistants.is_empty());
+        assert_eq!(diagnostics.len(), 1);
+        let diagnostic = &diagnostics[0];
+        assert_eq!(diagnostic.code, Code::ConfigValue);
+        assert_eq!(
+            diagnostic.message,
+            "`rules` only applies to the scripted AI"
+        );
+        assert_eq!(&text[diagnostic.span().unwrap().range()], "\"ai.toml\"");
+        assert_eq!(
+            label(diagnostic),
+            "assistant `a` uses the `openai` endpoint"
+        );
+        assert_eq!(&text[diagnostic.secondary[0].span.range()], "\"openai\"");
+        assert!(help(diagnostic)
+            .starts_with(r#"write `provider = "scripted"` to answer from these rules"#));
+
+        let text = format!("[assistants.a]\nrules = \"ai.toml\"\n[ai.openai]\n{ENDPOINT}");
+        let (diagnostic, _) = single(&text);
+        assert_eq!(
+            label(&diagnostic),
+            "assistant `a` uses by default the `openai` endpoint"
+        );
+        assert!(diagnostic.secondary.is_empty());
+    }
+
+    #[test]
+    fn new_tables_in_the_known_list() {
+        let (diagnostic, covered) = single("[whatsap]\n");
+        assert_eq!(covered, "whatsap");
+        assert!(help(&diagnostic).starts_with("did you mean `whatsapp`?"));
+        assert_eq!(
+            help(&diagnostic),
+            "did you mean `whatsapp`? flow.toml has the tables `senders`, `templates`, \
+             `assistants`, `whatsapp`, `ai`, `store`, `serve`, `limits`, `campaigns` and `notify`"
+        );
+    }
+
+    #[test]
+    fn endpoint_of_an_assistant() {
+        let text = format!(
+            "[ai.openai]\n{ENDPOINT}[assistants.a]\n[assistants.b]\nprovider = \"scripted\"\n"
+        );
+        let (config, diagnostics) = parse(&text);
+        assert_eq!(diagnostics, vec![]);
+        assert_eq!(
+            config.endpoint_of(&config.assistants["a"]).unwrap().name,
+            "openai"
+        );
+        assert!(config.endpoint_of(&config.assistants["b"]).is_none());
+    }
+
+    #[test]
+    fn provider_enums() {
+        for provider in SenderProvider::ALL {
+            assert_eq!(provider.as_str().parse(), Ok(*provider));
+            let json = serde_json::to_string(provider).unwrap();
+            assert_eq!(json, format!("\"{provider}\""));
+        }
+        assert_eq!("Cloud-API".parse::<SenderProvider>(), Err(()));
+        assert_eq!(
+            AssistantProvider::Endpoint("local".into()).to_string(),
+            "local"
+        );
+    }
+
     #[test]
     fn placeholders_positional() {
         assert_eq!(parse_placeholders(""), Ok(Placeholders::Positional(0)));
@@ -2029,6 +4262,53 @@ instructions = [[]]
             assert!(config.is_empty());
             assert_eq!(diagnostics.len(), 8, "{diagnostics:#?}");
             check_never_panics(text);
+        }
+
+        #[test]
+        fn structured_garbage_in_provider_sections_never_panics() {
+            let text = r#"
+[whatsapp]
+base_url = [1]
+api_version = 21.0
+access_token_env = { a = 1 }
+business_account_id = true
+timeout = 1979-05-27
+[ai.x]
+base_url = 3
+api_key_env = []
+timeout = -1
+[ai.y]
+base_url = "https://[::1]:99999/é"
+[senders.s]
+phone_number_id = "1"
+provider = 1
+[assistants.c]
+provider = ["x"]
+temperature = "hot"
+max_tokens = -9223372036854775808
+history = 1e300
+rules = 0
+"#;
+            let (config, diagnostics) = Config::parse(text, FILE);
+            assert!(config.is_empty(), "{config:#?}");
+            assert_eq!(diagnostics.len(), 15, "{diagnostics:#?}");
+            check_never_panics(text);
+        }
+
+        proptest! {
+            #[test]
+            fn urls_never_panic(url in r#"[a-zA-Z]{0,6}(://)?[\[\]a-z0-9:.@/?#%é -]{0,24}"#) {
+                let _ = check_http_url(&url);
+                let _ = url_path(&url);
+            }
+
+            #[test]
+            fn env_var_suggestions_are_valid(value in r#"[$]?\{?[a-zA-Z0-9_. -]{0,24}\}?"#) {
+                if let Some(fixed) = env_var_name_suggestion(&value) {
+                    prop_assert!(is_env_var_name(&fixed));
+                }
+                let _ = api_version_suggestion(&value);
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod catalog;
 pub mod check;
 pub mod config;
 pub mod diag;

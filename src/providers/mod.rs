@@ -4,9 +4,13 @@
 //! recording fakes with virtual time.
 
 pub mod clock;
+pub mod cloud_api;
 pub mod console;
+pub mod openai;
 pub mod recording;
+pub mod routing;
 pub mod scripted_ai;
+pub mod setup;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -203,4 +207,61 @@ impl<T: Log + ?Sized> Log for std::sync::Arc<T> {
     fn log(&self, flow: &str, level: &str, message: &str) {
         (**self).log(flow, level, message)
     }
+}
+
+/// A credential (access token, API key). Its `Debug` and `Display` never show
+/// the value, so it cannot end up in a log line or an error message.
+///
+/// ```
+/// use flowc::providers::Secret;
+///
+/// let token = Secret::new("EAAG-very-secret");
+/// assert_eq!(format!("{token:?}"), "Secret(***)");
+/// assert_eq!(token.expose(), "EAAG-very-secret");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// Reads a credential from an environment variable.
+    pub fn from_env(variable: &str) -> Result<Self, SecretError> {
+        match std::env::var(variable) {
+            Ok(value) if !value.trim().is_empty() => Ok(Secret(value.trim().to_string())),
+            Ok(_) => Err(SecretError::Empty(variable.to_string())),
+            Err(_) => Err(SecretError::Missing(variable.to_string())),
+        }
+    }
+
+    /// The value, for the one place that sends it (an `Authorization` header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A credential could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// The environment variable is not set.
+    #[error("the environment variable {0} is not set")]
+    Missing(String),
+    /// The environment variable is empty.
+    #[error("the environment variable {0} is empty")]
+    Empty(String),
 }

@@ -171,6 +171,23 @@ pub struct EngineBuilder {
     limits: EngineLimits,
 }
 
+impl Inner {
+    /// Tells the observer, which must not take the engine down with it.
+    pub(crate) fn observe(&self, event: &RunEvent<'_>) {
+        let observer = &self.observer;
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| observer.event(event)));
+    }
+
+    /// Writes a `log(...)` line; a log provider that panics loses the line,
+    /// not the run.
+    pub(crate) fn write_log(&self, flow: &str, level: &str, message: &str) {
+        let log = &self.log;
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            log.log(flow, level, message)
+        }));
+    }
+}
+
 impl EngineBuilder {
     /// The WhatsApp provider.
     pub fn whatsapp(mut self, provider: impl WhatsApp + 'static) -> Self {
@@ -360,7 +377,7 @@ impl Engine {
                     }],
                     steps: 0,
                 };
-                self.inner.observer.event(&RunEvent::Started {
+                self.inner.observe(&RunEvent::Started {
                     run: &id,
                     flow,
                     trigger: &event.trigger,
@@ -434,7 +451,7 @@ impl Engine {
                         state,
                     })
                     .await?;
-                self.inner.observer.event(&RunEvent::Suspended {
+                self.inner.observe(&RunEvent::Suspended {
                     run: &run.id,
                     until: wake_at,
                 });
@@ -443,13 +460,13 @@ impl Engine {
             Outcome::Finished(result) => {
                 let now = self.inner.clock.now();
                 if let RunOutcome::Failed { kind, message } = &result {
-                    self.inner.log.log(
+                    self.inner.write_log(
                         &run.flow,
                         "error",
                         &format!("run {} failed: {kind}: {message}", run.id),
                     );
                 }
-                self.inner.observer.event(&RunEvent::Finished {
+                self.inner.observe(&RunEvent::Finished {
                     run: &run.id,
                     outcome: &result,
                     at: now,
@@ -488,7 +505,7 @@ impl Engine {
                 reason: format!("no loaded program has the flow `{}`", run.flow),
             });
         };
-        self.inner.observer.event(&RunEvent::Resumed {
+        self.inner.observe(&RunEvent::Resumed {
             run: &run.id,
             at: self.inner.clock.now(),
         });

@@ -128,7 +128,7 @@ pub enum ActionError {
         message: String,
     },
     /// An error kind declared by the host application for its own actions.
-    #[error("{kind}: {message}")]
+    #[error("{message}")]
     Custom {
         /// The declared kind's name.
         kind: String,

@@ -131,7 +131,7 @@ pub(crate) async fn run_until_wait(inner: &Inner, program: &Program, run: &mut R
             Next::Stop => return Outcome::Finished(RunOutcome::Stopped),
             Next::Fail(message) => return failed("Fail", message),
             Next::Error(error) => {
-                if let Some(at) = handle_error(inner, handler, run, stmt, error.clone()) {
+                if let Some(at) = handle_error(inner, program, handler, run, stmt, error.clone()) {
                     match at {
                         Handled::Retry(at) => return Outcome::Suspended(at),
                         Handled::Caught => {}
@@ -181,22 +181,33 @@ enum Handled {
 /// that takes it, innermost statement first.
 fn handle_error(
     inner: &Inner,
+    program: &Program,
     handler: &crate::syntax::ast::Handler,
     run: &mut Run,
     stmt: &Stmt,
     error: ActionError,
 ) -> Option<Handled> {
     let now = inner.clock.now();
+    // The declarations say which kinds the default retry covers, so a host's
+    // own `@retryable` kinds are retried like the standard ones.
+    let retryable = program
+        .schemas()
+        .errors
+        .get(error.kind())
+        .map_or(error.is_retryable(), |kind| kind.retryable);
     // Retrying what cannot change (a missing template, a closed window)
-    // would only delay the catch.
+    // would only delay the catch; a send that timed out may have been
+    // delivered, and sending it again could reach the customer twice.
+    let never_retry = error.is_permanent()
+        || (matches!(error, ActionError::Timeout { .. }) && sends_message(stmt));
     let policy = match &stmt.retry {
-        Some(_) if error.is_permanent() => None,
+        _ if never_retry => None,
         Some(retry) => Some((
             retry.times,
             retry.every_ms,
             retry.backoff.map_or(1.0, |(f, _)| f),
         )),
-        None if error.is_retryable() => Some(DEFAULT_RETRY),
+        None if retryable => Some(DEFAULT_RETRY),
         None => None,
     };
     let frame = run.frames.last_mut()?;
@@ -207,7 +218,7 @@ fn handle_error(
             let wait_ms = ((every_ms as f64) * factor).min(u64::MAX as f64 / 2.0) as u64;
             let wait_ms = wait_ms.max(error.retry_after_ms().unwrap_or(0));
             let at = now + Duration::milliseconds(wait_ms.min(i64::MAX as u64) as i64);
-            inner.observer.event(&RunEvent::Retry {
+            inner.observe(&RunEvent::Retry {
                 run: &run.id,
                 attempt: frame.attempt + 1,
                 at,
@@ -244,7 +255,7 @@ fn handle_error(
                     vars: vec![(catch.binding.name.clone(), value)],
                     attempt: 0,
                 });
-                inner.observer.event(&RunEvent::Caught {
+                inner.observe(&RunEvent::Caught {
                     run: &run.id,
                     kind: error.kind(),
                 });
@@ -261,6 +272,19 @@ fn handle_error(
         stmt_index = step.statement();
         level -= 1;
     }
+}
+
+/// Whether the statement's own action is a WhatsApp send.
+fn sends_message(stmt: &Stmt) -> bool {
+    let call = match &stmt.kind {
+        StmtKind::Call(call) => Some(call),
+        StmtKind::Let { value, .. } => match &value.kind {
+            ExprKind::Call(call) => Some(call),
+            _ => None,
+        },
+        _ => None,
+    };
+    call.is_some_and(|c| c.name.name.starts_with("whatsapp.send_"))
 }
 
 /// What a statement sees: the engine, the program, and the run's variables.
@@ -428,7 +452,7 @@ impl<'a> Ctx<'a> {
             .ok_or_else(|| eval_error(format!("unknown action `{}`", call.name.name)))?;
         let args = self.bind_args(schema, call).await?;
         let now = self.inner.clock.now();
-        self.inner.observer.event(&RunEvent::Action {
+        self.inner.observe(&RunEvent::Action {
             run: self.run_id,
             action: &schema.name,
             args: &args,
@@ -438,13 +462,13 @@ impl<'a> Ctx<'a> {
         let result = self.perform(&schema.name, named).await;
         let at = self.inner.clock.now();
         match &result {
-            Ok(value) => self.inner.observer.event(&RunEvent::ActionDone {
+            Ok(value) => self.inner.observe(&RunEvent::ActionDone {
                 run: self.run_id,
                 action: &schema.name,
                 result: value,
                 at,
             }),
-            Err(error) => self.inner.observer.event(&RunEvent::ActionFailed {
+            Err(error) => self.inner.observe(&RunEvent::ActionFailed {
                 run: self.run_id,
                 action: &schema.name,
                 error,
@@ -503,8 +527,7 @@ impl<'a> Ctx<'a> {
             "log" => {
                 let level = text(&args, "level").unwrap_or("info");
                 self.inner
-                    .log
-                    .log(self.flow, level, text(&args, "message").unwrap_or(""));
+                    .write_log(self.flow, level, text(&args, "message").unwrap_or(""));
                 Ok(Value::None)
             }
             "notify" => {
@@ -522,8 +545,11 @@ impl<'a> Ctx<'a> {
             "now" => Ok(Value::DateTime(self.inner.clock.now().fixed_offset())),
             other => match self.inner.actions.get(other) {
                 Some(handler) => {
-                    let future = handler.call(args);
-                    self.guarded(other, future).await
+                    // Called inside the guarded task: a handler that panics
+                    // before it returns its future fails the action too.
+                    let handler = handler.clone();
+                    self.guarded(other, async move { handler.call(args).await })
+                        .await
                 }
                 None => Err(ActionError::InvalidRequest {
                     message: format!("no implementation is registered for the action `{other}`"),

@@ -2,7 +2,7 @@
 //! sender under the throughput limit and its recipient under the pair rate,
 //! and waits for it. Nothing fails for being fast; it just waits.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
@@ -25,9 +25,56 @@ impl Default for Limits {
     }
 }
 
+/// The times a sender is busy: merged intervals `[start, end)` in
+/// nanoseconds since the epoch, each reservation blocking one spacing.
+#[derive(Debug, Default)]
+struct Busy {
+    intervals: BTreeMap<i64, i64>,
+}
+
+impl Busy {
+    /// Reserves the earliest instant at or after `earliest` that is at least
+    /// `spacing` away from every other reservation.
+    fn reserve(&mut self, earliest: i64, spacing: i64) -> i64 {
+        let mut t = earliest;
+        if let Some((_, &end)) = self.intervals.range(..=t).next_back() {
+            t = t.max(end);
+        }
+        // Skip intervals that start too soon after `t` to fit one spacing.
+        while let Some((&start, &end)) = self.intervals.range(t..).next() {
+            if start >= t.saturating_add(spacing) {
+                break;
+            }
+            t = end;
+        }
+        let mut start = t;
+        let mut end = t.saturating_add(spacing);
+        if let Some((&s, &e)) = self.intervals.range(..=start).next_back() {
+            if e >= start {
+                start = s;
+                end = end.max(e);
+                self.intervals.remove(&s);
+            }
+        }
+        if let Some((&s, &e)) = self.intervals.range(start..).next() {
+            if s <= end {
+                end = end.max(e);
+                self.intervals.remove(&s);
+            }
+        }
+        self.intervals.insert(start, end);
+        t
+    }
+
+    /// Forgets intervals that ended before `before`.
+    fn prune(&mut self, before: i64) {
+        self.intervals.retain(|_, end| *end >= before);
+    }
+}
+
 #[derive(Debug, Default)]
 struct Slots {
-    sender_next: HashMap<String, DateTime<Utc>>,
+    senders: HashMap<String, Busy>,
     recipient_next: HashMap<String, DateTime<Utc>>,
 }
 
@@ -48,19 +95,25 @@ impl Pacer {
     }
 
     /// Reserves the earliest slot at or after `now` for a message from
-    /// `sender` to `recipient`.
+    /// `sender` to `recipient`: at least `recipient_interval` after the
+    /// recipient's last message, and spaced from the sender's other sends so
+    /// the sender stays under its throughput. A send waiting for its
+    /// recipient does not hold up the sender's sends to others.
     pub fn reserve(&self, sender: &str, recipient: &str, now: DateTime<Utc>) -> DateTime<Utc> {
         let mut slots = match self.slots.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         let spacing_ns = (1e9 / self.limits.sender_per_second.max(0.001)).ceil() as i64;
-        let sender_next = slots.sender_next.get(sender).copied().unwrap_or(now);
         let recipient_next = slots.recipient_next.get(recipient).copied().unwrap_or(now);
-        let slot = now.max(sender_next).max(recipient_next);
-        slots
-            .sender_next
-            .insert(sender.to_string(), slot + Duration::nanoseconds(spacing_ns));
+        let earliest = now.max(recipient_next);
+        let earliest_ns = nanos(earliest);
+        let busy = slots.senders.entry(sender.to_string()).or_default();
+        if busy.intervals.len() > 10_000 {
+            busy.prune(nanos(now));
+        }
+        let slot_ns = busy.reserve(earliest_ns, spacing_ns);
+        let slot = earliest + Duration::nanoseconds(slot_ns - earliest_ns);
         slots
             .recipient_next
             .insert(recipient.to_string(), slot + self.limits.recipient_interval);
@@ -70,6 +123,15 @@ impl Pacer {
         }
         slot
     }
+}
+
+/// Nanoseconds since the epoch, saturating far outside chrono's range.
+fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 #[cfg(test)]
@@ -86,5 +148,33 @@ mod tests {
         assert_eq!(a, t0);
         assert_eq!(b - a, Duration::nanoseconds(12_500_000));
         assert_eq!(c - a, Duration::seconds(6));
+    }
+
+    #[test]
+    fn a_send_waiting_for_its_recipient_does_not_hold_up_others() {
+        let pacer = Pacer::new(Limits::default());
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let first = pacer.reserve("s", "a", t0);
+        let second_to_a = pacer.reserve("s", "a", t0);
+        let to_b = pacer.reserve("s", "b", t0);
+        assert_eq!(first, t0);
+        assert_eq!(second_to_a - t0, Duration::seconds(6));
+        assert_eq!(to_b - t0, Duration::nanoseconds(12_500_000));
+        // A slot between two reservations is used when it fits.
+        let to_c = pacer.reserve("s", "c", t0);
+        assert_eq!(to_c - t0, Duration::nanoseconds(25_000_000));
+    }
+
+    #[test]
+    fn busy_intervals_merge_and_keep_spacing() {
+        let mut busy = Busy::default();
+        assert_eq!(busy.reserve(100, 10), 100);
+        assert_eq!(busy.reserve(100, 10), 110);
+        assert_eq!(busy.reserve(50, 10), 50);
+        assert_eq!(busy.reserve(55, 10), 60);
+        // 60..70 and 70 would be free but 95 is closer than 10 to 100.
+        assert_eq!(busy.reserve(95, 10), 120);
+        assert_eq!(busy.reserve(70, 10), 70);
+        assert_eq!(busy.reserve(70, 10), 80);
     }
 }

@@ -14,6 +14,7 @@ macro_rules! say {
 
 mod check;
 mod run;
+mod templates;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Run one event through flows with the dry-run providers, printing each step.
     Run(run::RunArgs),
+    /// Work with the template catalog in flow.toml.
+    Templates(templates::TemplatesArgs),
 }
 
 /// `1 file`, `2 files`.
@@ -49,5 +52,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
+        Command::Templates(args) => templates::run(args),
     }
 }

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use flowc::providers::console::Console;
 use flowc::providers::scripted_ai::ScriptedAi;
-use flowc::providers::{Clock, RunOutcome, SystemClock, VirtualClock};
+use flowc::providers::setup::providers_from_config;
+use flowc::providers::{Ai, Clock, RunOutcome, SystemClock, VirtualClock, WhatsApp};
 use flowc::runtime::{Engine, Event, Observer, RunEvent, RunStatus, Value};
 
 use crate::check::{print_diagnostics, usage_error, Format};
@@ -35,8 +36,13 @@ pub struct RunArgs {
     #[arg(long)]
     virtual_time: bool,
     /// Rules for the scripted AI (TOML); by default its built-in rules.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "live")]
     ai_rules: Option<PathBuf>,
+    /// Use the providers flow.toml configures: senders with `provider =
+    /// "cloud-api"` send REAL WhatsApp messages, assistants with an [ai.NAME]
+    /// endpoint ask a real model. Credentials come from the environment.
+    #[arg(long)]
+    live: bool,
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -83,26 +89,48 @@ async fn run_async(args: RunArgs, start: Option<DateTime<Utc>>) -> ExitCode {
         Ok(Err(error)) => return usage_error(&format!("{}: {error}", args.event.display())),
         Err(error) => return usage_error(&error),
     };
-    let ai = match &args.ai_rules {
-        Some(path) => match ScriptedAi::from_file(path) {
-            Ok(ai) => ai,
+    let console = Arc::new(Console::stdout());
+    let (whatsapp, ai, banner): (Arc<dyn WhatsApp>, Arc<dyn Ai>, String) = if args.live {
+        let dir = project
+            .config
+            .as_deref()
+            .and_then(|p| p.parent())
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        match providers_from_config(program.config(), &dir, console.clone()) {
+            Ok(providers) => {
+                let banner = format!(
+                    "LIVE run: real sends from {}; real AI for {}",
+                    list_or_none(&providers.live_senders),
+                    list_or_none(&providers.live_assistants)
+                );
+                (Arc::new(providers.whatsapp), Arc::new(providers.ai), banner)
+            }
             Err(error) => return usage_error(&error),
-        },
-        None => ScriptedAi::default(),
+        }
+    } else {
+        let ai = match &args.ai_rules {
+            Some(path) => match ScriptedAi::from_file(path) {
+                Ok(ai) => ai,
+                Err(error) => return usage_error(&error),
+            },
+            None => ScriptedAi::default(),
+        };
+        let banner = format!(
+            "dry run: nothing is sent; AI answers come from the {}",
+            ai.describe()
+        );
+        (console.clone(), Arc::new(ai), banner)
     };
     let clock: Arc<dyn Clock> = match (start, args.virtual_time) {
         (Some(start), _) => Arc::new(VirtualClock::starting_at(start)),
         (None, true) => Arc::new(VirtualClock::starting_at(Utc::now())),
         (None, false) => Arc::new(SystemClock),
     };
-    say!(
-        "flowc run: dry run: nothing is sent; AI answers come from the {}",
-        ai.describe()
-    );
-    let console = Arc::new(Console::stdout());
+    say!("flowc run: {banner}");
     let trace = Trace::new(clock.clone());
     let engine = Engine::builder()
-        .whatsapp(console.clone())
+        .whatsapp(whatsapp)
         .notify(console.clone())
         .log(console.clone())
         .ai(ai)
@@ -137,15 +165,25 @@ async fn run_async(args: RunArgs, start: Option<DateTime<Utc>>) -> ExitCode {
         .filter(|o| matches!(o, RunOutcome::Stopped))
         .count();
     let completed = outcomes.len() - failed - stopped;
+    let sent = engine.store().sent_log().await.map_or(0, |log| log.len());
     say!(
-        "\n{}: {completed} completed, {stopped} stopped, {failed} failed; {} would be sent",
+        "\n{}: {completed} completed, {stopped} stopped, {failed} failed; {} {}",
         plural(outcomes.len(), "run"),
-        plural(console.message_count() as usize, "message"),
+        plural(sent, "message"),
+        if args.live { "sent" } else { "would be sent" },
     );
     if failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
     }
 }
 
