@@ -86,7 +86,12 @@ impl Project {
                 paths: paths.to_vec(),
             });
         }
-        flows.dedup();
+        // A file named twice (`a.flow` and its folder, `x/` and `./x/`) is
+        // one file: checking it twice would report its flows as duplicates.
+        let mut seen = std::collections::HashSet::new();
+        flows.retain(|path| {
+            seen.insert(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
+        });
         let config = match config {
             Some(path) if !path.exists() => return Err(ProjectError::NotFound(path.to_path_buf())),
             Some(path) => Some(path.to_path_buf()),

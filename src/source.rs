@@ -61,7 +61,7 @@ impl Span {
 pub struct SourceFile {
     name: String,
     text: Arc<str>,
-    line_starts: Vec<usize>,
+    line_starts: Arc<[usize]>,
 }
 
 impl SourceFile {
@@ -89,6 +89,19 @@ impl SourceFile {
     /// The shared text, cheap to clone.
     pub fn shared_text(&self) -> Arc<str> {
         self.text.clone()
+    }
+
+    /// Byte offsets where lines start, shared.
+    pub fn line_starts(&self) -> Arc<[usize]> {
+        self.line_starts.clone()
+    }
+
+    /// 0-based line of a byte offset.
+    pub fn line_index(&self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        self.line_starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1)
     }
 
     /// 1-based line and column (in characters) of a byte offset.

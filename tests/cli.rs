@@ -946,7 +946,6 @@ fn declarations_in_one_file_are_visible_in_another() {
 /// F1006 defined twice. `Project::discover` only drops adjacent duplicates and
 /// does not compare canonical paths.
 #[test]
-#[ignore = "bug: overlapping paths check a file twice (F1006)"]
 fn a_file_named_twice_is_checked_once() {
     let output =
         run(flowc_in(manifest_dir()).args(["check", "examples/call_follow_up.flow", "examples/"]));

@@ -894,7 +894,6 @@ const DEPTHS: [usize; 6] = [100, 1_000, 2_000, 3_000, 5_000, DEEP];
 /// operator chains; the checker recurses once per operator and overflows the
 /// stack (here at 5,000; the `flowc` binary, 8 MiB of stack, at 10,000).
 #[test]
-#[ignore = "bug: 5,000 chained `not` or `-` overflow the stack in the checker"]
 fn long_prefix_chains() {
     for depth in DEPTHS {
         for (prefix, operand) in [("not ", "true"), ("-", "1"), ("- ", "1"), ("not -", "1")] {
@@ -912,7 +911,6 @@ fn long_prefix_chains() {
 /// per `.field` and overflows the stack. It is also quadratic: `path_of` in
 /// src/check/flows.rs rebuilds the whole dotted path at every level.
 #[test]
-#[ignore = "bug: a 5,000-long `x.y.y.y...` chain overflows the stack in the checker"]
 fn long_field_chains() {
     for depth in DEPTHS {
         let expression = format!("call{}", ".y".repeat(depth));
@@ -929,7 +927,6 @@ fn long_field_chains() {
 /// 10,000 give F0001 "expected a name or a number, found ` `" (pest's stack
 /// guard) instead of F0002.
 #[test]
-#[ignore = "bug: 3,000 `else if` overflow the stack; 10,000 give a misleading F0001"]
 fn long_else_if_chains() {
     for depth in DEPTHS {
         let text = format!(
@@ -946,7 +943,6 @@ fn long_else_if_chains() {
 /// brackets after it on the same line are not counted. 100 levels pass
 /// without F0002, 2,000 overflow the stack, 10,000 give a misleading F0001.
 #[test]
-#[ignore = "bug: `matches /\"/` or `matches /#/` hides deep nesting from the pre-scan"]
 fn regex_literals_do_not_hide_deep_nesting() {
     for depth in DEPTHS {
         for regex in ["/\"/", "/#/"] {

@@ -242,33 +242,38 @@ impl<'a> FlowChecker<'a> {
                 let_binding = Some((name, ty));
             }
             StmtKind::If {
-                cond,
-                then,
+                branches,
                 otherwise,
             } => {
-                let ty = self.expr(cond, &mut raises);
-                self.expect(cond.span, &Ty::Bool, &ty, "the condition");
                 let start = self.waited;
-                let then_outcome = self.block_narrowed(then, none_checks(cond, false));
-                let then_waited = self.waited;
+                let mut waited = start;
+                let mut all_terminate = true;
+                for (cond, block) in branches {
+                    let ty = self.expr(cond, &mut raises);
+                    self.expect(cond.span, &Ty::Bool, &ty, "the condition");
+                    self.waited = start;
+                    let outcome = self.block_narrowed(block, none_checks(cond, false));
+                    waited = waited.max(self.waited);
+                    raises.extend(outcome.raises);
+                    all_terminate &= outcome.terminates;
+                }
                 self.waited = start;
-                let else_outcome = otherwise.as_ref().map(|b| self.block(b));
-                self.waited = self.waited.max(then_waited);
-                raises.extend(then_outcome.raises);
-                match else_outcome {
-                    Some(else_outcome) => {
-                        raises.extend(else_outcome.raises);
-                        terminates = then_outcome.terminates && else_outcome.terminates;
+                match otherwise {
+                    Some(block) => {
+                        let outcome = self.block(block);
+                        raises.extend(outcome.raises);
+                        terminates = all_terminate && outcome.terminates;
                     }
                     // `if x == none { stop }`: after it, x is not none.
-                    None if then_outcome.terminates => {
-                        let paths = none_checks(cond, true);
+                    None if all_terminate && branches.len() == 1 => {
+                        let paths = none_checks(&branches[0].0, true);
                         if let Some(narrowed) = self.narrowed.last_mut() {
                             narrowed.extend(paths);
                         }
                     }
                     None => {}
                 }
+                self.waited = self.waited.max(waited);
             }
             StmtKind::Branch { scrutinee, arms } => {
                 let ty = self.expr(scrutinee, &mut raises);
@@ -538,10 +543,15 @@ impl<'a> FlowChecker<'a> {
             ExprKind::Str(parts) => {
                 for part in parts {
                     if let StrPart::Expr(inner) = part {
-                        let ty = self.expr(inner, raises);
-                        if matches!(ty, Ty::Optional(_) | Ty::NoneValue | Ty::Nothing) {
-                            let inner_ty = ty.non_optional().clone();
-                            self.expect(inner.span, &inner_ty, &ty, "an interpolated value");
+                        let ty = self.value(inner, raises);
+                        // A value that may be none would print as nothing,
+                        // leaving a hole in the customer's message.
+                        if matches!(ty, Ty::Optional(_) | Ty::NoneValue) {
+                            let wanted = match &ty {
+                                Ty::Optional(inner_ty) => (**inner_ty).clone(),
+                                _ => Ty::String,
+                            };
+                            self.expect(inner.span, &wanted, &ty, "an interpolated value");
                         }
                     }
                 }
@@ -748,7 +758,7 @@ impl<'a> FlowChecker<'a> {
                 &ty,
                 &format!("argument `{}`", param.name),
             ) {
-                self.literal_rules(param, &arg.value);
+                self.literal_rules(&param.ty, param.max_chars, &arg.value);
             }
         }
 
@@ -770,11 +780,18 @@ impl<'a> FlowChecker<'a> {
     }
 
     /// Rules that look at literal argument values.
-    fn literal_rules(&mut self, param: &ParamSchema, value: &Expr) {
+    fn literal_rules(&mut self, ty: &Ty, max_chars: Option<usize>, value: &Expr) {
+        // Each element of a list literal is checked like a single value.
+        if let (Ty::List(element), ExprKind::List(items)) = (ty.non_optional(), &value.kind) {
+            for item in items {
+                self.literal_rules(element, None, item);
+            }
+            return;
+        }
         let ExprKind::Str(parts) = &value.kind else {
             return;
         };
-        if let Some(max) = param.max_chars {
+        if let Some(max) = max_chars {
             let chars: usize = parts
                 .iter()
                 .map(|p| match p {
@@ -792,7 +809,7 @@ impl<'a> FlowChecker<'a> {
         };
         let span = value.span;
         let config = self.config;
-        let diagnostic = match param.ty.non_optional() {
+        let diagnostic = match ty.non_optional() {
             Ty::Phone => rules::phone_not_e164::check(&text, span),
             Ty::TimeZone => rules::invalid_time_zone::check(&text, span),
             Ty::DateFormat => rules::invalid_date_format::check(&text, span),

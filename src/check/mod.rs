@@ -256,3 +256,63 @@ impl fmt::Display for CheckError {
 }
 
 impl std::error::Error for CheckError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(source: &str) -> Vec<String> {
+        let mut compiler = Compiler::new();
+        compiler.add_source("t.flow", source);
+        compiler
+            .check()
+            .diagnostics
+            .iter()
+            .map(|d| format!("{}: {}", d.code, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn interpolating_none_or_nothing_says_so() {
+        assert_eq!(
+            messages(
+                "flow f\non call.ended as c {\n    log(\"{none}\")\n    log(\"{log(\"x\")}\")\n}\n"
+            ),
+            [
+                "F2003: an interpolated value must be String, found none",
+                "F2006: `log` returns no value"
+            ]
+        );
+    }
+
+    #[test]
+    fn phone_literals_in_lists_are_checked() {
+        let source = "action bulk.send(to: [Phone])\nflow f\non call.ended as c {\n    bulk.send(to: [\"+4915112345678\", \"0151/1\"])\n}\n";
+        assert_eq!(
+            messages(source),
+            ["F3001: phone number is not in E.164 format"]
+        );
+    }
+
+    #[test]
+    fn empty_literals_read_as_written() {
+        assert_eq!(
+            messages("flow f\non call.ended as c {\n    log([])\n    log({})\n}\n"),
+            [
+                "F2003: argument `message` must be String, found []",
+                "F2003: argument `message` must be String, found {}"
+            ]
+        );
+    }
+
+    #[test]
+    fn long_else_if_chains_are_flat() {
+        let mut source =
+            String::from("flow f\non call.ended as c {\n    if c.outcome == \"0\" { stop }");
+        for i in 1..5_000 {
+            source.push_str(&format!(" else if c.outcome == \"{i}\" {{ stop }}"));
+        }
+        source.push_str(" else { log(\"none matched\") }\n}\n");
+        assert_eq!(messages(&source), Vec::<String>::new());
+    }
+}

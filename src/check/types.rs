@@ -200,9 +200,12 @@ impl fmt::Display for Ty {
             Ty::TimeZone => f.write_str("TimeZone"),
             Ty::DateFormat => f.write_str("DateFormat"),
             Ty::Variables => f.write_str("Variables"),
+            // The element type of `[]` is not known: it reads as written.
+            Ty::List(inner) if **inner == Ty::Unknown => f.write_str("[]"),
             Ty::List(inner) => write!(f, "[{inner}]"),
             Ty::Record(record) => match &record.name {
                 Some(name) => f.write_str(name),
+                None if record.fields.is_empty() => f.write_str("{}"),
                 None => {
                     f.write_str("{ ")?;
                     for (i, field) in record.fields.iter().enumerate() {

@@ -2,7 +2,12 @@
 
 use std::fmt;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use std::sync::Arc;
+
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    SourceCode, SourceSpan, SpanContents,
+};
 use serde::Serialize;
 
 use super::{Diagnostic, Severity};
@@ -118,7 +123,58 @@ struct MietteView {
     severity: miette::Severity,
     help: Option<String>,
     labels: Vec<LabeledSpan>,
-    source: Option<NamedSource<String>>,
+    source: Option<WindowedSource>,
+}
+
+/// A file as miette reads it, cut down to the lines around each span first.
+/// miette finds lines by scanning from the start of its source; on the whole
+/// file that makes thousands of diagnostics in a large file quadratic.
+struct WindowedSource {
+    name: String,
+    text: Arc<str>,
+    line_starts: Arc<[usize]>,
+}
+
+impl WindowedSource {
+    fn line_of(&self, offset: usize) -> usize {
+        self.line_starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1)
+    }
+}
+
+impl SourceCode for WindowedSource {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let start = span.offset().min(self.text.len());
+        let end = (start + span.len()).min(self.text.len());
+        let first_line = self.line_of(start).saturating_sub(context_lines_before);
+        let last_line = self.line_of(end.saturating_sub(1).max(start)) + context_lines_after + 1;
+        let window_start = self.line_starts.get(first_line).copied().unwrap_or(0);
+        let window_end = self
+            .line_starts
+            .get(last_line + 1)
+            .copied()
+            .unwrap_or(self.text.len());
+        let window = self.text.get(window_start..window_end).unwrap_or("");
+        let inner_span = SourceSpan::new((start - window_start).into(), end - start);
+        let inner = window.read_span(&inner_span, context_lines_before, context_lines_after)?;
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            SourceSpan::new(
+                (inner.span().offset() + window_start).into(),
+                inner.span().len(),
+            ),
+            inner.line() + first_line,
+            inner.column(),
+            inner.line_count(),
+        )))
+    }
 }
 
 impl MietteView {
@@ -157,7 +213,11 @@ impl MietteView {
         };
         let source = primary_file.map(|id| {
             let file = sources.get(id);
-            NamedSource::new(file.name(), file.text().to_string())
+            WindowedSource {
+                name: file.name().to_string(),
+                text: file.shared_text(),
+                line_starts: file.line_starts(),
+            }
         });
         MietteView {
             code: diagnostic.code.as_str(),

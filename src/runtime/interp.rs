@@ -161,7 +161,9 @@ fn resolve<'a>(body: &'a Block, path: &[Step]) -> Option<&'a Block> {
     for step in path {
         let stmt = block.stmts.get(step.statement())?;
         block = match (step, &stmt.kind) {
-            (Step::Then(_), StmtKind::If { then, .. }) => then,
+            (Step::Then(_, branch), StmtKind::If { branches, .. }) => {
+                &branches.get(*branch as usize)?.1
+            }
             (Step::Else(_), StmtKind::If { otherwise, .. }) => otherwise.as_ref()?,
             (Step::Arm(_, arm), StmtKind::Branch { arms, .. }) => &arms.get(*arm as usize)?.body,
             (Step::Catch(_, catch), _) => &stmt.catches.get(*catch as usize)?.body,
@@ -314,12 +316,22 @@ impl<'a> Ctx<'a> {
                     Next::Bind(name.name.clone(), self.eval(value).await?)
                 }
                 StmtKind::If {
-                    cond, otherwise, ..
-                } => match self.eval(cond).await? {
-                    Value::Bool(true) => Next::Enter(Step::Then(i)),
-                    _ if otherwise.is_some() => Next::Enter(Step::Else(i)),
-                    _ => Next::Continue,
-                },
+                    branches,
+                    otherwise,
+                } => {
+                    let mut chosen = None;
+                    for (b, (cond, _)) in branches.iter().enumerate() {
+                        if self.eval(cond).await? == Value::Bool(true) {
+                            chosen = Some(Next::Enter(Step::Then(i, b as u32)));
+                            break;
+                        }
+                    }
+                    match chosen {
+                        Some(next) => next,
+                        None if otherwise.is_some() => Next::Enter(Step::Else(i)),
+                        None => Next::Continue,
+                    }
+                }
                 StmtKind::Branch { scrutinee, arms } => {
                     let value = self.eval(scrutinee).await?;
                     let mut chosen = None;

@@ -13,8 +13,9 @@ use super::value::Value;
 /// One step down from a statement into one of its blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Step {
-    /// The `then` block of the `if` at this statement index.
-    Then(u32),
+    /// Branch `.1` (0 for the `if`, then each `else if`) of the `if` at
+    /// statement index `.0`.
+    Then(u32, u32),
     /// The `else` block of the `if` at this statement index.
     Else(u32),
     /// Arm `.1` of the `branch` at statement index `.0`.
@@ -27,7 +28,7 @@ impl Step {
     /// The index of the statement the block belongs to.
     pub fn statement(self) -> usize {
         match self {
-            Step::Then(i) | Step::Else(i) | Step::Arm(i, _) | Step::Catch(i, _) => i as usize,
+            Step::Then(i, _) | Step::Else(i) | Step::Arm(i, _) | Step::Catch(i, _) => i as usize,
         }
     }
 }

@@ -223,13 +223,12 @@ pub enum StmtKind {
         /// Its value.
         value: Expr,
     },
-    /// `if COND { } else ...`.
+    /// `if COND { } else if COND { } else { }`.
     If {
-        /// The condition.
-        cond: Expr,
-        /// Runs when the condition holds.
-        then: Block,
-        /// Runs otherwise: a block, or an `else if` as a block of one `if`.
+        /// Each condition with the block it guards, tried in order; the
+        /// first is the `if`, the rest are `else if`s.
+        branches: Vec<(Expr, Block)>,
+        /// Runs when no condition holds.
         otherwise: Option<Block>,
     },
     /// `branch EXPR { arms }`.

@@ -189,6 +189,7 @@ const COVERED_BY_ARM: &[&str] = &[
 ];
 
 const COVERED_BY_EXPRESSION: &[&str] = &[
+    "`_`",
     "a string",
     "a number",
     "a whole number",
@@ -231,7 +232,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         }
         kw_let => "`let`",
         kw_if => "`if`",
-        else_clause | kw_else => "`else`",
+        else_clause | else_if | kw_else => "`else`",
         kw_branch => "`branch`",
         kw_delay => "`delay`",
         delay_until | kw_until => "`until`",

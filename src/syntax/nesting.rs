@@ -52,6 +52,19 @@ pub fn too_deep_at(text: &str) -> Option<usize> {
                 }
             }
             '"' => stack.push(Context::Str),
+            // A regex literal (`matches /.../`) may hold quotes and `#`;
+            // skip it to its closing slash on the same line.
+            '/' if text[..offset].trim_end().ends_with("matches") => {
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '/' | '\n' => break,
+                        _ => {}
+                    }
+                }
+            }
             '(' | '[' | '{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
@@ -97,6 +110,13 @@ mod tests {
             text.push_str("\"{");
         }
         assert!(too_deep_at(&text).is_some());
+    }
+
+    #[test]
+    fn regex_literals_cannot_hide_brackets() {
+        let text = format!("matches /\"#/ => log({})", "(".repeat(MAX_NESTING + 1));
+        assert!(too_deep_at(&text).is_some());
+        assert_eq!(too_deep_at("matches /[(]\\//"), None);
     }
 
     #[test]

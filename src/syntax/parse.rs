@@ -22,6 +22,9 @@ pub(crate) struct FlowParser;
 /// Most operators one expression may chain; deeper trees would make every
 /// later pass recurse as deep.
 const MAX_OPERATORS: usize = 256;
+/// Most `not` / `-` before one operand, and most `.field` reads after one:
+/// each would nest the tree one level deeper.
+const MAX_CHAIN: usize = 32;
 
 /// Parses one file. Always returns a module (with the items that parsed) and
 /// the syntax diagnostics; it never panics, whatever the input.
@@ -183,6 +186,17 @@ impl Builder<'_, '_> {
             Diagnostic::new(Code::InvalidLiteral, message)
                 .with_label(span, label)
                 .with_help(help),
+        );
+    }
+
+    fn too_long_chain(&mut self, span: Span, count: usize, what: &str) {
+        self.diagnostics.push(
+            Diagnostic::new(
+                Code::NestingTooDeep,
+                format!("{count} {what}; at most {MAX_CHAIN} are allowed"),
+            )
+            .with_label(span, "this chain is too long")
+            .with_help("split it: bind a part to a name with `let` first"),
         );
     }
 
@@ -469,31 +483,31 @@ impl Builder<'_, '_> {
 
     fn if_stmt(&mut self, pair: Pair<'_, Rule>) -> StmtKind {
         let span = self.span(&pair);
-        let mut inner = pair.into_inner().skip(1);
-        let cond = inner.next().map(|p| self.expr(p));
-        let then = inner.next().map(|p| self.block(p));
-        let otherwise = inner.next().and_then(|else_clause| {
-            let branch = else_clause.into_inner().nth(1)?;
-            Some(match branch.as_rule() {
-                Rule::if_stmt => {
-                    let nested_span = self.span(&branch);
-                    let kind = self.if_stmt(branch);
-                    Block {
-                        stmts: vec![Stmt {
-                            kind,
-                            retry: None,
-                            catches: Vec::new(),
-                            span: nested_span,
-                        }],
-                        span: nested_span,
-                    }
+        let mut branches = Vec::new();
+        let mut otherwise = None;
+        let mut cond = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::expr => cond = Some(self.expr(p)),
+                Rule::block => {
+                    let block = self.block(p);
+                    branches.push((cond.take().unwrap_or_else(|| none_expr(span)), block));
                 }
-                _ => self.block(branch),
-            })
-        });
+                Rule::else_if => {
+                    let mut parts = p.into_inner().skip(2);
+                    let cond = parts.next().map(|e| self.expr(e));
+                    let block = parts.next().map(|b| self.block(b));
+                    branches.push((
+                        cond.unwrap_or_else(|| none_expr(span)),
+                        block.unwrap_or_else(|| empty_block(span)),
+                    ));
+                }
+                Rule::else_clause => otherwise = p.into_inner().nth(1).map(|b| self.block(b)),
+                _ => {}
+            }
+        }
         StmtKind::If {
-            cond: cond.unwrap_or_else(|| none_expr(span)),
-            then: then.unwrap_or_else(|| empty_block(span)),
+            branches,
             otherwise,
         }
     }
@@ -672,6 +686,11 @@ impl Builder<'_, '_> {
             Some(v) => v,
             None => return none_expr(Span::new(self.file, self.offset, self.offset)),
         };
+        if prefixes.len() > MAX_CHAIN {
+            let span = prefixes[0].1.to(expr.span);
+            self.too_long_chain(span, prefixes.len(), "`not` and `-` in a row");
+            return none_expr(span);
+        }
         for (op, op_span) in prefixes.into_iter().rev() {
             let span = op_span.to(expr.span);
             expr = Expr {
@@ -683,6 +702,12 @@ impl Builder<'_, '_> {
     }
 
     fn postfix(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let reads = pair.clone().into_inner().count().saturating_sub(1);
+        if reads > MAX_CHAIN {
+            let span = self.span(&pair);
+            self.too_long_chain(span, reads, "field reads in a row");
+            return none_expr(span);
+        }
         let mut inner = pair.into_inner();
         let mut expr = match inner.next() {
             Some(p) => self.primary(p),

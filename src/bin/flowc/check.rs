@@ -71,7 +71,8 @@ pub fn print_diagnostics(checked: &Checked, format: Format) {
             writeln!(out)
         }),
         Format::Human => {
-            let style = if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            let style = if std::io::stdout().is_terminal()
+                && !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
             {
                 Style::Color
             } else {

@@ -43,6 +43,11 @@ pub mod window_not_proven;
 /// typo: within a third of the name's length in edits, or the same ignoring
 /// case and separators.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Names are short; a long string is no typo of one, and comparing it
+    // with hundreds of candidates would cost milliseconds.
+    if name.len() > 64 {
+        return None;
+    }
     let normalized = |s: &str| s.to_lowercase().replace(['_', '-', '.'], "");
     let wanted = normalized(name);
     let limit = (name.chars().count() / 3).max(1);
