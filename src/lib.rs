@@ -6,6 +6,7 @@ pub mod check;
 pub mod config;
 pub mod diag;
 pub mod duration;
+pub mod pattern;
 pub mod phone;
 pub mod project;
 pub mod providers;

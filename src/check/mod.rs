@@ -43,7 +43,7 @@ pub mod schema;
 pub mod types;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub use program::{CheckedFlow, Program};
 pub use schema::Schemas;
@@ -99,9 +99,20 @@ impl Default for Compiler {
 impl Compiler {
     /// A compiler with the standard declarations loaded.
     pub fn new() -> Self {
+        // The standard declarations are parsed once per process: they always
+        // take the first file ids, so their spans stay valid in every copy.
+        static STD: OnceLock<Vec<ast::Module>> = OnceLock::new();
+        let parsed = STD.get_or_init(|| {
+            STD_DECLARATIONS
+                .iter()
+                .enumerate()
+                .map(|(i, (_, text))| syntax::parse(FileId(i as u32), text).0)
+                .collect()
+        });
         let mut compiler = Compiler::without_std();
-        for (name, text) in STD_DECLARATIONS {
-            compiler.add_source(*name, *text);
+        for ((name, text), module) in STD_DECLARATIONS.iter().zip(parsed) {
+            compiler.sources.add(*name, *text);
+            compiler.modules.push(module.clone());
         }
         compiler
     }

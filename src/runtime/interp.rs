@@ -386,7 +386,7 @@ impl<'a> Ctx<'a> {
                 value.as_str().is_some_and(|s| s.contains(text.as_str()))
             }
             PatternKind::Regex(regex) => {
-                let compiled = regex::Regex::new(regex)
+                let compiled = crate::pattern::compile(regex)
                     .map_err(|e| eval_error(format!("invalid pattern: {e}")))?;
                 value.as_str().is_some_and(|s| compiled.is_match(s))
             }

@@ -10,10 +10,7 @@ use crate::source::Span;
 
 /// The diagnostic for `pattern` at `span`, if it does not compile.
 pub fn check(pattern: &str, span: Span) -> Option<Diagnostic> {
-    let error = regex::RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .build()
-        .err()?;
+    let error = crate::pattern::compile(pattern).err()?;
     let reason = match &error {
         regex::Error::Syntax(text) => text
             .lines()
