@@ -51,6 +51,50 @@ use crate::diag::{Code, Diagnostic};
 use crate::phone;
 use crate::source::{FileId, Span};
 
+/// An enum of keywords as flow.toml writes them: the variants, `ALL` in the
+/// order help texts list them, `as_str`, `Display` and an exact `FromStr`.
+macro_rules! keyword_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$variant_meta:meta])* $variant:ident = $text:literal, )*
+        }
+    ) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        $(#[$meta])*
+        pub enum $name {
+            $( $(#[$variant_meta])* $variant, )*
+        }
+
+        impl $name {
+            /// Every value, in the order help texts list them.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// The name as written in `flow.toml`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = ();
+
+            /// Parses the exact lower-case name, as `flow.toml` requires.
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or(())
+            }
+        }
+    };
+}
+
 /// Top-level tables that later features own (store, server, rate limits,
 /// campaigns, notifications). They are accepted and not looked into, so a
 /// project can already write them without this loader calling them unknown.
@@ -290,52 +334,21 @@ pub struct SenderConfig {
     pub span: Span,
 }
 
-/// What sends a sender's messages.
-///
-/// ```
-/// use flowc::config::SenderProvider;
-///
-/// assert_eq!(SenderProvider::CloudApi.to_string(), "cloud-api");
-/// assert_eq!("dry-run".parse(), Ok(SenderProvider::DryRun));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SenderProvider {
-    /// The WhatsApp Cloud API, with the account of `[whatsapp]`.
-    CloudApi,
-    /// Nothing is sent: the messages are printed.
-    DryRun,
-}
-
-impl SenderProvider {
-    /// Every provider, in the order help texts list them.
-    pub const ALL: &'static [SenderProvider] = &[SenderProvider::CloudApi, SenderProvider::DryRun];
-
-    /// The name as written in `flow.toml`, e.g. `cloud-api`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SenderProvider::CloudApi => "cloud-api",
-            SenderProvider::DryRun => "dry-run",
-        }
-    }
-}
-
-impl fmt::Display for SenderProvider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for SenderProvider {
-    type Err = ();
-
-    /// Parses the exact lower-case name, as `flow.toml` requires.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SenderProvider::ALL
-            .iter()
-            .copied()
-            .find(|provider| provider.as_str() == s)
-            .ok_or(())
+keyword_enum! {
+    /// What sends a sender's messages.
+    ///
+    /// ```
+    /// use flowc::config::SenderProvider;
+    ///
+    /// assert_eq!(SenderProvider::CloudApi.to_string(), "cloud-api");
+    /// assert_eq!("dry-run".parse(), Ok(SenderProvider::DryRun));
+    /// ```
+    #[serde(rename_all = "kebab-case")]
+    pub enum SenderProvider {
+        /// The WhatsApp Cloud API, with the account of `[whatsapp]`.
+        CloudApi = "cloud-api",
+        /// Nothing is sent: the messages are printed.
+        DryRun = "dry-run",
     }
 }
 
@@ -399,60 +412,24 @@ pub struct TemplateConfig {
     pub span: Span,
 }
 
-/// A template's category at Meta; it decides pricing and the rules, e.g.
-/// marketing messages should offer an opt-out.
-///
-/// ```
-/// use flowc::config::TemplateCategory;
-///
-/// assert_eq!(TemplateCategory::Utility.to_string(), "utility");
-/// assert_eq!("marketing".parse(), Ok(TemplateCategory::Marketing));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TemplateCategory {
-    /// Promotions, offers, re-engagement.
-    Marketing,
-    /// Updates about something the customer did: orders, appointments.
-    Utility,
-    /// One-time passcodes.
-    Authentication,
-}
-
-impl TemplateCategory {
-    /// Every category, in the order help texts list them.
-    pub const ALL: &'static [TemplateCategory] = &[
-        TemplateCategory::Marketing,
-        TemplateCategory::Utility,
-        TemplateCategory::Authentication,
-    ];
-
-    /// The name as written in `flow.toml`, e.g. `utility`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TemplateCategory::Marketing => "marketing",
-            TemplateCategory::Utility => "utility",
-            TemplateCategory::Authentication => "authentication",
-        }
-    }
-}
-
-impl fmt::Display for TemplateCategory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for TemplateCategory {
-    type Err = ();
-
-    /// Parses the exact lower-case name, as `flow.toml` requires.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        TemplateCategory::ALL
-            .iter()
-            .copied()
-            .find(|category| category.as_str() == s)
-            .ok_or(())
+keyword_enum! {
+    /// A template's category at Meta; it decides pricing and the rules, e.g.
+    /// marketing messages should offer an opt-out.
+    ///
+    /// ```
+    /// use flowc::config::TemplateCategory;
+    ///
+    /// assert_eq!(TemplateCategory::Utility.to_string(), "utility");
+    /// assert_eq!("marketing".parse(), Ok(TemplateCategory::Marketing));
+    /// ```
+    #[serde(rename_all = "lowercase")]
+    pub enum TemplateCategory {
+        /// Promotions, offers, re-engagement.
+        Marketing = "marketing",
+        /// Updates about something the customer did: orders, appointments.
+        Utility = "utility",
+        /// One-time passcodes.
+        Authentication = "authentication",
     }
 }
 
