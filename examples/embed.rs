@@ -83,7 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .log(recorder.log())
             .shared_clock(clock)
             .build();
-        engine.load(program);
+        engine.load(program)?;
 
         // 3. Dispatch the event: the run starts and waits in the store.
         for report in engine.dispatch(Event::from_json(EVENT)?).await? {

@@ -1029,7 +1029,9 @@ fn engine(api: CloudApi, source: &str) -> Engine {
         ..EngineLimits::default()
     };
     let engine = Engine::builder().whatsapp(api).limits(limits).build();
-    engine.load(program(source));
+    engine
+        .load(program(source))
+        .expect("every action the flows call is implemented");
     engine
 }
 

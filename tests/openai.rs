@@ -958,7 +958,9 @@ fn lead_engine(ai: OpenAiCompatible, recorder: &Recorder) -> Engine {
             ..EngineLimits::default()
         })
         .build();
-    engine.load(program);
+    engine
+        .load(program)
+        .expect("every action the flows call is implemented");
     engine
 }
 

@@ -95,7 +95,9 @@ impl Harness {
             .log(recorder.log())
             .shared_clock(clock.clone());
         let engine = configure(builder).build();
-        engine.load(program);
+        engine
+            .load(program)
+            .expect("every action the flows call is implemented");
         Harness {
             engine,
             recorder,
@@ -2046,7 +2048,8 @@ async fn events_for_a_trigger_of_a_second_program_start_its_flows() {
         t("2026-11-28T09:00:00+01:00"),
     );
     h.engine
-        .load(compile("appointment_reminder.flow", APPOINTMENT_REMINDER));
+        .load(compile("appointment_reminder.flow", APPOINTMENT_REMINDER))
+        .expect("every action the flows call is implemented");
     let reports = h
         .engine
         .dispatch(event(APPOINTMENT_BOOKED, json!({})))
@@ -2100,4 +2103,17 @@ async fn a_bad_event_starts_no_run_even_among_good_ones() {
     h.engine.run_until_idle().await.unwrap();
     assert_eq!(starts.0.load(Ordering::SeqCst), 2);
     assert_eq!(h.recorder.templates().len(), 2);
+}
+
+#[test]
+fn loading_a_flow_whose_host_action_has_no_implementation_fails() {
+    let source =
+        "action crm.sync(step: String)\nflow f\non call.ended as call {\n    crm.sync(\"x\")\n}\n";
+    let engine = Engine::builder().build();
+    let program = engine.compile(source).expect("the flow checks");
+    let error = engine.load(program).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "no implementation for `crm.sync`: register them with `EngineBuilder::action`"
+    );
 }

@@ -77,6 +77,8 @@ pub(crate) struct FlowChecker<'a> {
     narrowed: Vec<Vec<String>>,
     waited: Waited,
     handler: Option<Handler<'a>>,
+    /// Every action some flow calls, for the engine to check it can run them.
+    pub(crate) called: BTreeSet<String>,
 }
 
 impl<'a> FlowChecker<'a> {
@@ -93,6 +95,7 @@ impl<'a> FlowChecker<'a> {
             narrowed: Vec::new(),
             waited: Waited::Known(0),
             handler: None,
+            called: BTreeSet::new(),
         }
     }
 
@@ -695,6 +698,7 @@ impl<'a> FlowChecker<'a> {
 
     fn call(&mut self, call: &Call, raises: &mut BTreeSet<String>) -> Ty {
         let schemas = self.schemas;
+        self.called.insert(call.name.name.clone());
         let Some(action) = schemas.actions.get(&call.name.name) else {
             let known: Vec<&str> = schemas.actions.keys().map(String::as_str).collect();
             self.diagnostics

@@ -184,7 +184,9 @@ impl Compiler {
                 ast::Item::Declaration(_) => None,
             })
             .collect();
-        flows::FlowChecker::new(&schemas, config.as_ref(), &mut diagnostics).check_flows(&flows);
+        let mut checker = flows::FlowChecker::new(&schemas, config.as_ref(), &mut diagnostics);
+        checker.check_flows(&flows);
+        let called_actions = std::mem::take(&mut checker.called);
         diagnostics.sort();
 
         let sources = Arc::new(sources);
@@ -197,6 +199,7 @@ impl Compiler {
                 })
                 .collect(),
             schemas: Arc::new(schemas),
+            called_actions,
             config: Arc::new(config.unwrap_or_default()),
             sources: sources.clone(),
         });

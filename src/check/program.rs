@@ -5,6 +5,7 @@
 //! well-typed), the schemas they were checked against, and the project
 //! configuration, so the runtime never looks at text or declarations again.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::schema::Schemas;
@@ -17,6 +18,7 @@ use crate::syntax::ast;
 pub struct Program {
     pub(crate) flows: Vec<CheckedFlow>,
     pub(crate) schemas: Arc<Schemas>,
+    pub(crate) called_actions: BTreeSet<String>,
     pub(crate) config: Arc<Config>,
     pub(crate) sources: Arc<SourceMap>,
 }
@@ -52,6 +54,11 @@ impl Program {
                 .filter(move |h| h.trigger.name == trigger)
                 .map(move |h| (flow.name.as_str(), h))
         })
+    }
+
+    /// Every action some flow calls.
+    pub fn called_actions(&self) -> &BTreeSet<String> {
+        &self.called_actions
     }
 
     /// The schemas the flows were checked against.

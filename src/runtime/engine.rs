@@ -87,6 +87,12 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
+    /// Flows call actions that have no implementation.
+    #[error(
+        "no implementation for {}: register them with `EngineBuilder::action`",
+        .0.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+    )]
+    MissingActions(Vec<String>),
     /// No program is loaded.
     #[error("no program is loaded: call `Engine::load` first")]
     NoProgram,
@@ -142,7 +148,7 @@ pub(crate) struct Inner {
 ///         notify("team", "call {call.call_id} ended: {call.outcome}")
 ///     }
 /// "#).unwrap();
-/// engine.load(program);
+/// engine.load(program).unwrap();
 /// let event = Event::new("call.ended", serde_json::json!({
 ///     "customer_phone": "+4915112345678", "agent_name": "Jonas", "outcome": "no_answer",
 ///     "ended_at": "2026-12-01T10:00:00+01:00", "call_id": "c-1",
@@ -306,12 +312,29 @@ impl Engine {
     }
 
     /// Loads a program: its flows start on matching events from now on.
-    pub fn load(&self, program: Program) {
+    ///
+    /// Fails when a flow calls an action the host declared but did not
+    /// implement with [`EngineBuilder::action`]: better now than in the
+    /// middle of a customer's run.
+    pub fn load(&self, program: Program) -> Result<(), EngineError> {
+        let missing: Vec<String> = program
+            .called_actions()
+            .iter()
+            .filter(|name| {
+                !interp::BUILTIN_ACTIONS.contains(&name.as_str())
+                    && !self.inner.actions.contains_key(*name)
+            })
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(EngineError::MissingActions(missing));
+        }
         let mut programs = match self.inner.programs.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         programs.push(Arc::new(program));
+        Ok(())
     }
 
     fn programs(&self) -> Vec<Arc<Program>> {

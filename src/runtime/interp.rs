@@ -31,6 +31,18 @@ const WINDOW: Duration = Duration::hours(24);
 /// The product document's default retry: wait one minute, retry once.
 const DEFAULT_RETRY: (i64, u64, f64) = (1, 60_000, 1.0);
 
+/// The actions the engine implements itself; every other declared action
+/// needs a handler from the host.
+pub(crate) const BUILTIN_ACTIONS: &[&str] = &[
+    "whatsapp.send_template",
+    "whatsapp.send_text",
+    "ai.generate_response",
+    "log",
+    "notify",
+    "format",
+    "now",
+];
+
 /// Where a run stands after [`run_until_wait`].
 #[derive(Debug)]
 pub(crate) enum Outcome {
@@ -527,6 +539,7 @@ impl<'a> Ctx<'a> {
         Ok(out)
     }
 
+    /// Runs an action. The names matched here are `BUILTIN_ACTIONS`.
     async fn perform(
         &self,
         action: &str,

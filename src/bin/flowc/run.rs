@@ -137,7 +137,9 @@ async fn run_async(args: RunArgs, start: Option<DateTime<Utc>>) -> ExitCode {
         .shared_clock(clock)
         .observer(trace)
         .build();
-    engine.load(program);
+    if let Err(error) = engine.load(program) {
+        return usage_error(&error);
+    }
     let mut reports = match engine.dispatch(event).await {
         Ok(reports) => reports,
         Err(error) => return usage_error(&error),
