@@ -11,5 +11,6 @@ pub mod phone;
 pub mod project;
 pub mod providers;
 pub mod runtime;
+pub mod serve;
 pub mod source;
 pub mod syntax;

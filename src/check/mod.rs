@@ -245,8 +245,9 @@ impl Checked {
     }
 }
 
-/// Sources that did not pass the checker.
-#[derive(Debug, Clone)]
+/// Sources that did not pass the checker. Its `Debug` is the rendered
+/// diagnostics, so `program.expect("...")` shows what is wrong.
+#[derive(Clone)]
 pub struct CheckError {
     /// Every file that took part.
     pub sources: Arc<SourceMap>,
@@ -266,6 +267,12 @@ impl fmt::Display for CheckError {
             f.write_str(&render::human(d, &self.sources, Style::Plain, 100))?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

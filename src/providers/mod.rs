@@ -11,6 +11,7 @@ pub mod recording;
 pub mod routing;
 pub mod scripted_ai;
 pub mod setup;
+pub mod sqlite;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use clock::{Clock, SystemClock, VirtualClock};
-pub use store::{MemoryStore, RunOutcome, RunRecord, SentRecord, Store, StoreError, StoredRun};
+pub use store::{
+    InboxEvent, MemoryStore, RunOutcome, RunRecord, SendState, SentRecord, Store, StoreError,
+    StoredRun,
+};
 
 use crate::runtime::ActionError;
 

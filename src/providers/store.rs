@@ -91,9 +91,50 @@ pub struct SentRecord {
     pub at: DateTime<Utc>,
 }
 
+/// An event kept in the inbox until its runs have started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxEvent {
+    /// The event's unique id (a WhatsApp message id, a status id and
+    /// status, or the host's own id): a second delivery is recognised by it.
+    pub id: String,
+    /// The event as JSON (`{"trigger": ..., "fields": ...}`).
+    pub event: serde_json::Value,
+    /// When it was received.
+    pub received_at: DateTime<Utc>,
+}
+
+/// What the store knows of one send, so a resumed run never sends twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SendState {
+    /// The send was about to be made: whether it reached WhatsApp is unknown.
+    Started,
+    /// WhatsApp accepted it with this message id.
+    Sent {
+        /// WhatsApp's message id.
+        message_id: String,
+        /// When it was accepted.
+        at: DateTime<Utc>,
+    },
+}
+
 /// Persistence for the engine.
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// Keeps an event in the inbox unless an event with the same id was ever
+    /// received; returns whether it is new.
+    async fn enqueue_event(&self, event: InboxEvent) -> Result<bool, StoreError>;
+    /// Events received but not yet marked done, oldest first.
+    async fn pending_events(&self, limit: usize) -> Result<Vec<InboxEvent>, StoreError>;
+    /// Marks an event's runs as started: it leaves the inbox, its id stays
+    /// known.
+    async fn finish_event(&self, id: &str) -> Result<(), StoreError>;
+    /// What is known of the send with this key (run, position, attempt).
+    async fn send_state(&self, key: &str) -> Result<Option<SendState>, StoreError>;
+    /// Records the state of a send; `None` forgets it (the send failed
+    /// before reaching WhatsApp, so it may be tried again).
+    async fn set_send_state(&self, key: &str, state: Option<SendState>) -> Result<(), StoreError>;
+
     /// Records that `customer` wrote to `sender` at `at`: the 24-hour window.
     async fn record_inbound(
         &self,
@@ -110,7 +151,10 @@ pub trait Store: Send + Sync {
     /// Keeps a suspended run until it is due (replacing one with the same id).
     async fn save_run(&self, run: StoredRun) -> Result<(), StoreError>;
     /// Takes up to `limit` runs due at `now`, earliest first. A taken run is
-    /// the caller's: it saves it again or records it as finished.
+    /// the caller's: it saves it again or records it as finished. A durable
+    /// store keeps a taken run under a lease (its wake-up time moves to
+    /// `now + lease`), so a process that dies while running it loses nothing:
+    /// the run is due again when the lease ends.
     async fn claim_due_runs(
         &self,
         now: DateTime<Utc>,
@@ -120,7 +164,7 @@ pub trait Store: Send + Sync {
     async fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// How many runs are suspended.
     async fn suspended_count(&self) -> Result<usize, StoreError>;
-    /// Records a finished run.
+    /// Records a finished run, and forgets the suspended run with its id.
     async fn record_run(&self, record: RunRecord) -> Result<(), StoreError>;
     /// Finished runs, oldest first.
     async fn run_history(&self) -> Result<Vec<RunRecord>, StoreError>;
@@ -138,6 +182,9 @@ struct MemoryInner {
     due: BTreeMap<(DateTime<Utc>, String), ()>,
     history: Vec<RunRecord>,
     sent: Vec<SentRecord>,
+    seen_events: std::collections::HashSet<String>,
+    inbox: BTreeMap<(DateTime<Utc>, String), InboxEvent>,
+    sends: HashMap<String, SendState>,
 }
 
 /// A store in memory: for tests, `flowc run`, and hosts that persist
@@ -162,6 +209,39 @@ impl MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
+    async fn enqueue_event(&self, event: InboxEvent) -> Result<bool, StoreError> {
+        let mut inner = self.lock()?;
+        if !inner.seen_events.insert(event.id.clone()) {
+            return Ok(false);
+        }
+        inner
+            .inbox
+            .insert((event.received_at, event.id.clone()), event);
+        Ok(true)
+    }
+
+    async fn pending_events(&self, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+        Ok(self.lock()?.inbox.values().take(limit).cloned().collect())
+    }
+
+    async fn finish_event(&self, id: &str) -> Result<(), StoreError> {
+        self.lock()?.inbox.retain(|(_, key), _| key != id);
+        Ok(())
+    }
+
+    async fn send_state(&self, key: &str) -> Result<Option<SendState>, StoreError> {
+        Ok(self.lock()?.sends.get(key).cloned())
+    }
+
+    async fn set_send_state(&self, key: &str, state: Option<SendState>) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        match state {
+            Some(state) => inner.sends.insert(key.to_string(), state),
+            None => inner.sends.remove(key),
+        };
+        Ok(())
+    }
+
     async fn record_inbound(
         &self,
         customer: &str,
@@ -233,7 +313,11 @@ impl Store for MemoryStore {
     }
 
     async fn record_run(&self, record: RunRecord) -> Result<(), StoreError> {
-        self.lock()?.history.push(record);
+        let mut inner = self.lock()?;
+        if let Some(old) = inner.runs.remove(&record.id) {
+            inner.due.remove(&(old.wake_at, old.id));
+        }
+        inner.history.push(record);
         Ok(())
     }
 

@@ -57,14 +57,21 @@ pub struct EngineLimits {
     pub provider_timeout: std::time::Duration,
     /// Sender throughput and recipient pacing.
     pub pacing: Limits,
+    /// How long a started run is kept from other workers while it runs. The
+    /// run is saved before its first statement, due at `now + run_lease`: if
+    /// the process dies mid-run, the run goes on once the lease ends.
+    pub run_lease: chrono::Duration,
 }
 
 impl Default for EngineLimits {
     fn default() -> Self {
         EngineLimits {
             step_budget: 10_000,
-            provider_timeout: std::time::Duration::from_secs(30),
+            // Above the HTTP providers' own limits (15 s, 30 s): this one only
+            // catches providers that hang without one.
+            provider_timeout: std::time::Duration::from_secs(45),
             pacing: Limits::default(),
+            run_lease: chrono::Duration::minutes(5),
         }
     }
 }
@@ -358,6 +365,26 @@ impl Engine {
     /// until it finishes or waits. The event is checked against the trigger
     /// first; a bad event starts nothing.
     pub async fn dispatch(&self, event: Event) -> Result<Vec<RunReport>, EngineError> {
+        self.start_runs(event, None).await
+    }
+
+    /// Like [`Engine::dispatch`] for an event with a unique id (a WhatsApp
+    /// message id, the host's idempotency key): its runs get ids derived
+    /// from it, so dispatching the same event again after a crash resumes
+    /// the same runs, and their sends are never made twice.
+    pub async fn dispatch_once(
+        &self,
+        event_id: &str,
+        event: Event,
+    ) -> Result<Vec<RunReport>, EngineError> {
+        self.start_runs(event, Some(event_id)).await
+    }
+
+    async fn start_runs(
+        &self,
+        event: Event,
+        event_id: Option<&str>,
+    ) -> Result<Vec<RunReport>, EngineError> {
         let programs = self.programs();
         if programs.is_empty() {
             return Err(EngineError::NoProgram);
@@ -385,7 +412,10 @@ impl Engine {
             }
             for (flow, handler_index, binding) in handlers(program, &event.trigger) {
                 let now = self.inner.clock.now();
-                let id = self.new_run_id(now);
+                let id = match event_id {
+                    Some(event_id) => format!("{event_id}#{flow}#{handler_index}"),
+                    None => self.new_run_id(now),
+                };
                 let run = Run {
                     id: id.clone(),
                     flow: flow.to_string(),
@@ -406,6 +436,9 @@ impl Engine {
                     trigger: &event.trigger,
                     at: now,
                 });
+                // Saved before it runs, under a lease: a crash from here on
+                // loses nothing.
+                self.save(&run, now + self.inner.limits.run_lease).await?;
                 reports.push(self.advance(program, run).await?);
             }
         }
@@ -461,19 +494,7 @@ impl Engine {
         let outcome = interp::run_until_wait(&self.inner, program, &mut run).await;
         let status = match outcome {
             Outcome::Suspended(wake_at) => {
-                let state = serde_json::to_value(&run).map_err(|e| EngineError::Resume {
-                    id: run.id.clone(),
-                    reason: format!("cannot serialize: {e}"),
-                })?;
-                self.inner
-                    .store
-                    .save_run(StoredRun {
-                        id: run.id.clone(),
-                        flow: run.flow.clone(),
-                        wake_at,
-                        state,
-                    })
-                    .await?;
+                self.save(&run, wake_at).await?;
                 self.inner.observe(&RunEvent::Suspended {
                     run: &run.id,
                     until: wake_at,
@@ -515,6 +536,24 @@ impl Engine {
         })
     }
 
+    /// Keeps a run in the store until `wake_at`.
+    async fn save(&self, run: &Run, wake_at: DateTime<Utc>) -> Result<(), EngineError> {
+        let state = serde_json::to_value(run).map_err(|e| EngineError::Resume {
+            id: run.id.clone(),
+            reason: format!("cannot serialize: {e}"),
+        })?;
+        self.inner
+            .store
+            .save_run(StoredRun {
+                id: run.id.clone(),
+                flow: run.flow.clone(),
+                wake_at,
+                state,
+            })
+            .await?;
+        Ok(())
+    }
+
     /// Resumes a suspended run taken from the store.
     pub async fn resume(&self, stored: StoredRun) -> Result<RunReport, EngineError> {
         let run: Run = serde_json::from_value(stored.state).map_err(|e| EngineError::Resume {
@@ -542,7 +581,7 @@ impl Engine {
             let due = self
                 .inner
                 .store
-                .claim_due_runs(self.inner.clock.now(), 256)
+                .claim_due_runs(self.inner.clock.now(), 16)
                 .await?;
             if due.is_empty() {
                 return Ok(reports);

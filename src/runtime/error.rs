@@ -57,6 +57,14 @@ pub enum ActionError {
         /// The recipient.
         recipient: String,
     },
+    /// A send whose outcome is unknown: the call was made, but the process
+    /// stopped (or the call timed out) before WhatsApp's answer was recorded.
+    /// The engine never sends it again on its own.
+    #[error("it is unknown whether the message to {recipient} was delivered: the answer to the send was lost; check the conversation before sending again")]
+    DeliveryUnknown {
+        /// The recipient.
+        recipient: String,
+    },
     /// A text longer than WhatsApp accepts.
     #[error("message has {chars} characters; at most {max} are allowed")]
     MessageTooLong {
@@ -147,6 +155,7 @@ impl ActionError {
             ActionError::InvalidPhone { .. } => "InvalidPhone",
             ActionError::OutsideWindow { .. } => "OutsideWindow",
             ActionError::MessageTooLong { .. } => "MessageTooLong",
+            ActionError::DeliveryUnknown { .. } => "DeliveryUnknown",
             ActionError::RateLimited { .. } => "RateLimited",
             ActionError::QualityLimited { .. } => "QualityLimited",
             ActionError::Undeliverable { .. } => "Undeliverable",
@@ -183,6 +192,7 @@ impl ActionError {
             | ActionError::InvalidPhone { .. }
             | ActionError::OutsideWindow { .. }
             | ActionError::MessageTooLong { .. }
+            | ActionError::DeliveryUnknown { .. }
             | ActionError::QualityLimited { .. }
             | ActionError::Undeliverable { .. }
             | ActionError::InvalidRequest { .. }

@@ -20,7 +20,8 @@ use crate::check::Program;
 use crate::config::{Placeholders, TemplateConfig};
 use crate::phone::{check_e164, describe};
 use crate::providers::{
-    AiRequest, RunOutcome, SenderRef, SentRecord, TemplateMessage, TemplateParameters, TextMessage,
+    AiRequest, RunOutcome, SendState, SenderRef, SentRecord, TemplateMessage, TemplateParameters,
+    TextMessage,
 };
 use crate::syntax::ast::*;
 
@@ -114,6 +115,7 @@ pub(crate) async fn run_until_wait(inner: &Inner, program: &Program, run: &mut R
             run_id: &run.id,
             flow: &run.flow,
             frames: &run.frames,
+            sends: std::sync::atomic::AtomicU32::new(0),
         };
         let next = ctx.statement(stmt, index).await;
         let Some(frame) = run.frames.last_mut() else {
@@ -308,6 +310,8 @@ struct Ctx<'a> {
     run_id: &'a str,
     flow: &'a str,
     frames: &'a [Frame],
+    /// Sends made so far by the statement, for their keys.
+    sends: std::sync::atomic::AtomicU32,
 }
 
 impl<'a> Ctx<'a> {
@@ -674,15 +678,11 @@ impl<'a> Ctx<'a> {
             preview: Some(fill_placeholders(&template.body, &parameters)),
             parameters,
         };
-        self.pace(&sender.name, &to).await;
         let whatsapp = self.inner.whatsapp.clone();
-        let sent = self
-            .guarded(
-                "WhatsApp",
-                async move { whatsapp.send_template(&message).await },
-            )
-            .await?;
-        self.sent(&sender, &to, Some(name), sent.message_id).await
+        self.deliver(&sender, &to, Some(name), async move {
+            whatsapp.send_template(&message).await
+        })
+        .await
     }
 
     async fn send_text(&self, args: &HashMap<String, Value>) -> Result<Value, ActionError> {
@@ -714,46 +714,106 @@ impl<'a> Ctx<'a> {
             to: to.clone(),
             body,
         };
-        self.pace(&sender.name, &to).await;
         let whatsapp = self.inner.whatsapp.clone();
-        let sent = self
-            .guarded(
-                "WhatsApp",
-                async move { whatsapp.send_text(&message).await },
-            )
-            .await?;
-        self.sent(&sender, &to, None, sent.message_id).await
+        self.deliver(&sender, &to, None, async move {
+            whatsapp.send_text(&message).await
+        })
+        .await
     }
 
-    /// Logs a send and returns the `Sent` record.
-    async fn sent(
+    /// The store's key for the send about to be made: the run, its position
+    /// (blocks, statement, retry attempt) and the send's place in the
+    /// statement. A run resumed from an earlier state reaches the same send
+    /// with the same key.
+    fn send_key(&self) -> String {
+        let n = self
+            .sends
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut key = format!("{}/", self.run_id);
+        if let Some(frame) = self.frames.last() {
+            for step in &frame.path {
+                key.push_str(&match step {
+                    Step::Then(i, b) => format!("t{i}.{b}/"),
+                    Step::Else(i) => format!("e{i}/"),
+                    Step::Arm(i, a) => format!("a{i}.{a}/"),
+                    Step::Catch(i, c) => format!("c{i}.{c}/"),
+                });
+            }
+            key.push_str(&format!("s{}.{}.{n}", frame.next, frame.attempt));
+        }
+        key
+    }
+
+    /// Sends at most once. The store records the intent before the call and
+    /// the message id after it, so a run resumed after a crash either finds
+    /// the message sent (and does not send it again) or finds the outcome
+    /// unknown: the call was made but its answer was lost. Then the engine
+    /// does not resend, because the Cloud API has no idempotency key and the
+    /// customer may already have the message: the action fails with
+    /// `DeliveryUnknown`, for a catch or a person to resolve.
+    async fn deliver(
         &self,
         sender: &SenderRef,
         to: &str,
         template: Option<String>,
-        message_id: String,
+        send: impl Future<Output = Result<crate::providers::SentMessage, ActionError>> + Send + 'static,
     ) -> Result<Value, ActionError> {
+        let store = &self.inner.store;
+        let key = self.send_key();
+        let store_error = |e: crate::providers::StoreError| ActionError::Transient {
+            message: e.to_string(),
+        };
+        match store.send_state(&key).await.map_err(store_error)? {
+            Some(SendState::Sent { message_id, at }) => {
+                return Ok(sent_value(message_id, to, &sender.name, at))
+            }
+            Some(SendState::Started) => {
+                return Err(ActionError::DeliveryUnknown {
+                    recipient: to.to_string(),
+                })
+            }
+            None => {}
+        }
+        self.pace(&sender.name, to).await;
+        store
+            .set_send_state(&key, Some(SendState::Started))
+            .await
+            .map_err(store_error)?;
+        let sent = match self.guarded("WhatsApp", send).await {
+            Ok(sent) => sent,
+            // A timeout may have reached WhatsApp: the intent stays, unknown.
+            Err(error @ ActionError::Timeout { .. }) => return Err(error),
+            Err(error) => {
+                store
+                    .set_send_state(&key, None)
+                    .await
+                    .map_err(store_error)?;
+                return Err(error);
+            }
+        };
         let at = self.inner.clock.now();
-        self.inner
-            .store
+        store
+            .set_send_state(
+                &key,
+                Some(SendState::Sent {
+                    message_id: sent.message_id.clone(),
+                    at,
+                }),
+            )
+            .await
+            .map_err(store_error)?;
+        store
             .log_send(SentRecord {
                 run_id: self.run_id.to_string(),
                 sender: sender.name.clone(),
                 to: to.to_string(),
                 template,
-                message_id: message_id.clone(),
+                message_id: sent.message_id.clone(),
                 at,
             })
             .await
-            .map_err(|e| ActionError::Transient {
-                message: e.to_string(),
-            })?;
-        Ok(Value::record([
-            ("message_id", Value::String(message_id)),
-            ("to", Value::String(to.to_string())),
-            ("sender", Value::String(sender.name.clone())),
-            ("sent_at", Value::DateTime(at.fixed_offset())),
-        ]))
+            .map_err(store_error)?;
+        Ok(sent_value(sent.message_id, to, &sender.name, at))
     }
 
     async fn generate_response(&self, args: &HashMap<String, Value>) -> Result<Value, ActionError> {
@@ -794,6 +854,16 @@ impl<'a> Ctx<'a> {
             ("conversation_id", Value::String(answer.conversation_id)),
         ]))
     }
+}
+
+/// The `Sent` record a send returns.
+fn sent_value(message_id: String, to: &str, sender: &str, at: DateTime<Utc>) -> Value {
+    Value::record([
+        ("message_id", Value::String(message_id)),
+        ("to", Value::String(to.to_string())),
+        ("sender", Value::String(sender.to_string())),
+        ("sent_at", Value::DateTime(at.fixed_offset())),
+    ])
 }
 
 fn text<'v>(args: &'v HashMap<String, Value>, name: &str) -> Option<&'v str> {

@@ -14,6 +14,7 @@ macro_rules! say {
 
 mod check;
 mod run;
+mod serve;
 mod templates;
 
 use std::process::ExitCode;
@@ -34,6 +35,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Run one event through flows with the dry-run providers, printing each step.
     Run(run::RunArgs),
+    /// Serve WhatsApp webhooks and host events, keeping waiting runs in SQLite.
+    Serve(serve::ServeArgs),
     /// Work with the template catalog in flow.toml.
     Templates(templates::TemplatesArgs),
 }
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Templates(args) => templates::run(args),
     }
 }

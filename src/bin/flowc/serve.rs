@@ -1,0 +1,194 @@
+//! `flowc serve`: the webhook service over a durable SQLite store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use flowc::providers::console::Console;
+use flowc::providers::setup::providers_from_config;
+use flowc::providers::sqlite::{SqliteOptions, SqliteStore};
+use flowc::providers::{Secret, SystemClock};
+use flowc::runtime::{Engine, EngineLimits};
+use flowc::serve::{Metrics, ServeOptions, Service};
+
+use crate::check::{print_diagnostics, usage_error, Format};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The project configuration; by default the flow.toml next to the flows.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The SQLite database that keeps events, waiting runs and sends; by
+    /// default flows.db next to flow.toml.
+    #[arg(long, value_name = "FILE")]
+    store: Option<PathBuf>,
+    /// Print sends instead of making them, whatever flow.toml says.
+    #[arg(long)]
+    dry_run: bool,
+    /// How long a run being worked on is kept from other workers (e.g. 5m).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    lease: String,
+    /// Log lines as text or as JSON objects.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// .flow files, or folders to search for them.
+    #[arg(required = true, value_name = "FLOWS")]
+    flows: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    init_tracing(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return usage_error(&format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(serve(args))
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLOWC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn secret(variable: &str) -> Result<Secret, String> {
+    Secret::from_env(variable).map_err(|e| format!("{e}: flowc serve needs it"))
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let project = match flowc::project::Project::discover(&args.flows, args.config.as_deref()) {
+        Ok(project) => project,
+        Err(error) => return usage_error(&error),
+    };
+    let checked = match project.compiler() {
+        Ok(compiler) => compiler.check(),
+        Err(error) => return usage_error(&error),
+    };
+    if !checked.diagnostics.is_empty() {
+        print_diagnostics(&checked, Format::Human);
+    }
+    let Some(program) = checked.program else {
+        eprintln!("error: the flows have errors; the service did not start");
+        return ExitCode::from(1);
+    };
+    let (app_secret, verify_token) =
+        match (secret("FLOWC_APP_SECRET"), secret("FLOWC_VERIFY_TOKEN")) {
+            (Ok(a), Ok(v)) => (a, v),
+            (Err(e), _) | (_, Err(e)) => return usage_error(&e),
+        };
+    let Some(lease) = flowc::duration::parse(&args.lease).and_then(|ms| i64::try_from(ms).ok())
+    else {
+        return usage_error(&format!(
+            "--lease: \"{}\" is not a duration such as 5m",
+            args.lease
+        ));
+    };
+    let lease = chrono::Duration::milliseconds(lease);
+    let config_dir = project
+        .config
+        .as_deref()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let store_path = args
+        .store
+        .clone()
+        .unwrap_or_else(|| config_dir.join("flows.db"));
+    let store = match SqliteStore::open_with(
+        &store_path,
+        SqliteOptions {
+            lease,
+            ..SqliteOptions::default()
+        },
+    ) {
+        Ok(store) => store,
+        Err(error) => return usage_error(&error),
+    };
+    let console = Arc::new(Console::stdout());
+    let metrics = Arc::new(Metrics::default());
+    let mut builder = Engine::builder()
+        .store(store)
+        .clock(SystemClock)
+        .notify(console.clone())
+        .log(console.clone())
+        .observer(metrics.clone())
+        .limits(EngineLimits {
+            run_lease: lease,
+            ..EngineLimits::default()
+        });
+    if args.dry_run {
+        builder = builder.whatsapp(console.clone());
+    } else {
+        match providers_from_config(program.config(), &config_dir, console.clone()) {
+            Ok(providers) => {
+                tracing::info!(live_senders = ?providers.live_senders, live_assistants = ?providers.live_assistants, "providers ready");
+                builder = builder.whatsapp(providers.whatsapp).ai(providers.ai);
+            }
+            Err(error) => return usage_error(&error),
+        }
+    }
+    let engine = builder.build();
+    if let Err(error) = engine.load(program.clone()) {
+        return usage_error(&error);
+    }
+    let mut options = ServeOptions::new(app_secret, verify_token);
+    options.events_token = Secret::from_env("FLOWC_EVENTS_TOKEN").ok();
+    let service = Service::new(engine, program, metrics, options);
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(listener) => listener,
+        Err(e) => return usage_error(&format!("cannot listen on {}: {e}", args.listen)),
+    };
+    tracing::info!(store = %store_path.display(), "store open");
+    match flowc::serve::serve(service, listener, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: the server failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down");
+}

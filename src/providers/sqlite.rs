@@ -1,0 +1,996 @@
+//! A durable [`Store`] in one SQLite database file, so waiting runs, the
+//! inbox and the exactly-once send states survive a restart.
+//!
+//! # Tables
+//!
+//! | table     | holds                                                        |
+//! |-----------|--------------------------------------------------------------|
+//! | `events`  | the inbox: `id` (primary key), `event` JSON, `received_at`, `done` |
+//! | `windows` | 24-hour windows: `(customer, sender)` → `last_inbound`        |
+//! | `runs`    | suspended runs: `id`, `flow`, `wake_at`, `state` JSON (indexed by `wake_at`) |
+//! | `history` | finished runs, in the order they were recorded               |
+//! | `sent`    | sent messages, in the order they were logged                 |
+//! | `sends`   | send states by key, for exactly-once sends                   |
+//!
+//! The schema version is kept in `PRAGMA user_version`. [`SqliteStore::open`]
+//! creates missing tables (idempotently, in one transaction) and refuses a
+//! database written by a newer flowc.
+//!
+//! # Timestamps
+//!
+//! Every timestamp is stored as integer milliseconds since the Unix epoch,
+//! UTC. Sub-millisecond parts are dropped in the direction that is safe:
+//! a wake-up time is rounded *up* (a run never wakes early), every other time
+//! is rounded down (a customer's window closes early rather than late).
+//! Send states and the events' payloads are JSON and keep full precision.
+//!
+//! # Retention
+//!
+//! An inbox event's id stays in `events` after [`Store::finish_event`]: that
+//! is how a redelivered webhook is recognised. Finished events are small, but
+//! they accumulate; a host that wants to bound the file calls
+//! [`SqliteStore::prune_finished_events`] with a horizon longer than any
+//! redelivery it expects (WhatsApp retries for up to about a week).
+//! `history` and `sent` are append-only as well.
+//!
+//! # Durability
+//!
+//! The database runs in WAL mode. With the default `synchronous=NORMAL`, a
+//! committed write survives the process crashing or being killed, but the
+//! last few commits may be lost (never corrupted) if the machine loses power
+//! or the OS crashes. [`SqliteOptions::synchronous_full`] makes every commit
+//! wait for an fsync of the log, so it also survives power loss, at the cost
+//! of slower writes.
+//!
+//! # Leases
+//!
+//! [`Store::claim_due_runs`] does not delete the runs it returns: in one
+//! `BEGIN IMMEDIATE` transaction it selects the due runs and moves their
+//! wake-up time to `now + lease` ([`SqliteOptions::lease`], 5 minutes by
+//! default). The caller then saves the run again or records it as finished;
+//! if the process dies in between, the run is due again when the lease ends
+//! and another worker resumes it. Several processes (or several
+//! `SqliteStore` handles) may claim from the same file: a run is never
+//! returned twice while its lease lasts. A run whose resumption takes longer
+//! than the lease may be claimed a second time, so the lease must be longer
+//! than any single step of a run (sends are still deduplicated by the send
+//! states).
+//!
+//! # Example
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use flowc::providers::sqlite::SqliteStore;
+//! use flowc::providers::{Store, StoredRun};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), flowc::providers::StoreError> {
+//! let store = SqliteStore::in_memory()?;
+//! let wake_at = Utc.with_ymd_and_hms(2025, 3, 1, 9, 0, 0).unwrap();
+//! store
+//!     .save_run(StoredRun {
+//!         id: "run-1".into(),
+//!         flow: "reminder".into(),
+//!         wake_at,
+//!         state: serde_json::json!({"step": 2}),
+//!     })
+//!     .await?;
+//! assert_eq!(store.next_wake().await?, Some(wake_at));
+//!
+//! // Nothing is due a second early; at the wake-up time the run is claimed
+//! // once, and a second claim at the same moment finds it leased.
+//! assert!(store.claim_due_runs(wake_at - chrono::Duration::seconds(1), 10).await?.is_empty());
+//! let claimed = store.claim_due_runs(wake_at, 10).await?;
+//! assert_eq!(claimed.len(), 1);
+//! assert_eq!(claimed[0].wake_at, wake_at);
+//! assert!(store.claim_due_runs(wake_at, 10).await?.is_empty());
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+
+use super::store::{
+    InboxEvent, RunOutcome, RunRecord, SendState, SentRecord, Store, StoreError, StoredRun,
+};
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id          TEXT PRIMARY KEY NOT NULL,
+    event       TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    done        INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events (received_at, id) WHERE done = 0;
+
+CREATE TABLE IF NOT EXISTS windows (
+    customer     TEXT NOT NULL,
+    sender       TEXT NOT NULL,
+    last_inbound INTEGER NOT NULL,
+    PRIMARY KEY (customer, sender)
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+    id      TEXT PRIMARY KEY NOT NULL,
+    flow    TEXT NOT NULL,
+    wake_at INTEGER NOT NULL,
+    state   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_wake_at ON runs (wake_at, id);
+
+CREATE TABLE IF NOT EXISTS history (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL,
+    flow         TEXT NOT NULL,
+    trigger_name TEXT NOT NULL,
+    started_at   INTEGER NOT NULL,
+    finished_at  INTEGER NOT NULL,
+    outcome      TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sent (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id     TEXT NOT NULL,
+    sender     TEXT NOT NULL,
+    recipient  TEXT NOT NULL,
+    template   TEXT,
+    message_id TEXT NOT NULL,
+    sent_at    INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sends (
+    key   TEXT PRIMARY KEY NOT NULL,
+    state TEXT NOT NULL
+);
+";
+
+/// How a [`SqliteStore`] opens its database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// `synchronous=FULL` instead of `NORMAL`: every commit is fsynced, so
+    /// it survives power loss and OS crashes, not only process crashes.
+    /// Off by default.
+    pub synchronous_full: bool,
+    /// How long a claimed run stays leased to its claimer before it is due
+    /// again (5 minutes by default). Must be positive, and longer than any
+    /// single step of a run.
+    pub lease: chrono::Duration,
+    /// How long an operation waits for another connection's write lock
+    /// before failing (5 seconds by default).
+    pub busy_timeout: StdDuration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous_full: false,
+            lease: chrono::Duration::minutes(5),
+            busy_timeout: StdDuration::from_secs(5),
+        }
+    }
+}
+
+/// A [`Store`] in a SQLite database: durable, shareable between processes
+/// that open the same file. See the [module documentation](self).
+///
+/// Cloning gives another handle on the same connection.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    lease: chrono::Duration,
+    path: Option<PathBuf>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` with the
+    /// default [`SqliteOptions`]. This blocks on file I/O: call it at
+    /// start-up or from a blocking task.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens (creating if needed) the database file at `path`: WAL mode,
+    /// the chosen `synchronous` level, busy timeout, foreign keys, and the
+    /// schema migrated to [`SCHEMA_VERSION`]. Fails if the file was written
+    /// by a newer flowc, or if the file system does not support WAL.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref();
+        let shown = path.display();
+        let conn = Connection::open(path).map_err(ctx(format!("opening {shown}")))?;
+        let conn = prepare(conn, &options, true).map_err(|e| match e {
+            StoreError::Backend(m) => StoreError::Backend(format!("{shown}: {m}")),
+            other => other,
+        })?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            lease: options.lease,
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    /// A private database in memory, for tests: same schema and semantics,
+    /// nothing survives the store.
+    pub fn in_memory() -> Result<SqliteStore, StoreError> {
+        let options = SqliteOptions::default();
+        let conn = Connection::open_in_memory().map_err(ctx("opening an in-memory database"))?;
+        let conn = prepare(conn, &options, false)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            lease: options.lease,
+            path: None,
+        })
+    }
+
+    /// The database file, or `None` for [`SqliteStore::in_memory`].
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// How long a claimed run stays leased.
+    pub fn lease(&self) -> chrono::Duration {
+        self.lease
+    }
+
+    /// Deletes finished inbox events received before `before`, returning
+    /// how many. Their ids are forgotten: a redelivery of one of them after
+    /// this would be taken as new, so choose `before` well past any
+    /// redelivery window. Pending events are never deleted.
+    pub async fn prune_finished_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let before = floor_ms(before);
+        self.call(move |conn| {
+            conn.execute(
+                "DELETE FROM events WHERE done = 1 AND received_at < ?1",
+                params![before],
+            )
+            .map_err(ctx("pruning finished events"))
+        })
+        .await
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| {
+                StoreError::Backend(
+                    "sqlite: the connection was poisoned by a panic in another operation".into(),
+                )
+            })?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("sqlite: the blocking task failed: {e}")))?
+    }
+}
+
+/// Sets the pragmas and migrates the schema.
+fn prepare(
+    mut conn: Connection,
+    options: &SqliteOptions,
+    file: bool,
+) -> Result<Connection, StoreError> {
+    if options.lease <= chrono::Duration::zero() {
+        return Err(StoreError::Backend(format!(
+            "sqlite: the lease must be positive, not {}",
+            options.lease
+        )));
+    }
+    conn.busy_timeout(options.busy_timeout)
+        .map_err(ctx("setting the busy timeout"))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(ctx("switching to WAL mode"))?;
+    if file && !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Backend(format!(
+            "sqlite: the database cannot use WAL mode (journal mode is `{mode}`); \
+             keep it on a local file system"
+        )));
+    }
+    let synchronous = if options.synchronous_full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(ctx("setting synchronous"))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(ctx("enabling foreign keys"))?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`] in one transaction.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(ctx("starting the migration"))?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(ctx("reading the schema version"))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Backend(format!(
+            "sqlite: the database has schema version {version}, newer than the version \
+             {SCHEMA_VERSION} this flowc supports; upgrade flowc to open it"
+        )));
+    }
+    tx.execute_batch(SCHEMA)
+        .map_err(ctx("creating the tables"))?;
+    if version < SCHEMA_VERSION {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(ctx("writing the schema version"))?;
+    }
+    tx.commit().map_err(ctx("committing the migration"))
+}
+
+/// Maps a rusqlite error to [`StoreError::Backend`] with what was being done.
+fn ctx(what: impl Display) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| StoreError::Backend(format!("sqlite: {what}: {e}"))
+}
+
+fn corrupt(id: impl Into<String>, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        id: id.into(),
+        reason: reason.into(),
+    }
+}
+
+fn floor_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// Rounds up, so a run is never due before its time.
+fn ceil_ms(t: DateTime<Utc>) -> i64 {
+    let ms = t.timestamp_millis();
+    if t.timestamp_subsec_nanos() % 1_000_000 == 0 {
+        ms
+    } else {
+        ms.saturating_add(1)
+    }
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_json<T: serde::Serialize>(value: &T, what: impl Display) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Backend(format!("sqlite: {what}: cannot serialize: {e}")))
+}
+
+/// Reads column `i` of a row as text; anything else is corruption of `id`.
+fn text(row: &Row<'_>, i: usize, id: &str, what: &str) -> Result<String, StoreError> {
+    match row.get_ref(i) {
+        Ok(ValueRef::Text(bytes)) => String::from_utf8(bytes.to_vec())
+            .map_err(|_| corrupt(id, format!("{what} is not valid UTF-8"))),
+        Ok(other) => Err(corrupt(
+            id,
+            format!("{what} is {}, not text", other.data_type()),
+        )),
+        Err(e) => Err(StoreError::Backend(format!("sqlite: reading {what}: {e}"))),
+    }
+}
+
+fn opt_text(row: &Row<'_>, i: usize, id: &str, what: &str) -> Result<Option<String>, StoreError> {
+    match row.get_ref(i) {
+        Ok(ValueRef::Null) => Ok(None),
+        _ => text(row, i, id, what).map(Some),
+    }
+}
+
+fn time(row: &Row<'_>, i: usize, id: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
+    let ms = match row.get_ref(i) {
+        Ok(ValueRef::Integer(ms)) => ms,
+        Ok(other) => {
+            return Err(corrupt(
+                id,
+                format!("{what} is {}, not integer milliseconds", other.data_type()),
+            ))
+        }
+        Err(e) => return Err(StoreError::Backend(format!("sqlite: reading {what}: {e}"))),
+    };
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| corrupt(id, format!("{what} {ms} is out of range")))
+}
+
+fn json<T: serde::de::DeserializeOwned>(
+    row: &Row<'_>,
+    i: usize,
+    id: &str,
+    what: &str,
+) -> Result<T, StoreError> {
+    let raw = text(row, i, id, what)?;
+    serde_json::from_str(&raw).map_err(|e| corrupt(id, format!("{what} is not valid: {e}")))
+}
+
+/// Decodes `id, flow, wake_at, state` of a `runs` row.
+fn decode_run(row: &Row<'_>) -> Result<StoredRun, StoreError> {
+    let id = text(row, 0, "<run without a text id>", "id")?;
+    Ok(StoredRun {
+        flow: text(row, 1, &id, "flow")?,
+        wake_at: time(row, 2, &id, "wake_at")?,
+        state: json(row, 3, &id, "state")?,
+        id,
+    })
+}
+
+fn decode_event(row: &Row<'_>) -> Result<InboxEvent, StoreError> {
+    let id = text(row, 0, "<event without a text id>", "id")?;
+    Ok(InboxEvent {
+        event: json(row, 1, &id, "event")?,
+        received_at: time(row, 2, &id, "received_at")?,
+        id,
+    })
+}
+
+fn decode_record(row: &Row<'_>) -> Result<RunRecord, StoreError> {
+    let id = text(row, 0, "<history row without a text id>", "id")?;
+    Ok(RunRecord {
+        flow: text(row, 1, &id, "flow")?,
+        trigger: text(row, 2, &id, "trigger")?,
+        started_at: time(row, 3, &id, "started_at")?,
+        finished_at: time(row, 4, &id, "finished_at")?,
+        outcome: json::<RunOutcome>(row, 5, &id, "outcome")?,
+        id,
+    })
+}
+
+fn decode_sent(row: &Row<'_>) -> Result<SentRecord, StoreError> {
+    let id = format!(
+        "sent message {}",
+        text(row, 4, "<sent row without a text message id>", "message_id")?
+    );
+    Ok(SentRecord {
+        run_id: text(row, 0, &id, "run_id")?,
+        sender: text(row, 1, &id, "sender")?,
+        to: text(row, 2, &id, "recipient")?,
+        template: opt_text(row, 3, &id, "template")?,
+        message_id: text(row, 4, &id, "message_id")?,
+        at: time(row, 5, &id, "sent_at")?,
+    })
+}
+
+/// Runs a query and decodes every row, stopping at the first bad one.
+fn collect<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: &str,
+    decode: fn(&Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(ctx(what))?;
+    let mut rows = stmt.query(params).map_err(ctx(what))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(ctx(what))? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn enqueue_event(&self, event: InboxEvent) -> Result<bool, StoreError> {
+        let body = to_json(&event.event, format_args!("enqueuing event {}", event.id))?;
+        self.call(move |conn| {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO events (id, event, received_at, done) VALUES (?1, ?2, ?3, 0)
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![event.id, body, floor_ms(event.received_at)])
+                })
+                .map_err(ctx(format_args!("enqueuing event {}", event.id)))?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn pending_events(&self, n: usize) -> Result<Vec<InboxEvent>, StoreError> {
+        self.call(move |conn| {
+            collect(
+                conn,
+                "SELECT id, event, received_at FROM events WHERE done = 0
+                 ORDER BY received_at, id LIMIT ?1",
+                params![limit(n)],
+                "reading pending events",
+                decode_event,
+            )
+        })
+        .await
+    }
+
+    async fn finish_event(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.call(move |conn| {
+            conn.execute("UPDATE events SET done = 1 WHERE id = ?1", params![id])
+                .map_err(ctx(format_args!("finishing event {id}")))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn send_state(&self, key: &str) -> Result<Option<SendState>, StoreError> {
+        let key = key.to_string();
+        self.call(move |conn| {
+            let raw: Option<rusqlite::types::Value> = conn
+                .query_row(
+                    "SELECT state FROM sends WHERE key = ?1",
+                    params![key],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(ctx(format_args!("reading send state {key}")))?;
+            match raw {
+                None => Ok(None),
+                Some(rusqlite::types::Value::Text(raw)) => serde_json::from_str(&raw)
+                    .map(Some)
+                    .map_err(|e| corrupt(&key, format!("send state is not valid: {e}"))),
+                Some(other) => Err(corrupt(
+                    &key,
+                    format!("send state is {}, not text", other.data_type()),
+                )),
+            }
+        })
+        .await
+    }
+
+    async fn set_send_state(&self, key: &str, state: Option<SendState>) -> Result<(), StoreError> {
+        let key = key.to_string();
+        let body = state
+            .as_ref()
+            .map(|s| to_json(s, format_args!("setting send state {key}")))
+            .transpose()?;
+        self.call(move |conn| {
+            match body {
+                Some(body) => conn.execute(
+                    "INSERT INTO sends (key, state) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET state = excluded.state",
+                    params![key, body],
+                ),
+                None => conn.execute("DELETE FROM sends WHERE key = ?1", params![key]),
+            }
+            .map_err(ctx(format_args!("setting send state {key}")))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_inbound(
+        &self,
+        customer: &str,
+        sender: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (customer, sender) = (customer.to_string(), sender.to_string());
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO windows (customer, sender, last_inbound) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (customer, sender)
+                 DO UPDATE SET last_inbound = max(last_inbound, excluded.last_inbound)",
+                params![customer, sender, floor_ms(at)],
+            )
+            .map_err(ctx(format_args!(
+                "recording inbound from {customer} to {sender}"
+            )))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn last_inbound(
+        &self,
+        customer: &str,
+        sender: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let (customer, sender) = (customer.to_string(), sender.to_string());
+        self.call(move |conn| {
+            let what = format!("reading the window of {customer} with {sender}");
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT last_inbound FROM windows WHERE customer = ?1 AND sender = ?2",
+                )
+                .map_err(ctx(&what))?;
+            let mut rows = stmt.query(params![customer, sender]).map_err(ctx(&what))?;
+            match rows.next().map_err(ctx(&what))? {
+                None => Ok(None),
+                Some(row) => time(
+                    row,
+                    0,
+                    &format!("window {customer}/{sender}"),
+                    "last_inbound",
+                )
+                .map(Some),
+            }
+        })
+        .await
+    }
+
+    async fn save_run(&self, run: StoredRun) -> Result<(), StoreError> {
+        let state = to_json(&run.state, format_args!("saving run {}", run.id))?;
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO runs (id, flow, wake_at, state) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE
+                 SET flow = excluded.flow, wake_at = excluded.wake_at, state = excluded.state",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![run.id, run.flow, ceil_ms(run.wake_at), state])
+            })
+            .map_err(ctx(format_args!("saving run {}", run.id)))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Leases the due runs (see the [module documentation](self)). A row
+    /// that cannot be decoded is leased too, so it does not hold back the
+    /// runs behind it, and reported as [`StoreError::Corrupt`]; the next
+    /// claim returns the others. It comes back every lease until it is
+    /// repaired or deleted.
+    async fn claim_due_runs(
+        &self,
+        now: DateTime<Utc>,
+        n: usize,
+    ) -> Result<Vec<StoredRun>, StoreError> {
+        let now_ms = floor_ms(now);
+        let until = ceil_ms(now + self.lease);
+        self.call(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx("claiming due runs: starting the transaction"))?;
+            let mut runs = Vec::new();
+            let mut bad: Option<(String, StoreError)> = None;
+            {
+                let what = "claiming due runs";
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT id, flow, wake_at, state FROM runs WHERE wake_at <= ?1
+                         ORDER BY wake_at, id LIMIT ?2",
+                    )
+                    .map_err(ctx(what))?;
+                let mut rows = stmt.query(params![now_ms, limit(n)]).map_err(ctx(what))?;
+                while let Some(row) = rows.next().map_err(ctx(what))? {
+                    match decode_run(row) {
+                        Ok(run) => runs.push(run),
+                        Err(e) => {
+                            let id: Option<String> = row.get(0).ok();
+                            match id {
+                                Some(id) => bad = Some((id, e)),
+                                None => return Err(e),
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            let leased: Vec<&str> = match &bad {
+                Some((id, _)) => vec![id.as_str()],
+                None => runs.iter().map(|r| r.id.as_str()).collect(),
+            };
+            {
+                let mut stmt = tx
+                    .prepare_cached("UPDATE runs SET wake_at = ?1 WHERE id = ?2")
+                    .map_err(ctx("claiming due runs: leasing"))?;
+                for id in leased {
+                    stmt.execute(params![until, id])
+                        .map_err(ctx(format_args!("claiming due runs: leasing run {id}")))?;
+                }
+            }
+            tx.commit().map_err(ctx("claiming due runs: committing"))?;
+            match bad {
+                Some((_, e)) => Err(e),
+                None => Ok(runs),
+            }
+        })
+        .await
+    }
+
+    async fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.call(|conn| {
+            let ms: Option<i64> = conn
+                .query_row("SELECT min(wake_at) FROM runs", [], |row| row.get(0))
+                .map_err(ctx("reading the next wake-up time"))?;
+            ms.map(|ms| {
+                DateTime::from_timestamp_millis(ms)
+                    .ok_or_else(|| corrupt("runs", format!("wake_at {ms} is out of range")))
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn suspended_count(&self) -> Result<usize, StoreError> {
+        self.call(|conn| {
+            let n: i64 = conn
+                .query_row("SELECT count(*) FROM runs", [], |row| row.get(0))
+                .map_err(ctx("counting suspended runs"))?;
+            Ok(usize::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn record_run(&self, record: RunRecord) -> Result<(), StoreError> {
+        let outcome = to_json(&record.outcome, format_args!("recording run {}", record.id))?;
+        self.call(move |conn| {
+            let what = format!("recording run {}", record.id);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx(&what))?;
+            tx.execute(
+                "INSERT INTO history (id, flow, trigger_name, started_at, finished_at, outcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    record.id,
+                    record.flow,
+                    record.trigger,
+                    floor_ms(record.started_at),
+                    floor_ms(record.finished_at),
+                    outcome
+                ],
+            )
+            .map_err(ctx(&what))?;
+            tx.execute("DELETE FROM runs WHERE id = ?1", params![record.id])
+                .map_err(ctx(&what))?;
+            tx.commit().map_err(ctx(&what))
+        })
+        .await
+    }
+
+    async fn run_history(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.call(|conn| {
+            collect(
+                conn,
+                "SELECT id, flow, trigger_name, started_at, finished_at, outcome
+                 FROM history ORDER BY seq",
+                [],
+                "reading the run history",
+                decode_record,
+            )
+        })
+        .await
+    }
+
+    async fn log_send(&self, record: SentRecord) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO sent (run_id, sender, recipient, template, message_id, sent_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    record.run_id,
+                    record.sender,
+                    record.to,
+                    record.template,
+                    record.message_id,
+                    floor_ms(record.at)
+                ],
+            )
+            .map_err(ctx(format_args!(
+                "logging sent message {}",
+                record.message_id
+            )))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn sent_log(&self) -> Result<Vec<SentRecord>, StoreError> {
+        self.call(|conn| {
+            collect(
+                conn,
+                "SELECT run_id, sender, recipient, template, message_id, sent_at
+                 FROM sent ORDER BY seq",
+                [],
+                "reading the sent log",
+                decode_sent,
+            )
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, 1, 9, 0, 0).unwrap() + chrono::Duration::seconds(secs)
+    }
+
+    fn run(id: &str, wake_at: DateTime<Utc>) -> StoredRun {
+        StoredRun {
+            id: id.into(),
+            flow: "reminder".into(),
+            wake_at,
+            state: serde_json::json!({"id": id}),
+        }
+    }
+
+    #[test]
+    fn default_options() {
+        let options = SqliteOptions::default();
+        assert!(!options.synchronous_full);
+        assert_eq!(options.lease, chrono::Duration::minutes(5));
+        assert_eq!(options.busy_timeout, StdDuration::from_secs(5));
+    }
+
+    #[test]
+    fn open_sets_pragmas_and_schema_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.path(), Some(path.as_path()));
+        let conn = store.conn.lock().unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL");
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn synchronous_full_is_a_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions {
+            synchronous_full: true,
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open_with(dir.path().join("flows.db"), options).unwrap();
+        let sync: i64 = store
+            .conn
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 2, "FULL");
+    }
+
+    #[test]
+    fn a_non_positive_lease_is_refused() {
+        let options = SqliteOptions {
+            lease: chrono::Duration::zero(),
+            ..SqliteOptions::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let err = SqliteStore::open_with(dir.path().join("flows.db"), options).unwrap_err();
+        assert!(err.to_string().contains("lease must be positive"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn migrations_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.save_run(run("r1", at(1))).await.unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.suspended_count().await.unwrap(), 1);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        drop(SqliteStore::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let err = SqliteStore::open(&path).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, StoreError::Backend(_)));
+        assert!(message.contains("newer"), "{message}");
+        assert!(message.contains("flows.db"), "{message}");
+    }
+
+    #[test]
+    fn an_unopenable_path_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = SqliteStore::open(dir.path().join("missing/dir/flows.db")).unwrap_err();
+        assert!(err.to_string().contains("opening"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_wake_time_is_rounded_up_never_early() {
+        let store = SqliteStore::in_memory().unwrap();
+        let wake = at(10) + chrono::Duration::microseconds(1_500);
+        store.save_run(run("r1", wake)).await.unwrap();
+        // 1.5 ms past the second: not due at 1 ms, due at 2 ms.
+        let one_ms = at(10) + chrono::Duration::milliseconds(1);
+        assert!(store.claim_due_runs(one_ms, 10).await.unwrap().is_empty());
+        let two_ms = at(10) + chrono::Duration::milliseconds(2);
+        let claimed = store.claim_due_runs(two_ms, 10).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].wake_at, two_ms);
+    }
+
+    #[tokio::test]
+    async fn a_poisoned_connection_is_an_error_not_a_panic() {
+        let store = SqliteStore::in_memory().unwrap();
+        let conn = Arc::clone(&store.conn);
+        let _ = std::thread::spawn(move || {
+            let _guard = conn.lock().unwrap();
+            panic!("poison the connection");
+        })
+        .join();
+        let err = store.suspended_count().await.unwrap_err();
+        assert!(err.to_string().contains("poisoned"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn pruning_forgets_only_old_finished_events() {
+        let store = SqliteStore::in_memory().unwrap();
+        for (id, secs) in [("old-done", 1), ("old-pending", 2), ("new-done", 100)] {
+            let event = InboxEvent {
+                id: id.into(),
+                event: serde_json::json!({"trigger": "message"}),
+                received_at: at(secs),
+            };
+            assert!(store.enqueue_event(event).await.unwrap());
+        }
+        store.finish_event("old-done").await.unwrap();
+        store.finish_event("new-done").await.unwrap();
+        assert_eq!(store.prune_finished_events(at(50)).await.unwrap(), 1);
+        let again = |id: &str| InboxEvent {
+            id: id.into(),
+            event: serde_json::json!({}),
+            received_at: at(200),
+        };
+        // The pruned id is forgotten; the others are still recognised.
+        assert!(store.enqueue_event(again("old-done")).await.unwrap());
+        assert!(!store.enqueue_event(again("old-pending")).await.unwrap());
+        assert!(!store.enqueue_event(again("new-done")).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_claim_does_not_block_the_runs_behind_it() {
+        let store = SqliteStore::in_memory().unwrap();
+        store.save_run(run("a-bad", at(1))).await.unwrap();
+        store.save_run(run("b-good", at(2))).await.unwrap();
+        store
+            .conn
+            .lock()
+            .unwrap()
+            .execute("UPDATE runs SET state = x'00ff' WHERE id = 'a-bad'", [])
+            .unwrap();
+        match store.claim_due_runs(at(5), 10).await {
+            Err(StoreError::Corrupt { id, reason }) => {
+                assert_eq!(id, "a-bad");
+                assert!(reason.contains("state"), "{reason}");
+            }
+            other => panic!("expected corrupt, got {other:?}"),
+        }
+        let claimed = store.claim_due_runs(at(5), 10).await.unwrap();
+        assert_eq!(claimed, vec![run("b-good", at(2))]);
+    }
+}

@@ -1,0 +1,124 @@
+//! Counters for `/metrics`, in Prometheus' text format: events in, runs
+//! started and finished, sends by outcome, and queue depth.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::providers::RunOutcome;
+use crate::runtime::{Observer, RunEvent};
+
+/// The service's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    events: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    runs_started: AtomicU64,
+    runs_finished: Mutex<BTreeMap<String, u64>>,
+    sends: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Metrics {
+    /// Counts an event from `source` (`webhook`, `host`) with `result`
+    /// (`accepted`, `duplicate`, `rejected`).
+    pub fn event(&self, source: &'static str, result: &'static str) {
+        if let Ok(mut events) = self.events.lock() {
+            *events.entry((source, result)).or_default() += 1;
+        }
+    }
+
+    fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
+        if let Ok(mut map) = map.lock() {
+            *map.entry(key.to_string()).or_default() += 1;
+        }
+    }
+
+    /// The text of `/metrics`; `pending_events` and `suspended_runs` are read
+    /// from the store at scrape time.
+    pub fn render(&self, pending_events: usize, suspended_runs: usize) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP flowc_events_total Events received, by source and result."
+        );
+        let _ = writeln!(out, "# TYPE flowc_events_total counter");
+        if let Ok(events) = self.events.lock() {
+            for ((source, result), n) in events.iter() {
+                let _ = writeln!(
+                    out,
+                    "flowc_events_total{{source=\"{source}\",result=\"{result}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(out, "# HELP flowc_runs_started_total Runs started.");
+        let _ = writeln!(out, "# TYPE flowc_runs_started_total counter");
+        let _ = writeln!(
+            out,
+            "flowc_runs_started_total {}",
+            self.runs_started.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP flowc_runs_finished_total Runs finished, by outcome."
+        );
+        let _ = writeln!(out, "# TYPE flowc_runs_finished_total counter");
+        if let Ok(runs) = self.runs_finished.lock() {
+            for (outcome, n) in runs.iter() {
+                let _ = writeln!(
+                    out,
+                    "flowc_runs_finished_total{{outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP flowc_sends_total WhatsApp sends, by outcome (sent, or the error kind)."
+        );
+        let _ = writeln!(out, "# TYPE flowc_sends_total counter");
+        if let Ok(sends) = self.sends.lock() {
+            for (outcome, n) in sends.iter() {
+                let _ = writeln!(out, "flowc_sends_total{{outcome=\"{outcome}\"}} {n}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP flowc_pending_events Events received but not yet started."
+        );
+        let _ = writeln!(out, "# TYPE flowc_pending_events gauge");
+        let _ = writeln!(out, "flowc_pending_events {pending_events}");
+        let _ = writeln!(
+            out,
+            "# HELP flowc_suspended_runs Runs waiting in the store."
+        );
+        let _ = writeln!(out, "# TYPE flowc_suspended_runs gauge");
+        let _ = writeln!(out, "flowc_suspended_runs {suspended_runs}");
+        out
+    }
+}
+
+impl Observer for std::sync::Arc<Metrics> {
+    fn event(&self, event: &RunEvent<'_>) {
+        match event {
+            RunEvent::Started { .. } => {
+                self.runs_started.fetch_add(1, Ordering::Relaxed);
+            }
+            RunEvent::Finished { outcome, .. } => {
+                let label = match outcome {
+                    RunOutcome::Completed => "completed",
+                    RunOutcome::Stopped => "stopped",
+                    RunOutcome::Failed { .. } => "failed",
+                };
+                Metrics::bump(&self.runs_finished, label);
+            }
+            RunEvent::ActionDone { action, .. } if action.starts_with("whatsapp.send_") => {
+                Metrics::bump(&self.sends, "sent");
+            }
+            RunEvent::ActionFailed { action, error, .. }
+                if action.starts_with("whatsapp.send_") =>
+            {
+                Metrics::bump(&self.sends, error.kind());
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The HTTP service: Meta's webhook, the host's event endpoint, health and
+//! metrics; and the two workers behind them, one that starts the runs of
+//! stored events and one that resumes runs when they fall due.
+//!
+//! An event is answered 200 only once it is in the store's inbox, and it is
+//! dispatched from there: a crash between the answer and the runs loses
+//! nothing, and a second delivery of the same event is recognised by its id.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::Utc;
+use tokio::sync::{watch, Notify};
+
+use super::metrics::Metrics;
+use super::webhook::{self, SenderDirectory};
+use crate::check::Program;
+use crate::providers::{InboxEvent, Secret, Store};
+use crate::runtime::{Engine, EngineError, Event};
+
+/// How the service listens and whom it trusts.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The app secret that signs Meta's webhook payloads.
+    pub app_secret: Secret,
+    /// The token Meta's verification handshake must present.
+    pub verify_token: Secret,
+    /// The bearer token of the host's `/events` endpoint; without one the
+    /// endpoint refuses everything.
+    pub events_token: Option<Secret>,
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// How often the workers look for work when nothing wakes them.
+    pub poll_interval: Duration,
+}
+
+impl ServeOptions {
+    /// Options with the defaults: 1 MiB bodies, a one-second poll.
+    pub fn new(app_secret: Secret, verify_token: Secret) -> Self {
+        ServeOptions {
+            app_secret,
+            verify_token,
+            events_token: None,
+            body_limit: 1 << 20,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The running service's shared state.
+pub struct Service {
+    engine: Engine,
+    program: Program,
+    store: Arc<dyn Store>,
+    senders: SenderDirectory,
+    options: ServeOptions,
+    metrics: Arc<Metrics>,
+    inbox_ready: Notify,
+}
+
+impl Service {
+    /// A service over an engine that has `program` loaded, with the metrics
+    /// the engine's observer feeds.
+    pub fn new(
+        engine: Engine,
+        program: Program,
+        metrics: Arc<Metrics>,
+        options: ServeOptions,
+    ) -> Arc<Service> {
+        Arc::new(Service {
+            store: engine.store().clone(),
+            senders: SenderDirectory::from_config(program.config()),
+            engine,
+            program,
+            options,
+            metrics,
+            inbox_ready: Notify::new(),
+        })
+    }
+
+    /// Starts the runs of every event in the inbox, oldest first. An event
+    /// that does not fit its trigger is logged and dropped; a store failure
+    /// leaves the rest for the next round.
+    pub async fn process_inbox(&self) -> Result<usize, EngineError> {
+        let mut done = 0;
+        loop {
+            let batch = self.store.pending_events(64).await?;
+            if batch.is_empty() {
+                return Ok(done);
+            }
+            for item in batch {
+                self.start(&item).await?;
+                self.store.finish_event(&item.id).await?;
+                done += 1;
+            }
+        }
+    }
+
+    async fn start(&self, item: &InboxEvent) -> Result<(), EngineError> {
+        let event: Event = match serde_json::from_value(item.event.clone()) {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::error!(event = %item.id, %error, "stored event is unreadable; dropped");
+                return Ok(());
+            }
+        };
+        if event.trigger == webhook::MESSAGE_RECEIVED {
+            // The first message of a customer with no open conversation also
+            // starts `whatsapp.conversation_started`; decided before the
+            // message itself renews the window.
+            let phone = event
+                .fields
+                .get("phone")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            let sender = event
+                .fields
+                .get("sender_id")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            let last = self.store.last_inbound(phone, sender).await?;
+            let open =
+                last.is_some_and(|at| self.engine.clock().now() - at < chrono::Duration::hours(24));
+            if !open {
+                let started = webhook::conversation_started_from(&event);
+                self.dispatch(&format!("{}:started", item.id), started)
+                    .await?;
+            }
+        }
+        self.dispatch(&item.id, event).await
+    }
+
+    async fn dispatch(&self, id: &str, event: Event) -> Result<(), EngineError> {
+        match self.engine.dispatch_once(id, event).await {
+            Ok(reports) => {
+                tracing::info!(event = id, runs = reports.len(), "event dispatched");
+                Ok(())
+            }
+            Err(EngineError::Event(error)) => {
+                tracing::warn!(event = id, %error, "event does not fit its trigger; dropped");
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Waits for events and starts their runs until `shutdown` turns true.
+    pub async fn inbox_worker(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if let Err(error) = self.process_inbox().await {
+                tracing::error!(%error, "starting runs failed; retrying");
+            }
+            tokio::select! {
+                _ = self.inbox_ready.notified() => {}
+                _ = tokio::time::sleep(self.options.poll_interval) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Resumes runs as they fall due until `shutdown` turns true. Runs that
+    /// fell due while the service was down go on at once.
+    pub async fn timer_worker(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            match self.engine.run_due().await {
+                Ok(reports) if !reports.is_empty() => {
+                    tracing::info!(resumed = reports.len(), "due runs resumed");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::error!(%error, "resuming due runs failed; retrying"),
+            }
+            let wait = match self.store.next_wake().await {
+                Ok(Some(wake)) => (wake - Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+                    .min(self.options.poll_interval),
+                _ => self.options.poll_interval,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+}
+
+/// The routes: `GET/POST /webhook`, `POST /events`, `GET /healthz`,
+/// `GET /metrics`.
+pub fn router(service: Arc<Service>) -> Router {
+    let limit = service.options.body_limit;
+    Router::new()
+        .route("/webhook", get(handshake).post(webhook_post))
+        .route("/events", post(host_event))
+        .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(service)
+}
+
+/// Serves on `listener` until `shutdown` resolves; then stops taking
+/// requests, lets the workers finish what they hold (runs persist their
+/// state as they go) and returns.
+pub async fn serve(
+    service: Arc<Service>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = watch::channel(false);
+    let inbox = tokio::spawn(service.clone().inbox_worker(stopped.clone()));
+    let timer = tokio::spawn(service.clone().timer_worker(stopped));
+    let address: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(?address, "flowc serve listening");
+    let result = axum::serve(listener, router(service))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop.send(true);
+    // A worker in the middle of a run finishes its step; give it a bound.
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        let _ = inbox.await;
+        let _ = timer.await;
+    })
+    .await;
+    tracing::info!("flowc serve stopped");
+    result
+}
+
+async fn handshake(
+    State(service): State<Arc<Service>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    match webhook::verify_handshake(&params, service.options.verify_token.expose()) {
+        Ok(challenge) => (StatusCode::OK, challenge).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "webhook verification refused");
+            (StatusCode::FORBIDDEN, "verification failed").into_response()
+        }
+    }
+}
+
+async fn webhook_post(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    if let Err(error) = webhook::verify_signature(
+        service.options.app_secret.expose().as_bytes(),
+        &body,
+        signature,
+    ) {
+        tracing::warn!(%error, "webhook with a bad signature refused");
+        service.metrics.event("webhook", "rejected");
+        return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
+    }
+    let parsed = match webhook::parse_payload(&body, &service.senders) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            tracing::warn!(%error, "malformed webhook payload refused");
+            service.metrics.event("webhook", "rejected");
+            return (StatusCode::BAD_REQUEST, error.to_string()).into_response();
+        }
+    };
+    for warning in &parsed.warnings {
+        tracing::info!(%warning, "part of a webhook payload skipped");
+    }
+    for inbound in parsed.events {
+        match enqueue(&service, inbound.id, &inbound.event).await {
+            Ok(new) => service
+                .metrics
+                .event("webhook", if new { "accepted" } else { "duplicate" }),
+            // Meta retries what is not answered 200: nothing is lost.
+            Err(response) => return response,
+        }
+    }
+    service.inbox_ready.notify_one();
+    (StatusCode::OK, "ok").into_response()
+}
+
+async fn host_event(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let authorized = match (&service.options.events_token, bearer(&headers)) {
+        (Some(token), Some(given)) => constant_time_eq(token.expose().as_bytes(), given.as_bytes()),
+        _ => false,
+    };
+    if !authorized {
+        tracing::warn!("host event without a valid bearer token refused");
+        service.metrics.event("host", "rejected");
+        return (StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response();
+    }
+    let (id, event) = match webhook::parse_host_event(&body) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            service.metrics.event("host", "rejected");
+            return (StatusCode::BAD_REQUEST, error.to_string()).into_response();
+        }
+    };
+    // Checked now, so the host learns at once which field is wrong.
+    if let Err(error) = event.to_value(service.program.schemas()) {
+        service.metrics.event("host", "rejected");
+        return (StatusCode::UNPROCESSABLE_ENTITY, error.to_string()).into_response();
+    }
+    match enqueue(&service, id, &event).await {
+        Ok(new) => {
+            service
+                .metrics
+                .event("host", if new { "accepted" } else { "duplicate" });
+            service.inbox_ready.notify_one();
+            let status = if new {
+                "accepted"
+            } else {
+                "duplicate: already received"
+            };
+            (StatusCode::ACCEPTED, status).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+async fn enqueue(service: &Service, id: String, event: &Event) -> Result<bool, Response> {
+    let json = serde_json::to_value(event)
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?;
+    service
+        .store
+        .enqueue_event(InboxEvent {
+            id,
+            event: json,
+            received_at: Utc::now(),
+        })
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "could not store an event");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the event store is unavailable",
+            )
+                .into_response()
+        })
+}
+
+async fn health(State(service): State<Arc<Service>>) -> Response {
+    match service.store.suspended_count().await {
+        Ok(_) => (StatusCode::OK, "ok").into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {error}")).into_response(),
+    }
+}
+
+async fn metrics(State(service): State<Arc<Service>>) -> Response {
+    let pending = service
+        .store
+        .pending_events(10_000)
+        .await
+        .map_or(0, |e| e.len());
+    let suspended = service.store.suspended_count().await.unwrap_or(0);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        service.metrics.render(pending, suspended),
+    )
+        .into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,622 @@
+//! One behaviour suite for every `Store`: the in-memory store and the SQLite
+//! store must agree on everything the engine relies on. Then the guarantees
+//! only a durable store gives: reopening, leases, concurrent claims.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use flowc::providers::sqlite::{SqliteOptions, SqliteStore};
+use flowc::providers::{
+    InboxEvent, MemoryStore, RunOutcome, RunRecord, SendState, SentRecord, Store, StoreError,
+    StoredRun,
+};
+use serde_json::json;
+
+/// A moment in the test's timeline, whole milliseconds (the SQLite store
+/// keeps millisecond precision).
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 1, 9, 0, 0).unwrap() + Duration::seconds(secs)
+}
+
+fn run(id: &str, wake_at: DateTime<Utc>) -> StoredRun {
+    StoredRun {
+        id: id.into(),
+        flow: "reminder".into(),
+        wake_at,
+        state: json!({"run": id, "step": 1, "vars": {"name": "Ada"}}),
+    }
+}
+
+fn event(id: &str, received_at: DateTime<Utc>) -> InboxEvent {
+    InboxEvent {
+        id: id.into(),
+        event: json!({"trigger": "message", "fields": {"id": id, "text": "hi"}}),
+        received_at,
+    }
+}
+
+fn record(id: &str, outcome: RunOutcome, finished: i64) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        flow: "reminder".into(),
+        trigger: "message".into(),
+        started_at: at(0),
+        finished_at: at(finished),
+        outcome,
+    }
+}
+
+fn sent(run_id: &str, message_id: &str, template: Option<&str>, secs: i64) -> SentRecord {
+    SentRecord {
+        run_id: run_id.into(),
+        sender: "berlin-office".into(),
+        to: "+4915112345678".into(),
+        template: template.map(str::to_string),
+        message_id: message_id.into(),
+        at: at(secs),
+    }
+}
+
+fn ids(runs: &[StoredRun]) -> Vec<&str> {
+    runs.iter().map(|r| r.id.as_str()).collect()
+}
+
+// ---------------------------------------------------------------------------
+// The shared suite.
+
+async fn windows_keep_the_later_time(store: &dyn Store) {
+    assert_eq!(store.last_inbound("+491", "berlin").await.unwrap(), None);
+    store
+        .record_inbound("+491", "berlin", at(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.last_inbound("+491", "berlin").await.unwrap(),
+        Some(at(10))
+    );
+    // An older message arriving late does not move the window back.
+    store.record_inbound("+491", "berlin", at(5)).await.unwrap();
+    assert_eq!(
+        store.last_inbound("+491", "berlin").await.unwrap(),
+        Some(at(10))
+    );
+    store
+        .record_inbound("+491", "berlin", at(20))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.last_inbound("+491", "berlin").await.unwrap(),
+        Some(at(20))
+    );
+    // Windows are per customer and sender.
+    assert_eq!(store.last_inbound("+491", "munich").await.unwrap(), None);
+    assert_eq!(store.last_inbound("+492", "berlin").await.unwrap(), None);
+    store.record_inbound("+491", "munich", at(3)).await.unwrap();
+    assert_eq!(
+        store.last_inbound("+491", "munich").await.unwrap(),
+        Some(at(3))
+    );
+    assert_eq!(
+        store.last_inbound("+491", "berlin").await.unwrap(),
+        Some(at(20))
+    );
+}
+
+async fn enqueue_event_dedupes(store: &dyn Store) {
+    assert!(store.enqueue_event(event("wamid.1", at(1))).await.unwrap());
+    // A redelivery, even with another payload, is recognised and ignored.
+    let mut redelivered = event("wamid.1", at(2));
+    redelivered.event = json!({"trigger": "message", "fields": {"text": "changed"}});
+    assert!(!store.enqueue_event(redelivered).await.unwrap());
+    assert_eq!(
+        store.pending_events(10).await.unwrap(),
+        vec![event("wamid.1", at(1))]
+    );
+
+    store.finish_event("wamid.1").await.unwrap();
+    assert!(store.pending_events(10).await.unwrap().is_empty());
+    // After its runs started, the id is still known.
+    assert!(!store.enqueue_event(event("wamid.1", at(3))).await.unwrap());
+    assert!(store.pending_events(10).await.unwrap().is_empty());
+
+    // Finishing an unknown or already finished event is harmless.
+    store.finish_event("wamid.unknown").await.unwrap();
+    store.finish_event("wamid.1").await.unwrap();
+    assert!(store.enqueue_event(event("wamid.2", at(4))).await.unwrap());
+    assert_eq!(
+        store.pending_events(10).await.unwrap(),
+        vec![event("wamid.2", at(4))]
+    );
+}
+
+async fn pending_events_order_and_limit(store: &dyn Store) {
+    for (id, secs) in [("c", 3), ("x", 1), ("b", 2), ("m", 1), ("d", 4)] {
+        assert!(store.enqueue_event(event(id, at(secs))).await.unwrap());
+    }
+    let pending_ids =
+        |events: Vec<InboxEvent>| -> Vec<String> { events.into_iter().map(|e| e.id).collect() };
+    // Oldest first; the same time in id order.
+    assert_eq!(
+        pending_ids(store.pending_events(10).await.unwrap()),
+        ["m", "x", "b", "c", "d"]
+    );
+    assert_eq!(
+        pending_ids(store.pending_events(2).await.unwrap()),
+        ["m", "x"]
+    );
+    assert!(store.pending_events(0).await.unwrap().is_empty());
+    store.finish_event("x").await.unwrap();
+    store.finish_event("c").await.unwrap();
+    assert_eq!(
+        pending_ids(store.pending_events(10).await.unwrap()),
+        ["m", "b", "d"]
+    );
+    // Events come back as they went in.
+    assert_eq!(
+        store.pending_events(1).await.unwrap(),
+        vec![event("m", at(1))]
+    );
+}
+
+async fn send_states_set_get_forget(store: &dyn Store) {
+    let key = "run-1/3/0";
+    assert_eq!(store.send_state(key).await.unwrap(), None);
+    store
+        .set_send_state(key, Some(SendState::Started))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.send_state(key).await.unwrap(),
+        Some(SendState::Started)
+    );
+    let sent = SendState::Sent {
+        message_id: "wamid.abc".into(),
+        at: at(7) + Duration::microseconds(123),
+    };
+    store.set_send_state(key, Some(sent.clone())).await.unwrap();
+    assert_eq!(store.send_state(key).await.unwrap(), Some(sent.clone()));
+    // Keys are independent.
+    assert_eq!(store.send_state("run-1/3/1").await.unwrap(), None);
+    store
+        .set_send_state("run-1/3/1", Some(SendState::Started))
+        .await
+        .unwrap();
+    assert_eq!(store.send_state(key).await.unwrap(), Some(sent));
+    // Forgetting.
+    store.set_send_state(key, None).await.unwrap();
+    assert_eq!(store.send_state(key).await.unwrap(), None);
+    store.set_send_state(key, None).await.unwrap();
+    assert_eq!(
+        store.send_state("run-1/3/1").await.unwrap(),
+        Some(SendState::Started)
+    );
+}
+
+async fn save_run_replaces(store: &dyn Store) {
+    store.save_run(run("r1", at(10))).await.unwrap();
+    let mut later = run("r1", at(20));
+    later.state = json!({"run": "r1", "step": 2});
+    store.save_run(later.clone()).await.unwrap();
+    assert_eq!(store.suspended_count().await.unwrap(), 1);
+    assert_eq!(store.next_wake().await.unwrap(), Some(at(20)));
+    // The old wake-up time is gone with the old state.
+    assert!(store.claim_due_runs(at(15), 10).await.unwrap().is_empty());
+    assert_eq!(store.claim_due_runs(at(20), 10).await.unwrap(), vec![later]);
+
+    // Replacing with an earlier time works too.
+    store.save_run(run("r2", at(50))).await.unwrap();
+    store.save_run(run("r2", at(30))).await.unwrap();
+    assert_eq!(
+        store.claim_due_runs(at(30), 10).await.unwrap(),
+        vec![run("r2", at(30))]
+    );
+}
+
+async fn claim_due_runs_order_limit_and_due_only(store: &dyn Store) {
+    for (id, secs) in [("c", 3), ("b", 1), ("a", 1), ("d", 5), ("future", 100)] {
+        store.save_run(run(id, at(secs))).await.unwrap();
+    }
+    assert!(store.claim_due_runs(at(5), 0).await.unwrap().is_empty());
+    assert!(store.claim_due_runs(at(0), 10).await.unwrap().is_empty());
+    // Earliest first, the same time in id order, at most `limit`.
+    let first = store.claim_due_runs(at(5), 2).await.unwrap();
+    assert_eq!(first, vec![run("a", at(1)), run("b", at(1))]);
+    // The rest of what is due (wake_at == now is due), with their own
+    // wake-up times.
+    let second = store.claim_due_runs(at(5), 10).await.unwrap();
+    assert_eq!(second, vec![run("c", at(3)), run("d", at(5))]);
+    assert!(store.claim_due_runs(at(5), 10).await.unwrap().is_empty());
+    assert_eq!(
+        ids(&store.claim_due_runs(at(100), 10).await.unwrap()),
+        ["future"]
+    );
+}
+
+async fn a_claimed_run_is_not_claimed_again(store: &dyn Store) {
+    store.save_run(run("r1", at(1))).await.unwrap();
+    store.save_run(run("r2", at(2))).await.unwrap();
+    assert_eq!(
+        ids(&store.claim_due_runs(at(2), 10).await.unwrap()),
+        ["r1", "r2"]
+    );
+    // Memory forgets a claimed run; SQLite leases it. Either way a second
+    // claim at the same moment does not return it.
+    assert!(store.claim_due_runs(at(2), 10).await.unwrap().is_empty());
+
+    // The claimer saves it again: it is due at its new time.
+    store.save_run(run("r1", at(10))).await.unwrap();
+    assert_eq!(
+        store.claim_due_runs(at(10), 10).await.unwrap(),
+        vec![run("r1", at(10))]
+    );
+    // Or records it as finished: it is gone.
+    store
+        .record_run(record("r2", RunOutcome::Completed, 3))
+        .await
+        .unwrap();
+    store
+        .record_run(record("r1", RunOutcome::Completed, 11))
+        .await
+        .unwrap();
+    assert_eq!(store.suspended_count().await.unwrap(), 0);
+    assert_eq!(store.next_wake().await.unwrap(), None);
+}
+
+async fn record_run_removes_the_suspended_run(store: &dyn Store) {
+    store.save_run(run("r1", at(5))).await.unwrap();
+    store.save_run(run("r2", at(8))).await.unwrap();
+    store
+        .record_run(record("r1", RunOutcome::Stopped, 6))
+        .await
+        .unwrap();
+    assert_eq!(store.suspended_count().await.unwrap(), 1);
+    assert_eq!(store.next_wake().await.unwrap(), Some(at(8)));
+    assert_eq!(
+        ids(&store.claim_due_runs(at(1000), 10).await.unwrap()),
+        ["r2"]
+    );
+    // A run that finished without ever waiting has no suspended row.
+    store
+        .record_run(record("never-waited", RunOutcome::Completed, 7))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.run_history().await.unwrap(),
+        vec![
+            record("r1", RunOutcome::Stopped, 6),
+            record("never-waited", RunOutcome::Completed, 7)
+        ]
+    );
+}
+
+async fn next_wake_is_the_earliest(store: &dyn Store) {
+    assert_eq!(store.next_wake().await.unwrap(), None);
+    store.save_run(run("late", at(50))).await.unwrap();
+    assert_eq!(store.next_wake().await.unwrap(), Some(at(50)));
+    store.save_run(run("early", at(30))).await.unwrap();
+    store.save_run(run("middle", at(40))).await.unwrap();
+    assert_eq!(store.next_wake().await.unwrap(), Some(at(30)));
+    store
+        .record_run(record("early", RunOutcome::Completed, 31))
+        .await
+        .unwrap();
+    assert_eq!(store.next_wake().await.unwrap(), Some(at(40)));
+    store.save_run(run("middle", at(60))).await.unwrap();
+    assert_eq!(store.next_wake().await.unwrap(), Some(at(50)));
+}
+
+async fn suspended_count_counts_runs(store: &dyn Store) {
+    assert_eq!(store.suspended_count().await.unwrap(), 0);
+    for id in ["a", "b", "c"] {
+        store.save_run(run(id, at(10))).await.unwrap();
+    }
+    assert_eq!(store.suspended_count().await.unwrap(), 3);
+    store.save_run(run("b", at(20))).await.unwrap();
+    assert_eq!(store.suspended_count().await.unwrap(), 3);
+    store
+        .record_run(record("a", RunOutcome::Completed, 11))
+        .await
+        .unwrap();
+    assert_eq!(store.suspended_count().await.unwrap(), 2);
+}
+
+async fn history_and_sent_log_keep_order(store: &dyn Store) {
+    assert!(store.run_history().await.unwrap().is_empty());
+    assert!(store.sent_log().await.unwrap().is_empty());
+    let failed = RunOutcome::Failed {
+        kind: "SendError".into(),
+        message: "the template `reminder` was rejected".into(),
+    };
+    let records = vec![
+        record("r-b", RunOutcome::Completed, 5),
+        record("r-a", failed, 9),
+        record("r-c", RunOutcome::Stopped, 12),
+    ];
+    for r in &records {
+        store.record_run(r.clone()).await.unwrap();
+    }
+    assert_eq!(store.run_history().await.unwrap(), records);
+
+    let log = vec![
+        sent("r-b", "wamid.2", Some("reminder"), 4),
+        sent("r-a", "wamid.1", None, 6),
+        sent("r-b", "wamid.3", Some("follow_up"), 8),
+    ];
+    for s in &log {
+        store.log_send(s.clone()).await.unwrap();
+    }
+    assert_eq!(store.sent_log().await.unwrap(), log);
+}
+
+// ---------------------------------------------------------------------------
+// Every suite function, once per store.
+
+macro_rules! for_each_store {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let store = MemoryStore::new();
+                    super::$name(&store).await;
+                }
+            )*
+        }
+
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = SqliteStore::open(dir.path().join("flows.db")).unwrap();
+                    super::$name(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+for_each_store!(
+    windows_keep_the_later_time,
+    enqueue_event_dedupes,
+    pending_events_order_and_limit,
+    send_states_set_get_forget,
+    save_run_replaces,
+    claim_due_runs_order_limit_and_due_only,
+    a_claimed_run_is_not_claimed_again,
+    record_run_removes_the_suspended_run,
+    next_wake_is_the_earliest,
+    suspended_count_counts_runs,
+    history_and_sent_log_keep_order,
+);
+
+// ---------------------------------------------------------------------------
+// SQLite only.
+
+#[tokio::test]
+async fn sqlite_data_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.db");
+    let sent_state = SendState::Sent {
+        message_id: "wamid.9".into(),
+        at: at(4),
+    };
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.record_inbound("+491", "berlin", at(1)).await.unwrap();
+        store.enqueue_event(event("e-done", at(1))).await.unwrap();
+        store
+            .enqueue_event(event("e-pending", at(2)))
+            .await
+            .unwrap();
+        store.finish_event("e-done").await.unwrap();
+        store
+            .set_send_state("r1/0/0", Some(sent_state.clone()))
+            .await
+            .unwrap();
+        store.save_run(run("r1", at(60))).await.unwrap();
+        store.save_run(run("r2", at(90))).await.unwrap();
+        store
+            .record_run(record("r0", RunOutcome::Completed, 3))
+            .await
+            .unwrap();
+        store
+            .log_send(sent("r1", "wamid.9", None, 4))
+            .await
+            .unwrap();
+    }
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        store.last_inbound("+491", "berlin").await.unwrap(),
+        Some(at(1))
+    );
+    assert_eq!(
+        store.pending_events(10).await.unwrap(),
+        vec![event("e-pending", at(2))]
+    );
+    assert!(!store.enqueue_event(event("e-done", at(5))).await.unwrap());
+    assert_eq!(store.send_state("r1/0/0").await.unwrap(), Some(sent_state));
+    assert_eq!(store.suspended_count().await.unwrap(), 2);
+    assert_eq!(store.next_wake().await.unwrap(), Some(at(60)));
+    assert_eq!(
+        store.claim_due_runs(at(60), 10).await.unwrap(),
+        vec![run("r1", at(60))]
+    );
+    assert_eq!(
+        store.run_history().await.unwrap(),
+        vec![record("r0", RunOutcome::Completed, 3)]
+    );
+    assert_eq!(
+        store.sent_log().await.unwrap(),
+        vec![sent("r1", "wamid.9", None, 4)]
+    );
+}
+
+#[tokio::test]
+async fn sqlite_a_claim_never_finished_is_due_again_after_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.db");
+    let lease = SqliteOptions::default().lease;
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.lease(), lease);
+        store.save_run(run("r1", at(0))).await.unwrap();
+        assert_eq!(
+            store.claim_due_runs(at(0), 10).await.unwrap(),
+            vec![run("r1", at(0))]
+        );
+        // The process dies here: the run is neither saved nor recorded.
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.suspended_count().await.unwrap(), 1);
+    assert_eq!(store.next_wake().await.unwrap(), Some(at(0) + lease));
+    let just_before = at(0) + lease - Duration::milliseconds(1);
+    assert!(store
+        .claim_due_runs(just_before, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Due again when the lease ends; it comes back with its state, and its
+    // wake-up time is the lease's end.
+    let again = store.claim_due_runs(at(0) + lease, 10).await.unwrap();
+    assert_eq!(again, vec![run("r1", at(0) + lease)]);
+}
+
+#[tokio::test]
+async fn sqlite_the_lease_is_a_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        lease: Duration::seconds(30),
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open_with(dir.path().join("flows.db"), options).unwrap();
+    store.save_run(run("r1", at(0))).await.unwrap();
+    assert_eq!(store.claim_due_runs(at(0), 10).await.unwrap().len(), 1);
+    assert!(store.claim_due_runs(at(29), 10).await.unwrap().is_empty());
+    assert_eq!(
+        ids(&store.claim_due_runs(at(30), 10).await.unwrap()),
+        ["r1"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_concurrent_claims_never_return_a_run_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.db");
+    let first: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    let second: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    for i in 0..200 {
+        first
+            .save_run(run(&format!("run-{i:03}"), at(i % 17)))
+            .await
+            .unwrap();
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let worker = |store: Arc<dyn Store>, barrier: Arc<tokio::sync::Barrier>| {
+        tokio::spawn(async move {
+            barrier.wait().await;
+            let mut mine = Vec::new();
+            loop {
+                let claimed = store.claim_due_runs(at(100), 3).await.unwrap();
+                if claimed.is_empty() {
+                    return mine;
+                }
+                for r in claimed {
+                    store
+                        .record_run(record(&r.id, RunOutcome::Completed, 101))
+                        .await
+                        .unwrap();
+                    mine.push(r.id);
+                }
+            }
+        })
+    };
+    let a = worker(Arc::clone(&first), Arc::clone(&barrier));
+    let b = worker(Arc::clone(&second), Arc::clone(&barrier));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+
+    let mut seen = HashSet::new();
+    for id in a.iter().chain(&b) {
+        assert!(seen.insert(id.clone()), "{id} was claimed twice");
+    }
+    assert_eq!(seen.len(), 200, "every run is claimed exactly once");
+    assert_eq!(first.suspended_count().await.unwrap(), 0);
+    assert_eq!(second.run_history().await.unwrap().len(), 200);
+}
+
+#[tokio::test]
+async fn sqlite_the_database_is_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.save_run(run("r1", at(0))).await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn sqlite_corrupt_rows_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.save_run(run("r1", at(1))).await.unwrap();
+    store.save_run(run("r2", at(2))).await.unwrap();
+    store
+        .set_send_state("k", Some(SendState::Started))
+        .await
+        .unwrap();
+    store.enqueue_event(event("e1", at(1))).await.unwrap();
+    store
+        .record_run(record("r0", RunOutcome::Completed, 1))
+        .await
+        .unwrap();
+
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(
+        "UPDATE runs SET state = '{not json' WHERE id = 'r1';
+         UPDATE sends SET state = '{\"state\":\"exploded\"}' WHERE key = 'k';
+         UPDATE events SET event = 'nope' WHERE id = 'e1';
+         UPDATE history SET outcome = '[]' WHERE id = 'r0';",
+    )
+    .unwrap();
+
+    let corrupt_id = |result: Result<_, StoreError>| match result {
+        Err(StoreError::Corrupt { id, .. }) => id,
+        Err(other) => panic!("expected Corrupt, got {other}"),
+        Ok(_) => panic!("expected Corrupt, got a value"),
+    };
+    assert_eq!(
+        corrupt_id(store.claim_due_runs(at(10), 10).await.map(|_| ())),
+        "r1"
+    );
+    // The corrupt run does not hold back the one behind it.
+    assert_eq!(
+        ids(&store.claim_due_runs(at(10), 10).await.unwrap()),
+        ["r2"]
+    );
+    assert_eq!(corrupt_id(store.send_state("k").await.map(|_| ())), "k");
+    assert_eq!(corrupt_id(store.pending_events(10).await.map(|_| ())), "e1");
+    assert_eq!(corrupt_id(store.run_history().await.map(|_| ())), "r0");
+    // The store keeps working.
+    assert_eq!(store.suspended_count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn sqlite_a_newer_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.db");
+    drop(SqliteStore::open(&path).unwrap());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(err.to_string().contains("newer"), "{err}");
+}
