@@ -130,7 +130,18 @@ impl Service {
             let open =
                 last.is_some_and(|at| self.engine.clock().now() - at < chrono::Duration::hours(24));
             if !open {
-                let started = webhook::conversation_started_from(&event);
+                let mut started = webhook::conversation_started_from(&event);
+                if let Some(phone) = self
+                    .program
+                    .config()
+                    .senders
+                    .get(sender)
+                    .and_then(|s| s.phone.clone())
+                {
+                    started
+                        .fields
+                        .insert("sender_phone".into(), serde_json::Value::String(phone));
+                }
                 self.dispatch(&format!("{}:started", item.id), started)
                     .await?;
             }
@@ -271,9 +282,18 @@ async fn webhook_post(
     let parsed = match webhook::parse_payload(&body, &service.senders) {
         Ok(parsed) => parsed,
         Err(error) => {
-            tracing::warn!(%error, "malformed webhook payload refused");
-            service.metrics.event("webhook", "rejected");
-            return (StatusCode::BAD_REQUEST, error.to_string()).into_response();
+            // A payload for another product of the app is signed by Meta and
+            // answered 200, or Meta would retry it for days.
+            let status =
+                StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            if status.is_success() {
+                tracing::info!(%error, "webhook payload ignored");
+                service.metrics.event("webhook", "ignored");
+            } else {
+                tracing::warn!(%error, "malformed webhook payload refused");
+                service.metrics.event("webhook", "rejected");
+            }
+            return (status, error.to_string()).into_response();
         }
     };
     for warning in &parsed.warnings {
