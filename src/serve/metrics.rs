@@ -98,25 +98,45 @@ impl Metrics {
 
 impl Observer for std::sync::Arc<Metrics> {
     fn event(&self, event: &RunEvent<'_>) {
+        // The service's log of runs rides on the same events as its counters.
         match event {
-            RunEvent::Started { .. } => {
+            RunEvent::Started {
+                run, flow, trigger, ..
+            } => {
                 self.runs_started.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(run, flow, trigger, "run started");
             }
-            RunEvent::Finished { outcome, .. } => {
+            RunEvent::Finished { run, outcome, .. } => {
                 let label = match outcome {
                     RunOutcome::Completed => "completed",
                     RunOutcome::Stopped => "stopped",
                     RunOutcome::Failed { .. } => "failed",
                 };
                 Metrics::bump(&self.runs_finished, label);
+                match outcome {
+                    RunOutcome::Failed { kind, message } => {
+                        tracing::warn!(
+                            run,
+                            kind = kind.as_str(),
+                            message = message.as_str(),
+                            "run failed"
+                        )
+                    }
+                    _ => tracing::info!(run, outcome = label, "run finished"),
+                }
             }
-            RunEvent::ActionDone { action, .. } if action.starts_with("whatsapp.send_") => {
+            RunEvent::Suspended { run, until } => tracing::info!(run, %until, "run waits"),
+            RunEvent::ActionDone { run, action, .. } if action.starts_with("whatsapp.send_") => {
                 Metrics::bump(&self.sends, "sent");
+                tracing::info!(run, action, "message sent");
             }
-            RunEvent::ActionFailed { action, error, .. }
-                if action.starts_with("whatsapp.send_") =>
-            {
-                Metrics::bump(&self.sends, error.kind());
+            RunEvent::ActionFailed {
+                run, action, error, ..
+            } => {
+                if action.starts_with("whatsapp.send_") {
+                    Metrics::bump(&self.sends, error.kind());
+                }
+                tracing::warn!(run, action, kind = error.kind(), %error, "action failed");
             }
             _ => {}
         }
