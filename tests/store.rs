@@ -193,6 +193,41 @@ async fn send_states_set_get_forget(store: &dyn Store) {
     );
 }
 
+async fn claim_send_is_first_come(store: &dyn Store) {
+    let key = "run-2/0/0";
+    assert_eq!(store.claim_send(key).await.unwrap(), None);
+    // A second claimer learns the send is under way and does not send.
+    assert_eq!(
+        store.claim_send(key).await.unwrap(),
+        Some(SendState::Started)
+    );
+    let sent = SendState::Sent {
+        message_id: "wamid.x".into(),
+        at: at(3),
+    };
+    store.set_send_state(key, Some(sent.clone())).await.unwrap();
+    assert_eq!(store.claim_send(key).await.unwrap(), Some(sent));
+}
+
+async fn run_known_covers_waiting_and_finished_runs(store: &dyn Store) {
+    assert!(!store.run_known("r-known").await.unwrap());
+    store.save_run(run("r-known", at(10))).await.unwrap();
+    assert!(store.run_known("r-known").await.unwrap());
+    store
+        .record_run(RunRecord {
+            id: "r-known".into(),
+            flow: "f".into(),
+            trigger: "call.ended".into(),
+            started_at: at(1),
+            finished_at: at(2),
+            outcome: RunOutcome::Completed,
+        })
+        .await
+        .unwrap();
+    assert!(store.run_known("r-known").await.unwrap());
+    assert!(!store.run_known("r-other").await.unwrap());
+}
+
 async fn save_run_replaces(store: &dyn Store) {
     store.save_run(run("r1", at(10))).await.unwrap();
     let mut later = run("r1", at(20));
@@ -384,6 +419,8 @@ for_each_store!(
     enqueue_event_dedupes,
     pending_events_order_and_limit,
     send_states_set_get_forget,
+    claim_send_is_first_come,
+    run_known_covers_waiting_and_finished_runs,
     save_run_replaces,
     claim_due_runs_order_limit_and_due_only,
     a_claimed_run_is_not_claimed_again,

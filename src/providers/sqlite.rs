@@ -138,6 +138,7 @@ CREATE TABLE IF NOT EXISTS history (
     finished_at  INTEGER NOT NULL,
     outcome      TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS history_id ON history (id);
 
 CREATE TABLE IF NOT EXISTS sent (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -548,6 +549,40 @@ impl Store for SqliteStore {
                     format!("send state is {}, not text", other.data_type()),
                 )),
             }
+        })
+        .await
+    }
+
+    async fn claim_send(&self, key: &str) -> Result<Option<SendState>, StoreError> {
+        let started = to_json(&SendState::Started, format_args!("claiming send {key}"))?;
+        let inserted = {
+            let key = key.to_string();
+            self.call(move |conn| {
+                conn.execute(
+                    "INSERT INTO sends (key, state) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                    params![key, started],
+                )
+                .map_err(ctx(format_args!("claiming send {key}")))
+            })
+            .await?
+        };
+        if inserted == 1 {
+            Ok(None)
+        } else {
+            self.send_state(key).await
+        }
+    }
+
+    async fn run_known(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)
+                     OR EXISTS (SELECT 1 FROM history WHERE id = ?1)",
+                params![id],
+                |row| row.get::<_, bool>(0),
+            )
+            .map_err(ctx(format_args!("looking up run {id}")))
         })
         .await
     }

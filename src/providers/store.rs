@@ -131,6 +131,14 @@ pub trait Store: Send + Sync {
     async fn finish_event(&self, id: &str) -> Result<(), StoreError>;
     /// What is known of the send with this key (run, position, attempt).
     async fn send_state(&self, key: &str) -> Result<Option<SendState>, StoreError>;
+    /// Claims a send: records `Started` for `key` unless something is
+    /// recorded already, atomically, and returns what was there before
+    /// (`None` when the claim is the caller's). Two copies of a run can never
+    /// both make the same send.
+    async fn claim_send(&self, key: &str) -> Result<Option<SendState>, StoreError>;
+    /// Whether a run with this id is waiting, held under a lease, or
+    /// finished: an event dispatched again must not start it afresh.
+    async fn run_known(&self, id: &str) -> Result<bool, StoreError>;
     /// Records the state of a send; `None` forgets it (the send failed
     /// before reaching WhatsApp, so it may be tried again).
     async fn set_send_state(&self, key: &str, state: Option<SendState>) -> Result<(), StoreError>;
@@ -231,6 +239,22 @@ impl Store for MemoryStore {
 
     async fn send_state(&self, key: &str) -> Result<Option<SendState>, StoreError> {
         Ok(self.lock()?.sends.get(key).cloned())
+    }
+
+    async fn claim_send(&self, key: &str) -> Result<Option<SendState>, StoreError> {
+        let mut inner = self.lock()?;
+        match inner.sends.get(key) {
+            Some(state) => Ok(Some(state.clone())),
+            None => {
+                inner.sends.insert(key.to_string(), SendState::Started);
+                Ok(None)
+            }
+        }
+    }
+
+    async fn run_known(&self, id: &str) -> Result<bool, StoreError> {
+        let inner = self.lock()?;
+        Ok(inner.runs.contains_key(id) || inner.history.iter().any(|r| r.id == id))
     }
 
     async fn set_send_state(&self, key: &str, state: Option<SendState>) -> Result<(), StoreError> {

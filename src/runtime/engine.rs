@@ -112,6 +112,8 @@ pub enum RunStatus {
     Suspended(DateTime<Utc>),
     /// It ended.
     Finished(RunOutcome),
+    /// Another task of this engine is running it already.
+    Running,
 }
 
 /// One run's report from [`Engine::dispatch`] or a resume.
@@ -138,6 +140,39 @@ pub(crate) struct Inner {
     pub(crate) pacer: Pacer,
     programs: RwLock<Vec<Arc<Program>>>,
     next_id: AtomicU64,
+    /// Runs this engine is executing now: the timer does not take a second
+    /// copy of one whose lease ran out while it waits for a send slot.
+    executing: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Marks a run as executing in this engine while it lives.
+struct Executing<'a> {
+    inner: &'a Inner,
+    id: String,
+}
+
+impl<'a> Executing<'a> {
+    /// `None` when the run is executing already.
+    fn start(inner: &'a Inner, id: &str) -> Option<Executing<'a>> {
+        let mut executing = match inner.executing.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        executing.insert(id.to_string()).then(|| Executing {
+            inner,
+            id: id.to_string(),
+        })
+    }
+}
+
+impl Drop for Executing<'_> {
+    fn drop(&mut self) {
+        let mut executing = match self.inner.executing.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        executing.remove(&self.id);
+    }
 }
 
 /// Runs checked flows.
@@ -289,6 +324,7 @@ impl EngineBuilder {
                 limits: self.limits,
                 programs: RwLock::new(Vec::new()),
                 next_id: AtomicU64::new(1),
+                executing: std::sync::Mutex::new(std::collections::HashSet::new()),
             }),
         }
     }
@@ -413,7 +449,15 @@ impl Engine {
             for (flow, handler_index, binding) in handlers(program, &event.trigger) {
                 let now = self.inner.clock.now();
                 let id = match event_id {
-                    Some(event_id) => format!("{event_id}#{flow}#{handler_index}"),
+                    Some(event_id) => {
+                        let id = format!("{event_id}#{flow}#{handler_index}");
+                        // Dispatched again (a crash before the event left the
+                        // inbox): a run that exists goes on from the store.
+                        if self.inner.store.run_known(&id).await? {
+                            continue;
+                        }
+                        id
+                    }
                     None => self.new_run_id(now),
                 };
                 let run = Run {
@@ -491,6 +535,14 @@ impl Engine {
 
     /// Runs until the run finishes or waits; saves or records it.
     async fn advance(&self, program: &Program, mut run: Run) -> Result<RunReport, EngineError> {
+        let Some(_executing) = Executing::start(&self.inner, &run.id) else {
+            // Another task of this engine runs it; its own saves decide.
+            return Ok(RunReport {
+                id: run.id,
+                flow: run.flow,
+                status: RunStatus::Running,
+            });
+        };
         let outcome = interp::run_until_wait(&self.inner, program, &mut run).await;
         let status = match outcome {
             Outcome::Suspended(wake_at) => {

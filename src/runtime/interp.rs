@@ -775,10 +775,20 @@ impl<'a> Ctx<'a> {
             None => {}
         }
         self.pace(&sender.name, to).await;
-        store
-            .set_send_state(&key, Some(SendState::Started))
-            .await
-            .map_err(store_error)?;
+        // The claim is atomic: another copy of this run (one resumed after
+        // its lease ran out) that reached the same send meanwhile wins, and
+        // this one does not send.
+        match store.claim_send(&key).await.map_err(store_error)? {
+            None => {}
+            Some(SendState::Sent { message_id, at }) => {
+                return Ok(sent_value(message_id, to, &sender.name, at))
+            }
+            Some(SendState::Started) => {
+                return Err(ActionError::DeliveryUnknown {
+                    recipient: to.to_string(),
+                })
+            }
+        }
         let sent = match self.guarded("WhatsApp", send).await {
             Ok(sent) => sent,
             // A timeout may have reached WhatsApp: the intent stays, unknown.

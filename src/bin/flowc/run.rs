@@ -155,7 +155,7 @@ async fn run_async(args: RunArgs, start: Option<DateTime<Utc>>) -> ExitCode {
         .iter()
         .filter_map(|r| match &r.status {
             RunStatus::Finished(outcome) => Some(outcome),
-            RunStatus::Suspended(_) => None,
+            RunStatus::Suspended(_) | RunStatus::Running => None,
         })
         .collect();
     let failed = outcomes
