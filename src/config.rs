@@ -1536,18 +1536,7 @@ impl Loader {
         if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
             return;
         }
-        let label = if id.is_empty() {
-            "the id is empty".to_owned()
-        } else {
-            let mut bad_characters: Vec<String> = Vec::new();
-            for c in id.chars().filter(|c| !c.is_ascii_digit()) {
-                let shown = format!("{c:?}");
-                if !bad_characters.contains(&shown) {
-                    bad_characters.push(shown);
-                }
-            }
-            format!("{} not allowed", english_list_plain(&bad_characters))
-        };
+        let label = digits_only_label(id);
         let help = if id.starts_with('+') {
             "this looks like the phone number itself: put it in `phone`, and the Phone \
              number ID from WhatsApp Manager (API Setup), digits only, in `phone_number_id`"
@@ -1957,18 +1946,7 @@ impl Loader {
         if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
             return;
         }
-        let label = if id.is_empty() {
-            "the id is empty".to_owned()
-        } else {
-            let mut bad_characters: Vec<String> = Vec::new();
-            for c in id.chars().filter(|c| !c.is_ascii_digit()) {
-                let shown = format!("{c:?}");
-                if !bad_characters.contains(&shown) {
-                    bad_characters.push(shown);
-                }
-            }
-            format!("{} not allowed", english_list_plain(&bad_characters))
-        };
+        let label = digits_only_label(id);
         self.report(
             Diagnostic::new(Code::ConfigValue, "business account id must be digits only")
                 .with_label(span, label)
@@ -2530,6 +2508,21 @@ fn english_list(items: &[&str], conjunction: &str) -> String {
 }
 
 /// `a, b and c` without quoting.
+/// The label for an id that must be digits only: what is wrong with it.
+fn digits_only_label(id: &str) -> String {
+    if id.is_empty() {
+        return "the id is empty".to_owned();
+    }
+    let mut bad_characters: Vec<String> = Vec::new();
+    for c in id.chars().filter(|c| !c.is_ascii_digit()) {
+        let shown = format!("{c:?}");
+        if !bad_characters.contains(&shown) {
+            bad_characters.push(shown);
+        }
+    }
+    format!("{} not allowed", english_list_plain(&bad_characters))
+}
+
 fn english_list_plain(items: &[String]) -> String {
     join_english(items, "and")
 }

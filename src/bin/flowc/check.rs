@@ -60,6 +60,31 @@ pub fn run(args: CheckArgs) -> ExitCode {
     }
 }
 
+/// Finds, reads and checks the flows under `paths` for a command that runs
+/// them: diagnostics are printed, and a project with errors stops the command
+/// with exit code 1 (`what` says what did not happen).
+pub fn checked_program(
+    paths: &[PathBuf],
+    config: Option<&std::path::Path>,
+    what: &str,
+) -> Result<(Project, flowc::check::Program), ExitCode> {
+    let project = Project::discover(paths, config).map_err(|error| usage_error(&error))?;
+    let checked = project
+        .compiler()
+        .map_err(|error| usage_error(&error))?
+        .check();
+    if !checked.diagnostics.is_empty() {
+        print_diagnostics(&checked, Format::Human);
+    }
+    match checked.program {
+        Some(program) => Ok((project, program)),
+        None => {
+            eprintln!("error: the flows have errors; {what}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
 /// Prints every diagnostic to stdout. A closed stdout (`| head`) is not an
 /// error: the exit code still tells the result.
 pub fn print_diagnostics(checked: &Checked, format: Format) {

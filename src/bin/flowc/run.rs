@@ -15,7 +15,7 @@ use flowc::providers::setup::providers_from_config;
 use flowc::providers::{Ai, Clock, RunOutcome, SystemClock, VirtualClock, WhatsApp};
 use flowc::runtime::{Engine, Event, Observer, RunEvent, RunStatus, Value};
 
-use crate::check::{print_diagnostics, usage_error, Format};
+use crate::check::{checked_program, usage_error};
 use crate::plural;
 
 #[derive(Debug, Args)]
@@ -66,23 +66,13 @@ pub fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn run_async(args: RunArgs, start: Option<DateTime<Utc>>) -> ExitCode {
-    let project = match flowc::project::Project::discover(
+    let (project, program) = match checked_program(
         std::slice::from_ref(&args.file),
         args.config.as_deref(),
+        "nothing was run",
     ) {
-        Ok(project) => project,
-        Err(error) => return usage_error(&error),
-    };
-    let checked = match project.compiler() {
-        Ok(compiler) => compiler.check(),
-        Err(error) => return usage_error(&error),
-    };
-    if !checked.diagnostics.is_empty() {
-        print_diagnostics(&checked, Format::Human);
-    }
-    let Some(program) = checked.program else {
-        eprintln!("error: the flows have errors; nothing was run");
-        return ExitCode::from(1);
+        Ok(checked) => checked,
+        Err(code) => return code,
     };
     let event = match flowc::project::read_text(&args.event).map(|text| Event::from_json(&text)) {
         Ok(Ok(event)) => event,

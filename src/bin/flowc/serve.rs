@@ -13,7 +13,7 @@ use flowc::providers::{Secret, SystemClock};
 use flowc::runtime::{Engine, EngineLimits};
 use flowc::serve::{Metrics, ServeOptions, Service};
 
-use crate::check::{print_diagnostics, usage_error, Format};
+use crate::check::{checked_program, usage_error};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -76,20 +76,13 @@ fn secret(variable: &str) -> Result<Secret, String> {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let project = match flowc::project::Project::discover(&args.flows, args.config.as_deref()) {
-        Ok(project) => project,
-        Err(error) => return usage_error(&error),
-    };
-    let checked = match project.compiler() {
-        Ok(compiler) => compiler.check(),
-        Err(error) => return usage_error(&error),
-    };
-    if !checked.diagnostics.is_empty() {
-        print_diagnostics(&checked, Format::Human);
-    }
-    let Some(program) = checked.program else {
-        eprintln!("error: the flows have errors; the service did not start");
-        return ExitCode::from(1);
+    let (project, program) = match checked_program(
+        &args.flows,
+        args.config.as_deref(),
+        "the service did not start",
+    ) {
+        Ok(checked) => checked,
+        Err(code) => return code,
     };
     let (app_secret, verify_token) =
         match (secret("FLOWC_APP_SECRET"), secret("FLOWC_VERIFY_TOKEN")) {
