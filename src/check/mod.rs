@@ -40,6 +40,7 @@ mod flows;
 pub mod program;
 pub mod rules;
 pub mod schema;
+pub mod test_defs;
 pub mod types;
 
 use std::fmt;
@@ -47,6 +48,7 @@ use std::sync::{Arc, OnceLock};
 
 pub use program::{CheckedFlow, Program};
 pub use schema::Schemas;
+pub use test_defs::CheckedTest;
 
 use crate::config::Config;
 use crate::diag::render::{self, Style};
@@ -170,7 +172,7 @@ impl Compiler {
             .flat_map(|m| &m.items)
             .filter_map(|item| match item {
                 ast::Item::Declaration(d) => Some(d),
-                ast::Item::Flow(_) => None,
+                _ => None,
             })
             .collect();
         let mut schemas = Schemas::default();
@@ -181,12 +183,27 @@ impl Compiler {
             .flat_map(|m| &m.items)
             .filter_map(|item| match item {
                 ast::Item::Flow(f) => Some(f),
-                ast::Item::Declaration(_) => None,
+                _ => None,
             })
             .collect();
         let mut checker = flows::FlowChecker::new(&schemas, config.as_ref(), &mut diagnostics);
         checker.check_flows(&flows);
         let called_actions = std::mem::take(&mut checker.called);
+        let test_defs: Vec<&ast::TestDef> = modules
+            .iter()
+            .flat_map(|m| &m.items)
+            .filter_map(|item| match item {
+                ast::Item::Test(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        let tests = test_defs::check_tests(
+            &test_defs,
+            &schemas,
+            config.as_ref(),
+            &sources,
+            &mut diagnostics,
+        );
         diagnostics.sort();
 
         let sources = Arc::new(sources);
@@ -200,6 +217,7 @@ impl Compiler {
                 .collect(),
             schemas: Arc::new(schemas),
             called_actions,
+            tests,
             config: Arc::new(config.unwrap_or_default()),
             sources: sources.clone(),
         });

@@ -19,6 +19,7 @@ pub struct Program {
     pub(crate) flows: Vec<CheckedFlow>,
     pub(crate) schemas: Arc<Schemas>,
     pub(crate) called_actions: BTreeSet<String>,
+    pub(crate) tests: Vec<super::CheckedTest>,
     pub(crate) config: Arc<Config>,
     pub(crate) sources: Arc<SourceMap>,
 }
@@ -54,6 +55,12 @@ impl Program {
                 .filter(move |h| h.trigger.name == trigger)
                 .map(move |h| (flow.name.as_str(), h))
         })
+    }
+
+    /// The checked `test` blocks, in source order; `flowc test` runs them.
+    /// They never change how the flows run.
+    pub fn tests(&self) -> &[super::CheckedTest] {
+        &self.tests
     }
 
     /// Every action some flow calls.

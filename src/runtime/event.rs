@@ -148,6 +148,12 @@ impl Event {
     }
 }
 
+/// Whether JSON fits type `ty` as an event field; on error, the path inside
+/// the value and the problem. The checker uses it for the events of tests.
+pub(crate) fn convert_json(json: &serde_json::Value, ty: &Ty) -> Result<(), (String, String)> {
+    convert(json, ty).map(|_| ())
+}
+
 /// Converts JSON to a value of type `ty`; on error, the path inside the value
 /// and the problem.
 fn convert(json: &serde_json::Value, ty: &Ty) -> Result<Value, (String, String)> {

@@ -17,6 +17,7 @@ pub use engine::{
     ActionHandler, Engine, EngineBuilder, EngineError, EngineLimits, RunReport, RunStatus,
 };
 pub use error::ActionError;
+pub(crate) use event::convert_json;
 pub use event::{Event, EventError};
 pub use observe::{NoObserver, Observer, RunEvent};
 pub use pacing::{Limits, Pacer};

@@ -29,6 +29,112 @@ pub enum Item {
     Flow(Flow),
     /// `trigger`, `action`, `type` or `error` with its attributes.
     Declaration(Declaration),
+    /// `test "NAME" { given ... expect { ... } }`.
+    Test(TestDef),
+}
+
+/// `test "NAME" { given ... with ... expect { ... } }`: what a flow must do
+/// for one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestDef {
+    /// The test's name, as written in the string.
+    pub name: String,
+    /// Where the name is written.
+    pub name_span: Span,
+    /// The event given.
+    pub given: Given,
+    /// `with ...` lines: the world the flow runs in.
+    pub facts: Vec<TestFact>,
+    /// The expected effects, in order.
+    pub expectations: Vec<Expectation>,
+    /// `fails KIND`, `stops` or `completes`, if written.
+    pub outcome: Option<TestOutcome>,
+    /// The whole test.
+    pub span: Span,
+}
+
+/// `given TRIGGER [at "DATETIME"] { field: value, ... }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Given {
+    /// The trigger's qualified name.
+    pub trigger: Ident,
+    /// When the event happens: the virtual clock starts here.
+    pub at: Option<Expr>,
+    /// The event's fields, literals only.
+    pub fields: Vec<(Ident, Expr)>,
+    /// The record of fields.
+    pub fields_span: Span,
+    /// The whole `given`.
+    pub span: Span,
+}
+
+/// One `with ...` line of a test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestFact {
+    /// What is given.
+    pub kind: TestFactKind,
+    /// The whole line.
+    pub span: Span,
+}
+
+/// The facts a test can set up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TestFactKind {
+    /// `with inbound from PHONE to SENDER 2h ago`: the customer's last message.
+    Inbound {
+        /// The customer's phone number.
+        customer: Expr,
+        /// The sender they wrote to.
+        sender: Expr,
+        /// How long before the event, in milliseconds.
+        ago_ms: u64,
+    },
+    /// `with sender NAME offline`.
+    SenderOffline(Expr),
+    /// `with ai answer "TEXT"`: the AI's answer to every request.
+    AiAnswer(Expr),
+    /// `with failure KIND on ACTION call N`: the N-th call fails.
+    Failure {
+        /// The error kind.
+        kind: Ident,
+        /// The action.
+        action: Ident,
+        /// Which call, counting from 1.
+        call: i64,
+        /// Where the number is written.
+        call_span: Span,
+    },
+}
+
+/// One expected effect: `[after DURATION] action(args)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    /// `after 10m`: exactly this long after the event, in milliseconds.
+    pub after: Option<(u64, Span)>,
+    /// The action and the arguments compared.
+    pub call: Call,
+    /// The whole line.
+    pub span: Span,
+}
+
+/// How the run must end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestOutcome {
+    /// Which ending.
+    pub kind: TestOutcomeKind,
+    /// Where it is written.
+    pub span: Span,
+}
+
+/// The endings a test can expect.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TestOutcomeKind {
+    /// `completes`: ran to the end.
+    Completes,
+    /// `stops`: ended with `stop`.
+    Stops,
+    /// `fails KIND`: ended with an error of this kind nothing caught.
+    Fails(Ident),
 }
 
 /// `flow NAME` followed by its handlers.

@@ -148,6 +148,18 @@ const TOKEN_WORDS: &[(&str, &str)] = &[
     ("true", "`true` or `false`"),
     ("false", "`true` or `false`"),
     ("none", "`none`"),
+    ("test", "`test`"),
+    ("given", "`given`"),
+    ("with", "`with`"),
+    ("expect", "`expect`"),
+    ("after", "`after`"),
+    ("fails", "`fails`, `stops` or `completes`"),
+    ("stops", "`fails`, `stops` or `completes`"),
+    ("completes", "`fails`, `stops` or `completes`"),
+    ("inbound", "`inbound`, `sender`, `ai` or `failure`"),
+    ("offline", "`offline`"),
+    ("answer", "`answer`"),
+    ("ago", "`ago`"),
 ];
 
 /// Joins descriptions: "a name, `{` or a string".
@@ -209,7 +221,25 @@ fn describe(rule: Rule) -> Option<&'static str> {
     use Rule::*;
     Some(match rule {
         EOI => "end of file",
-        item_at | file | declaration => "`flow`, `trigger`, `action`, `type`, `error` or `@`",
+        item_at | file | declaration => {
+            "`flow`, `trigger`, `action`, `type`, `error`, `test` or `@`"
+        }
+        test_def | kw_test => "`test`",
+        test_given | kw_given => "`given`",
+        kw_at => "`at`",
+        test_fact | kw_with => "`with`",
+        fact_inbound | fact_offline | fact_ai | fact_failure | kw_inbound | kw_sender | kw_ai
+        | kw_failure => "`inbound`, `sender`, `ai` or `failure`",
+        kw_from => "`from`",
+        kw_to => "`to`",
+        kw_ago => "`ago`",
+        kw_offline => "`offline`",
+        kw_answer => "`answer`",
+        kw_call => "`call`",
+        test_expect | kw_expect => "`expect`",
+        expectation => "an expected action call such as `after 10m notify(\"team\")`",
+        kw_after => "`after`",
+        test_outcome | kw_fails | kw_stops | kw_completes => "`fails`, `stops` or `completes`",
         flow_def | kw_flow => "`flow`",
         handler | kw_on => "`on`",
         kw_as => "`as`",

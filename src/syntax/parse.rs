@@ -110,7 +110,7 @@ fn next_item_start(text: &str, at: usize) -> usize {
     let mut line_start = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
     while line_start < text.len() {
         let line = &text[line_start..];
-        let starts_item = ["flow", "trigger", "action", "type", "error"]
+        let starts_item = ["flow", "trigger", "action", "type", "error", "test"]
             .iter()
             .any(|kw| {
                 line.strip_prefix(kw)
@@ -204,6 +204,7 @@ impl Builder<'_, '_> {
         match pair.as_rule() {
             Rule::flow_def => Some(Item::Flow(self.flow(pair))),
             Rule::declaration => Some(Item::Declaration(self.declaration(pair))),
+            Rule::test_def => Some(Item::Test(self.test_def(pair))),
             _ => None,
         }
     }
@@ -219,6 +220,164 @@ impl Builder<'_, '_> {
             handlers,
             span,
         }
+    }
+
+    fn test_def(&mut self, pair: Pair<'_, Rule>) -> TestDef {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut given = None;
+        let mut facts = Vec::new();
+        let mut expectations = Vec::new();
+        let mut outcome = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::string => {
+                    let name_span = self.span(&p);
+                    let text = self.expr_atom(p).kind.as_plain_str().unwrap_or_default();
+                    name = Some((text, name_span));
+                }
+                Rule::test_given => given = Some(self.given(p)),
+                Rule::test_fact => {
+                    if let Some(fact) = self.test_fact(p) {
+                        facts.push(fact);
+                    }
+                }
+                Rule::test_expect => {
+                    for e in p.into_inner() {
+                        match e.as_rule() {
+                            Rule::expectation => expectations.push(self.expectation(e)),
+                            Rule::test_outcome => outcome = Some(self.test_outcome(e)),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let (name, name_span) = name.unwrap_or_else(|| (String::new(), span));
+        TestDef {
+            name,
+            name_span,
+            given: given.unwrap_or_else(|| Given {
+                trigger: missing_ident(span),
+                at: None,
+                fields: Vec::new(),
+                fields_span: span,
+                span,
+            }),
+            facts,
+            expectations,
+            outcome,
+            span,
+        }
+    }
+
+    fn given(&mut self, pair: Pair<'_, Rule>) -> Given {
+        let span = self.span(&pair);
+        let mut trigger = None;
+        let mut at = None;
+        let mut fields = Vec::new();
+        let mut fields_span = span;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::qualified_name => trigger = Some(self.ident(p)),
+                Rule::string => at = Some(self.expr_atom(p)),
+                Rule::record => {
+                    fields_span = self.span(&p);
+                    if let ExprKind::Record(record) = self.primary(p).kind {
+                        fields = record;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Given {
+            trigger: trigger.unwrap_or_else(|| missing_ident(span)),
+            at,
+            fields,
+            fields_span,
+            span,
+        }
+    }
+
+    fn test_fact(&mut self, pair: Pair<'_, Rule>) -> Option<TestFact> {
+        let span = self.span(&pair);
+        let fact = pair.into_inner().nth(1)?;
+        let rule = fact.as_rule();
+        let mut strings = Vec::new();
+        let mut names = Vec::new();
+        let mut duration = None;
+        let mut number = None;
+        for p in fact.into_inner() {
+            match p.as_rule() {
+                Rule::string => strings.push(self.expr_atom(p)),
+                Rule::name | Rule::qualified_name => names.push(self.ident(p)),
+                Rule::duration => duration = self.duration(&p),
+                Rule::int => number = Some((self.int(&p)?, self.span(&p))),
+                _ => {}
+            }
+        }
+        let mut strings = strings.into_iter();
+        let mut names = names.into_iter();
+        let kind = match rule {
+            Rule::fact_inbound => TestFactKind::Inbound {
+                customer: strings.next()?,
+                sender: strings.next()?,
+                ago_ms: duration?,
+            },
+            Rule::fact_offline => TestFactKind::SenderOffline(strings.next()?),
+            Rule::fact_ai => TestFactKind::AiAnswer(strings.next()?),
+            Rule::fact_failure => {
+                let (call, call_span) = number?;
+                TestFactKind::Failure {
+                    kind: names.next()?,
+                    action: names.next()?,
+                    call,
+                    call_span,
+                }
+            }
+            _ => return None,
+        };
+        Some(TestFact { kind, span })
+    }
+
+    fn expectation(&mut self, pair: Pair<'_, Rule>) -> Expectation {
+        let span = self.span(&pair);
+        let mut after = None;
+        let mut call = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::duration => {
+                    let at = self.span(&p);
+                    after = self.duration(&p).map(|ms| (ms, at));
+                }
+                Rule::call => call = Some(self.call(p)),
+                _ => {}
+            }
+        }
+        Expectation {
+            after,
+            call: call.unwrap_or_else(|| Call {
+                name: missing_ident(span),
+                args: Vec::new(),
+                span,
+            }),
+            span,
+        }
+    }
+
+    fn test_outcome(&mut self, pair: Pair<'_, Rule>) -> TestOutcome {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let kind = match inner.next().map(|p| p.as_rule()) {
+            Some(Rule::kw_fails) => match inner.next() {
+                Some(name) => TestOutcomeKind::Fails(self.ident(name)),
+                None => TestOutcomeKind::Fails(missing_ident(span)),
+            },
+            Some(Rule::kw_stops) => TestOutcomeKind::Stops,
+            _ => TestOutcomeKind::Completes,
+        };
+        TestOutcome { kind, span }
     }
 
     fn handler(&mut self, pair: Pair<'_, Rule>) -> Handler {

@@ -16,6 +16,7 @@ mod check;
 mod run;
 mod serve;
 mod templates;
+mod test;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Work with the template catalog in flow.toml.
     Templates(templates::TemplatesArgs),
+    /// Run the flows' `test` blocks on virtual time with recording fakes.
+    Test(test::TestArgs),
 }
 
 /// `1 file`, `2 files`.
@@ -57,5 +60,6 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Templates(args) => templates::run(args),
+        Command::Test(args) => test::run(args),
     }
 }
