@@ -206,25 +206,7 @@ async fn positional_template_request_is_exact() {
         .unwrap();
 
     assert_eq!(sent.message_id, WAMID);
-    assert_eq!(
-        only_send(&server).await,
-        json!({
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": "4915112345678",
-            "type": "template",
-            "template": {
-                "name": "appointment_confirmed",
-                "language": {"code": "de"},
-                "components": [{"type": "body", "parameters": [
-                    {"type": "text", "text": "Anna"},
-                    {"type": "text", "text": "Dr. Weber"},
-                    {"type": "text", "text": "12.03.2026 10:30"},
-                    {"type": "text", "text": "Berlin Mitte"},
-                ]}],
-            },
-        })
-    );
+    assert_eq!(only_send(&server).await, positional_body());
 }
 
 #[tokio::test]
