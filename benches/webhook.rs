@@ -1,0 +1,2 @@
+//! Placeholder until the webhook benchmark lands in this session.
+fn main() {}
