@@ -7,7 +7,7 @@
 //! |-----------|--------------------------------------------------------------|
 //! | `events`  | the inbox: `id` (primary key), `event` JSON, `received_at`, `done` |
 //! | `windows` | 24-hour windows: `(customer, sender)` → `last_inbound`        |
-//! | `runs`    | suspended runs: `id`, `flow`, `wake_at`, `state` JSON (indexed by `wake_at`) |
+//! | `runs`    | suspended runs: `id`, `flow`, `wake_at`, `state` (JSON text, or a string state's bytes as a BLOB; indexed by `wake_at`) |
 //! | `history` | finished runs, in the order they were recorded               |
 //! | `sent`    | sent messages, in the order they were logged                 |
 //! | `sends`   | send states by key, for exactly-once sends                   |
@@ -103,7 +103,14 @@ use super::store::{
 };
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+///
+/// - 1: the tables above.
+/// - 2: a run's `state` may also be a BLOB: the engine's compact state (a
+///   JSON string in [`StoredRun::state`]) stored as its UTF-8 bytes, without
+///   JSON quoting. Version 1 files need no change (their TEXT states are
+///   still read); the version goes up so that an older flowc, which cannot
+///   read BLOB states, refuses the file instead of calling its runs corrupt.
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -427,7 +434,14 @@ fn decode_run(row: &Row<'_>) -> Result<StoredRun, StoreError> {
     Ok(StoredRun {
         flow: text(row, 1, &id, "flow")?,
         wake_at: time(row, 2, &id, "wake_at")?,
-        state: json(row, 3, &id, "state")?,
+        state: match row.get_ref(3) {
+            // Schema 2: a string state kept as its bytes.
+            Ok(ValueRef::Blob(bytes)) => serde_json::Value::String(
+                String::from_utf8(bytes.to_vec())
+                    .map_err(|_| corrupt(&id, "state is not valid UTF-8"))?,
+            ),
+            _ => json(row, 3, &id, "state")?,
+        },
         id,
     })
 }
@@ -659,7 +673,15 @@ impl Store for SqliteStore {
     }
 
     async fn save_run(&self, run: StoredRun) -> Result<(), StoreError> {
-        let state = to_json(&run.state, format_args!("saving run {}", run.id))?;
+        // A string state (the engine's compact form) is kept as its bytes:
+        // as JSON text every quote in it would be escaped.
+        let state = match run.state {
+            serde_json::Value::String(text) => rusqlite::types::Value::Blob(text.into_bytes()),
+            other => rusqlite::types::Value::Text(to_json(
+                &other,
+                format_args!("saving run {}", run.id),
+            )?),
+        };
         self.call(move |conn| {
             conn.prepare_cached(
                 "INSERT INTO runs (id, flow, wake_at, state) VALUES (?1, ?2, ?3, ?4)

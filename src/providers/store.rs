@@ -193,6 +193,8 @@ struct MemoryInner {
     seen_events: std::collections::HashSet<String>,
     inbox: BTreeMap<(DateTime<Utc>, String), InboxEvent>,
     sends: HashMap<String, SendState>,
+    /// Ids of finished runs, so `run_known` does not search the history.
+    finished: std::collections::HashSet<String>,
 }
 
 /// A store in memory: for tests, `flowc run`, and hosts that persist
@@ -254,7 +256,7 @@ impl Store for MemoryStore {
 
     async fn run_known(&self, id: &str) -> Result<bool, StoreError> {
         let inner = self.lock()?;
-        Ok(inner.runs.contains_key(id) || inner.history.iter().any(|r| r.id == id))
+        Ok(inner.runs.contains_key(id) || inner.finished.contains(id))
     }
 
     async fn set_send_state(&self, key: &str, state: Option<SendState>) -> Result<(), StoreError> {
@@ -341,6 +343,7 @@ impl Store for MemoryStore {
         if let Some(old) = inner.runs.remove(&record.id) {
             inner.due.remove(&(old.wake_at, old.id));
         }
+        inner.finished.insert(record.id.clone());
         inner.history.push(record);
         Ok(())
     }

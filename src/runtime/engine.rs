@@ -446,7 +446,15 @@ impl Engine {
             if !window_recorded {
                 window_recorded = self.record_window(program, &event.trigger, &value).await?;
             }
-            for (flow, handler_index, binding) in handlers(program, &event.trigger) {
+            let matching: Vec<_> = handlers(program, &event.trigger).collect();
+            let mut value = Some(value);
+            for (position, (flow, handler_index, binding)) in matching.iter().copied().enumerate() {
+                // The last handler takes the event's value, the others a copy.
+                let bound = if position + 1 == matching.len() {
+                    value.take().unwrap_or(Value::None)
+                } else {
+                    value.clone().unwrap_or(Value::None)
+                };
                 let now = self.inner.clock.now();
                 let id = match event_id {
                     Some(event_id) => {
@@ -469,7 +477,7 @@ impl Engine {
                     frames: vec![Frame {
                         path: Vec::new(),
                         next: 0,
-                        vars: vec![(binding.to_string(), value.clone())],
+                        vars: vec![(binding.to_string(), bound)],
                         attempt: 0,
                     }],
                     steps: 0,
@@ -590,7 +598,7 @@ impl Engine {
 
     /// Keeps a run in the store until `wake_at`.
     async fn save(&self, run: &Run, wake_at: DateTime<Utc>) -> Result<(), EngineError> {
-        let state = serde_json::to_value(run).map_err(|e| EngineError::Resume {
+        let state = super::state::encode(run).map_err(|e| EngineError::Resume {
             id: run.id.clone(),
             reason: format!("cannot serialize: {e}"),
         })?;
@@ -608,10 +616,13 @@ impl Engine {
 
     /// Resumes a suspended run taken from the store.
     pub async fn resume(&self, stored: StoredRun) -> Result<RunReport, EngineError> {
-        let run: Run = serde_json::from_value(stored.state).map_err(|e| EngineError::Resume {
-            id: stored.id.clone(),
-            reason: format!("stored state is not a run: {e}"),
-        })?;
+        let run: Run =
+            super::state::decode(&stored.id, &stored.flow, stored.state).map_err(|e| {
+                EngineError::Resume {
+                    id: stored.id.clone(),
+                    reason: format!("stored state is not a run: {e}"),
+                }
+            })?;
         let programs = self.programs();
         let Some(program) = programs.iter().find(|p| p.flow(&run.flow).is_some()) else {
             return Err(EngineError::Resume {

@@ -12,7 +12,7 @@ use super::value::Value;
 use crate::check::rules::closest;
 use crate::check::types::Ty;
 use crate::check::Schemas;
-use crate::phone::{check_e164, describe};
+use crate::phone::describe;
 
 /// An event as it arrives: `{"trigger": "call.ended", "fields": {...}}`.
 ///
@@ -168,7 +168,7 @@ fn convert(json: &serde_json::Value, ty: &Ty) -> Result<Value, (String, String)>
         (Ty::Optional(_), J::Null) => Ok(Value::None),
         (Ty::Optional(inner), _) => convert(json, inner),
         (Ty::Any | Ty::Unknown, _) => Ok(from_json_any(json)),
-        (Ty::Phone, J::String(s)) => match check_e164(s) {
+        (Ty::Phone, J::String(s)) => match super::phones::check(s) {
             Ok(()) => Ok(Value::String(s.clone())),
             Err(problems) => Err((
                 String::new(),

@@ -18,7 +18,7 @@ use super::ActionError;
 use crate::check::schema::ActionSchema;
 use crate::check::Program;
 use crate::config::{Placeholders, TemplateConfig};
-use crate::phone::{check_e164, describe};
+use crate::phone::describe;
 use crate::providers::{
     AiRequest, RunOutcome, SendState, SenderRef, SentRecord, TemplateMessage, TemplateParameters,
     TextMessage,
@@ -409,7 +409,111 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    fn eval<'e>(&'e self, expr: &'e Expr) -> BoxFuture<'e, Result<Value, ActionError>> {
+    /// Evaluates an expression: without a future when it calls no action
+    /// (most expressions), else step by step with the actions awaited.
+    async fn eval(&self, expr: &Expr) -> Result<Value, ActionError> {
+        match self.eval_pure(expr) {
+            Some(result) => result,
+            None => self.eval_boxed(expr).await,
+        }
+    }
+
+    /// A variable or a field path (`msg.customer.phone`), borrowed from the
+    /// run's variables: reading a field must not copy the whole record.
+    /// `None` when the expression is not such a path.
+    fn path(&self, expr: &Expr) -> Option<Result<&'a Value, ActionError>> {
+        match &expr.kind {
+            ExprKind::Var(name) => Some(
+                self.lookup(&name.name)
+                    .ok_or_else(|| eval_error(format!("`{}` has no value", name.name))),
+            ),
+            ExprKind::Field(base, field) => Some(self.path(base)?.map(|base| match base {
+                Value::None => &NONE,
+                value => value.field(&field.name).unwrap_or(&NONE),
+            })),
+            _ => None,
+        }
+    }
+
+    /// Evaluates an expression that calls no action, synchronously; `None`
+    /// as soon as it meets a call (nothing before it has effects, so the
+    /// caller evaluates the whole expression again with [`Ctx::eval_boxed`]).
+    /// Evaluation order and errors are those of `eval_boxed`.
+    fn eval_pure(&self, expr: &Expr) -> Option<Result<Value, ActionError>> {
+        macro_rules! pure {
+            ($e:expr) => {
+                match self.eval_pure($e)? {
+                    Ok(value) => value,
+                    Err(error) => return Some(Err(error)),
+                }
+            };
+        }
+        Some(Ok(match &expr.kind {
+            ExprKind::Str(parts) => {
+                let mut text = String::new();
+                for part in parts {
+                    match part {
+                        StrPart::Text(t) => text.push_str(t),
+                        StrPart::Expr(e) => match self.path(e) {
+                            Some(Ok(value)) => push_display(&mut text, value),
+                            Some(Err(error)) => return Some(Err(error)),
+                            None => push_display(&mut text, &pure!(e)),
+                        },
+                    }
+                }
+                Value::String(text)
+            }
+            ExprKind::Int(n) => Value::Int(*n),
+            ExprKind::Float(x) => Value::Float(*x),
+            ExprKind::Bool(b) => Value::Bool(*b),
+            ExprKind::None => Value::None,
+            ExprKind::Invalid => {
+                return Some(Err(eval_error("an invalid expression was run".to_string())))
+            }
+            ExprKind::Duration(ms) => Value::Duration(*ms),
+            ExprKind::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    out.push(pure!(item));
+                }
+                Value::List(out)
+            }
+            ExprKind::Record(fields) => {
+                let mut out = BTreeMap::new();
+                for (key, value) in fields {
+                    out.insert(key.name.clone(), pure!(value));
+                }
+                Value::Record(out)
+            }
+            ExprKind::Var(_) => return Some(self.path(expr)?.cloned()),
+            ExprKind::Field(base, field) => match self.path(expr) {
+                Some(result) => return Some(result.cloned()),
+                None => match pure!(base) {
+                    Value::None => Value::None,
+                    value => value.field(&field.name).cloned().unwrap_or(Value::None),
+                },
+            },
+            ExprKind::Call(_) => return None,
+            ExprKind::Unary(op, operand) => match unary(*op, pure!(operand)) {
+                Ok(value) => value,
+                Err(error) => return Some(Err(error)),
+            },
+            ExprKind::Binary(op, left, right) => {
+                let l = pure!(left);
+                match (op, &l) {
+                    (BinaryOp::And, Value::Bool(false)) => Value::Bool(false),
+                    (BinaryOp::Or, Value::Bool(true)) => Value::Bool(true),
+                    (BinaryOp::Default, value) if !value.is_none() => l,
+                    _ => match binary(*op, l, pure!(right)) {
+                        Ok(value) => value,
+                        Err(error) => return Some(Err(error)),
+                    },
+                }
+            }
+        }))
+    }
+
+    fn eval_boxed<'e>(&'e self, expr: &'e Expr) -> BoxFuture<'e, Result<Value, ActionError>> {
         Box::pin(async move {
             Ok(match &expr.kind {
                 ExprKind::Str(parts) => {
@@ -417,7 +521,7 @@ impl<'a> Ctx<'a> {
                     for part in parts {
                         match part {
                             StrPart::Text(t) => text.push_str(t),
-                            StrPart::Expr(e) => text.push_str(&self.eval(e).await?.to_string()),
+                            StrPart::Expr(e) => push_display(&mut text, &self.eval(e).await?),
                         }
                     }
                     Value::String(text)
@@ -444,10 +548,12 @@ impl<'a> Ctx<'a> {
                     }
                     Value::Record(out)
                 }
-                ExprKind::Var(name) => self
-                    .lookup(&name.name)
-                    .cloned()
-                    .ok_or_else(|| eval_error(format!("`{}` has no value", name.name)))?,
+                ExprKind::Var(_) | ExprKind::Field(..) if self.path(expr).is_some() => {
+                    self.path(expr).map_or(Ok(Value::None), |r| r.cloned())?
+                }
+                ExprKind::Var(name) => {
+                    return Err(eval_error(format!("`{}` has no value", name.name)))
+                }
                 ExprKind::Field(base, field) => match self.eval(base).await? {
                     Value::None => Value::None,
                     value => value.field(&field.name).cloned().unwrap_or(Value::None),
@@ -486,8 +592,7 @@ impl<'a> Ctx<'a> {
             args: &args,
             at: now,
         });
-        let named: HashMap<String, Value> = args.iter().cloned().collect();
-        let result = self.perform(&schema.name, named).await;
+        let result = self.perform(&schema.name, Args(args)).await;
         let at = self.inner.clock.now();
         match &result {
             Ok(value) => self.inner.observe(&RunEvent::ActionDone {
@@ -513,7 +618,9 @@ impl<'a> Ctx<'a> {
         schema: &ActionSchema,
         call: &Call,
     ) -> Result<Vec<(String, Value)>, ActionError> {
-        let mut given: HashMap<&str, Value> = HashMap::new();
+        // A handful of arguments: a list searched by name is cheaper than a
+        // hash map. A name given twice keeps the last value, as before.
+        let mut given: Vec<(&str, Value)> = Vec::with_capacity(call.args.len());
         let mut positional = 0;
         for arg in &call.args {
             let value = self.eval(&arg.value).await?;
@@ -527,11 +634,15 @@ impl<'a> Ctx<'a> {
                     }
                 }
             };
-            given.insert(name, value);
+            match given.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = value,
+                None => given.push((name, value)),
+            }
         }
         let mut out = Vec::with_capacity(schema.params.len());
         for param in &schema.params {
-            let value = match given.remove(param.name.as_str()) {
+            let found = given.iter().position(|(n, _)| *n == param.name.as_str());
+            let value = match found.map(|i| given.swap_remove(i).1) {
                 Some(v) => v,
                 None => match &param.default {
                     Some(default) => self.eval(default).await?,
@@ -544,11 +655,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Runs an action. The names matched here are `BUILTIN_ACTIONS`.
-    async fn perform(
-        &self,
-        action: &str,
-        args: HashMap<String, Value>,
-    ) -> Result<Value, ActionError> {
+    async fn perform(&self, action: &str, args: Args) -> Result<Value, ActionError> {
         match action {
             "whatsapp.send_template" => self.send_template(&args).await,
             "whatsapp.send_text" => self.send_text(&args).await,
@@ -577,6 +684,7 @@ impl<'a> Ctx<'a> {
                     // Called inside the guarded task: a handler that panics
                     // before it returns its future fails the action too.
                     let handler = handler.clone();
+                    let args: HashMap<String, Value> = args.0.into_iter().collect();
                     self.guarded(other, async move { handler.call(args).await })
                         .await
                 }
@@ -595,22 +703,30 @@ impl<'a> Ctx<'a> {
         future: impl Future<Output = Result<T, ActionError>> + Send + 'static,
     ) -> Result<T, ActionError> {
         let limit = self.inner.limits.provider_timeout;
-        let task = tokio::spawn(async move { tokio::time::timeout(limit, future).await });
-        match task.await {
+        // Polled in place, each poll under `catch_unwind`: a panic fails the
+        // call like a crashed task would, without the cost of spawning one
+        // task per provider call (most of a send's time before).
+        let mut future = std::pin::pin!(future);
+        let caught = std::future::poll_fn(move |cx| {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                future.as_mut().poll(cx)
+            })) {
+                Ok(poll) => poll.map(Ok),
+                Err(_) => std::task::Poll::Ready(Err(())),
+            }
+        });
+        match tokio::time::timeout(limit, caught).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(ActionError::Timeout {
+            Err(_) => Err(ActionError::Timeout {
                 after_ms: limit.as_millis().min(u128::from(u64::MAX)) as u64,
             }),
-            Err(join) if join.is_panic() => Err(ActionError::Transient {
+            Ok(Err(())) => Err(ActionError::Transient {
                 message: format!("the {what} provider crashed"),
-            }),
-            Err(_) => Err(ActionError::Transient {
-                message: format!("the {what} call was cancelled"),
             }),
         }
     }
 
-    fn sender(&self, args: &HashMap<String, Value>) -> Result<SenderRef, ActionError> {
+    fn sender(&self, args: &Args) -> Result<SenderRef, ActionError> {
         let name = text(args, "sender").unwrap_or("");
         let config = self.program.config();
         match config.senders.get(name) {
@@ -653,7 +769,7 @@ impl<'a> Ctx<'a> {
         self.inner.clock.sleep_until(slot).await;
     }
 
-    async fn send_template(&self, args: &HashMap<String, Value>) -> Result<Value, ActionError> {
+    async fn send_template(&self, args: &Args) -> Result<Value, ActionError> {
         let sender = self.sender(args)?;
         let to = recipient(args)?;
         let name = text(args, "template").unwrap_or("").to_string();
@@ -685,7 +801,7 @@ impl<'a> Ctx<'a> {
         .await
     }
 
-    async fn send_text(&self, args: &HashMap<String, Value>) -> Result<Value, ActionError> {
+    async fn send_text(&self, args: &Args) -> Result<Value, ActionError> {
         let sender = self.sender(args)?;
         let to = recipient(args)?;
         let body = text(args, "message").unwrap_or("").to_string();
@@ -826,7 +942,7 @@ impl<'a> Ctx<'a> {
         Ok(sent_value(sent.message_id, to, &sender.name, at))
     }
 
-    async fn generate_response(&self, args: &HashMap<String, Value>) -> Result<Value, ActionError> {
+    async fn generate_response(&self, args: &Args) -> Result<Value, ActionError> {
         let assistant = text(args, "assistant").unwrap_or("").to_string();
         let config = self.program.config();
         let settings = config.assistants.get(&assistant);
@@ -866,6 +982,30 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// An action's arguments by parameter name, in declaration order.
+struct Args(Vec<(String, Value)>);
+
+impl Args {
+    /// The argument for a parameter.
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// `none`, for paths that lead nowhere.
+static NONE: Value = Value::None;
+
+/// Appends a value as it reads inside an interpolated string.
+fn push_display(text: &mut String, value: &Value) {
+    match value {
+        Value::String(s) => text.push_str(s),
+        other => {
+            use std::fmt::Write;
+            let _ = write!(text, "{other}");
+        }
+    }
+}
+
 /// The `Sent` record a send returns.
 fn sent_value(message_id: String, to: &str, sender: &str, at: DateTime<Utc>) -> Value {
     Value::record([
@@ -876,14 +1016,14 @@ fn sent_value(message_id: String, to: &str, sender: &str, at: DateTime<Utc>) -> 
     ])
 }
 
-fn text<'v>(args: &'v HashMap<String, Value>, name: &str) -> Option<&'v str> {
+fn text<'v>(args: &'v Args, name: &str) -> Option<&'v str> {
     args.get(name).and_then(Value::as_str)
 }
 
 /// The `to` argument, in strict E.164.
-fn recipient(args: &HashMap<String, Value>) -> Result<String, ActionError> {
+fn recipient(args: &Args) -> Result<String, ActionError> {
     let to = text(args, "to").unwrap_or("");
-    check_e164(to).map_err(|problems| ActionError::InvalidPhone {
+    super::phones::check(to).map_err(|problems| ActionError::InvalidPhone {
         phone: to.to_string(),
         reason: describe(&problems),
     })?;
@@ -963,7 +1103,7 @@ fn fill_placeholders(body: &str, parameters: &TemplateParameters) -> String {
     out
 }
 
-fn format_date(args: &HashMap<String, Value>) -> Result<Value, ActionError> {
+fn format_date(args: &Args) -> Result<Value, ActionError> {
     let Some(Value::DateTime(value)) = args.get("value") else {
         return Err(ActionError::InvalidDate {
             message: "format needs a date and time".to_string(),

@@ -10,7 +10,9 @@ mod event;
 mod interp;
 mod observe;
 mod pacing;
+mod phones;
 mod run;
+mod state;
 mod value;
 
 pub use engine::{
