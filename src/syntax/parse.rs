@@ -5,7 +5,9 @@
 //! declaration does not hide the errors of the next: after an error the parser
 //! skips to the next line that starts a top-level item.
 
-use pest::iterators::Pair;
+use std::sync::Mutex;
+
+use pest::iterators::{Pair, Pairs};
 use pest::Parser;
 use pest_derive::Parser;
 
@@ -45,12 +47,9 @@ pub fn parse_module(file: FileId, text: &str) -> (Module, Diagnostics) {
         return (module, diagnostics);
     }
 
-    // Error detail makes pest record the literal tokens it expected (`)`,
-    // `=>`), which the messages name. It is a process-wide switch.
-    pest::set_error_detail(true);
     let mut pos = skip_trivia(text, 0);
     while pos < text.len() {
-        match FlowParser::parse(Rule::item_at, &text[pos..]) {
+        match parse_item(&text[pos..]) {
             Ok(pairs) => {
                 let mut end = pos;
                 let mut builder = Builder {
@@ -79,6 +78,43 @@ pub fn parse_module(file: FileId, text: &str) -> (Module, Diagnostics) {
         }
     }
     (module, diagnostics)
+}
+
+/// Held while pest's process-wide error-detail switch is on; every toggle of
+/// the switch happens under it.
+static ERROR_DETAIL: Mutex<()> = Mutex::new(());
+
+/// Parses one item. The first attempt runs with pest's error detail off:
+/// the detail (the literal tokens expected, `)`, `=>`, which the messages
+/// name) costs about as much as the parse itself and only matters when the
+/// item fails. A failing item is parsed again with the detail on, so every
+/// syntax error is built from the detailed attempt and the messages never
+/// depend on what other threads do.
+///
+/// pest reads the switch once, when a parse starts. It is only ever turned
+/// on while [`ERROR_DETAIL`] is held and turned off again before the lock is
+/// released, so the detailed parse cannot lose it half-way; another thread's
+/// first attempt that starts meanwhile merely collects detail it ignores.
+fn parse_item(text: &str) -> Result<Pairs<'_, Rule>, pest::error::Error<Rule>> {
+    if let Ok(pairs) = FlowParser::parse(Rule::item_at, text) {
+        return Ok(pairs);
+    }
+    // A panic elsewhere while the lock was held leaves no broken state
+    // behind (the guard below turned the switch off), so a poisoned lock is
+    // fine to take.
+    let _lock = ERROR_DETAIL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    /// Turns the switch off when dropped, even if the parse unwinds.
+    struct Detail;
+    impl Drop for Detail {
+        fn drop(&mut self) {
+            pest::set_error_detail(false);
+        }
+    }
+    pest::set_error_detail(true);
+    let _detail = Detail;
+    FlowParser::parse(Rule::item_at, text)
 }
 
 fn next_char_boundary(text: &str, offset: usize) -> usize {
@@ -1058,7 +1094,13 @@ fn trim_trivia_end(mut text: &str) -> &str {
     loop {
         text = text.trim_end();
         let line_start = text.rfind('\n').map_or(0, |i| i + 1);
-        match comment_start(&text[line_start..]) {
+        let last_line = &text[line_start..];
+        // Every node's span is trimmed: skip the character walk of the
+        // usual line that has no `#` at all.
+        if !last_line.contains('#') {
+            return text;
+        }
+        match comment_start(last_line) {
             Some(hash) => text = &text[..line_start + hash],
             None => return text,
         }
@@ -1168,5 +1210,43 @@ fn any_type(span: Span) -> TypeExpr {
         },
         optional: false,
         span,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(text: &str) -> Vec<String> {
+        let (_, diagnostics) = parse_module(FileId(0), text);
+        diagnostics.iter().map(|d| d.message.clone()).collect()
+    }
+
+    /// Syntax errors come from the detailed re-parse whatever other threads
+    /// parse at the same time: the same messages alone and under contention.
+    #[test]
+    fn messages_do_not_depend_on_other_threads() {
+        let bad = "flow f\non call.ended as c {\n    log(\"a\"\n}\nflow g\non call.ended as c {\n    branch c.outcome { \"a\" stop }\n}\n";
+        let good = "flow ok\non call.ended as c {\n    log(\"fine {c.outcome}\")\n}\n";
+        let expected = messages(bad);
+        assert_eq!(expected.len(), 2, "{expected:?}");
+        assert!(
+            expected.iter().all(|m| m.contains('`')),
+            "the detailed messages name tokens: {expected:?}"
+        );
+        let expected = &expected;
+        std::thread::scope(|scope| {
+            for i in 0..4 {
+                scope.spawn(move || {
+                    for _ in 0..50 {
+                        if i % 2 == 0 {
+                            assert_eq!(&messages(bad), expected);
+                        } else {
+                            assert!(messages(good).is_empty());
+                        }
+                    }
+                });
+            }
+        });
     }
 }

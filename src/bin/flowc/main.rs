@@ -13,6 +13,9 @@ macro_rules! say {
 }
 
 mod check;
+mod fmt;
+mod graph;
+mod lsp;
 mod run;
 mod serve;
 mod templates;
@@ -34,6 +37,12 @@ struct Cli {
 enum Command {
     /// Check flows for mistakes before anything runs (the linter).
     Check(check::CheckArgs),
+    /// Rewrite .flow files in the canonical layout; with --check, list the files that are not.
+    Fmt(fmt::FmtArgs),
+    /// Draw each flow as a Mermaid (default) or Graphviz dot diagram.
+    Graph(graph::GraphArgs),
+    /// Serve editors over the Language Server Protocol on stdio (diagnostics, hover, completion).
+    Lsp(lsp::LspArgs),
     /// Run one event through flows with the dry-run providers, printing each step.
     Run(run::RunArgs),
     /// Serve WhatsApp webhooks and host events, keeping waiting runs in SQLite.
@@ -57,6 +66,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Fmt(args) => fmt::run(args),
+        Command::Graph(args) => graph::run(args),
+        Command::Lsp(args) => lsp::run(args),
         Command::Run(args) => run::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Templates(args) => templates::run(args),
