@@ -183,11 +183,16 @@ impl Editor {
     fn shut_down(mut self) {
         let result = self.request("shutdown", Value::Null);
         assert_eq!(result, Value::Null);
+        self.exit(0);
+    }
+
+    /// Sends `exit` and waits for the process to end with `code`.
+    fn exit(&mut self, code: i32) {
         self.notify("exit", Value::Null);
         let deadline = Instant::now() + TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "flowc lsp exited with {status}");
+                assert_eq!(status.code(), Some(code), "flowc lsp exited with {status}");
                 return;
             }
             assert!(Instant::now() < deadline, "flowc lsp did not exit");
@@ -201,6 +206,13 @@ impl Drop for Editor {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+#[test]
+fn exit_without_shutdown_ends_with_code_1() {
+    let dir = project();
+    let mut editor = Editor::start(dir.path());
+    editor.exit(1);
 }
 
 fn project() -> tempfile::TempDir {

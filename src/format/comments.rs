@@ -5,14 +5,7 @@
 //! with the grammar's own string and regex rules, so a `#` inside a literal is
 //! never mistaken for a comment and the two can never disagree about syntax.
 
-use pest::Parser;
-use pest_derive::Parser;
-
-/// A second parser over the same grammar: the syntax module's parser is
-/// private to it, and the scan needs only its `scan_file` rule.
-#[derive(Parser)]
-#[grammar = "../grammar/flow.pest"]
-struct ScanParser;
+use crate::syntax::comment_ranges;
 
 /// One `#` or `##` comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,19 +24,16 @@ pub(crate) struct Comment {
 /// Every comment of `text` in order. `None` when the scan fails, which only
 /// happens for text that does not lex (an unclosed string).
 pub(crate) fn scan(text: &str) -> Option<Vec<Comment>> {
-    let pairs = ScanParser::parse(Rule::scan_file, text).ok()?;
-    let comments = pairs
-        .flatten()
-        .filter(|pair| pair.as_rule() == Rule::scan_comment)
-        .map(|pair| {
-            let span = pair.as_span();
-            let written = span.as_str().trim_end();
-            let line_start = text[..span.start()].rfind('\n').map_or(0, |i| i + 1);
+    let comments = comment_ranges(text)?
+        .into_iter()
+        .map(|range| {
+            let written = text[range.clone()].trim_end();
+            let line_start = text[..range.start].rfind('\n').map_or(0, |i| i + 1);
             Comment {
-                start: span.start(),
-                end: span.start() + written.len(),
+                start: range.start,
+                end: range.start + written.len(),
                 text: written.to_string(),
-                own_line: text[line_start..span.start()].trim().is_empty(),
+                own_line: text[line_start..range.start].trim().is_empty(),
             }
         })
         .collect();

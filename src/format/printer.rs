@@ -750,7 +750,7 @@ impl<'a> Printer<'a> {
             patterns.push(match &p.kind {
                 PatternKind::Wildcard => "_".to_string(),
                 PatternKind::Literal(e) => self.flat(e)?,
-                PatternKind::Regex(_) => regex_pattern(self.src, p.span.start as usize),
+                PatternKind::Regex(_) => keyword_and_literal(self.text(p.span), "matches"),
                 PatternKind::Contains(_) => keyword_and_literal(self.text(p.span), "contains"),
             });
         }
@@ -1065,30 +1065,6 @@ impl<'a> Printer<'a> {
 fn keyword_and_literal(text: &str, keyword: &str) -> String {
     let literal = text.strip_prefix(keyword).unwrap_or(text).trim_start();
     format!("{keyword} {literal}")
-}
-
-/// `matches /re/` with the regex as written. The pattern's span cannot be
-/// used: the parser trims what looks like a trailing comment from spans, and
-/// a `#` inside a regex looks like one.
-fn regex_pattern(src: &str, start: usize) -> String {
-    let rest = src.get(start..).unwrap_or("");
-    let rest = rest.strip_prefix("matches").unwrap_or(rest).trim_start();
-    // The regex rule: `/`, then escapes or anything but `/` and newline, `/`.
-    let mut end = rest.len();
-    let mut chars = rest.char_indices().skip(1);
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => {
-                chars.next();
-            }
-            '/' => {
-                end = i + 1;
-                break;
-            }
-            _ => {}
-        }
-    }
-    format!("matches {}", &rest[..end])
 }
 
 /// The text inside one pair of written parentheses.

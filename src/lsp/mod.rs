@@ -55,6 +55,10 @@ pub enum LspError {
     /// The editor broke the protocol, e.g. sent no `initialize` first.
     #[error("language server protocol error: {0}")]
     Protocol(#[from] ProtocolError),
+    /// The editor sent `exit` without asking for `shutdown` first; the
+    /// protocol asks the server to exit with code 1 then.
+    #[error("the editor sent `exit` before `shutdown`")]
+    ExitBeforeShutdown,
     /// Reading or writing stdio failed.
     #[error("editor connection failed: {0}")]
     Io(#[from] std::io::Error),
@@ -113,7 +117,12 @@ pub fn serve(connection: Connection) -> Result<(), LspError> {
             }
             Message::Notification(notification) => {
                 if notification.method == "exit" {
-                    break;
+                    server.stop();
+                    return if shutting_down {
+                        Ok(())
+                    } else {
+                        Err(LspError::ExitBeforeShutdown)
+                    };
                 }
                 let _ = catch_unwind(AssertUnwindSafe(|| server.notification(notification)));
             }

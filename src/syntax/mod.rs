@@ -22,6 +22,8 @@ mod expected;
 pub mod nesting;
 mod parse;
 
+pub(crate) use parse::comment_ranges;
+
 use crate::diag::Diagnostics;
 use crate::source::FileId;
 

@@ -1090,37 +1090,44 @@ impl Builder<'_, '_> {
 }
 
 /// `text` without trailing whitespace and `#` comments.
-fn trim_trivia_end(mut text: &str) -> &str {
-    loop {
-        text = text.trim_end();
-        let line_start = text.rfind('\n').map_or(0, |i| i + 1);
-        let last_line = &text[line_start..];
-        // Every node's span is trimmed: skip the character walk of the
-        // usual line that has no `#` at all.
-        if !last_line.contains('#') {
-            return text;
-        }
-        match comment_start(last_line) {
-            Some(hash) => text = &text[..line_start + hash],
-            None => return text,
+fn trim_trivia_end(text: &str) -> &str {
+    let trimmed = text.trim_end();
+    let line_start = trimmed.rfind('\n').map_or(0, |i| i + 1);
+    // Every node's span is trimmed: skip the scan for the usual last line
+    // that has no `#` at all.
+    if !trimmed[line_start..].contains('#') {
+        return trimmed;
+    }
+    // A node's text starts at a token, so scanning it from its start with the
+    // grammar's own string and regex rules tells a comment from a `#` inside
+    // a literal (a string spanning lines, `matches /a#b/`).
+    let Some(comments) = comment_ranges(text) else {
+        return trimmed;
+    };
+    let mut end = trimmed.len();
+    for comment in comments.iter().rev() {
+        let rest = text[..end].trim_end();
+        if text[comment.clone()].trim_end().len() + comment.start == rest.len() {
+            end = comment.start;
+        } else if comment.start < rest.len() {
+            break;
         }
     }
+    text[..end].trim_end()
 }
 
-/// Where a `#` comment starts in one line, skipping `#` inside strings.
-fn comment_start(line: &str) -> Option<usize> {
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if in_string => escaped = true,
-            '"' => in_string = !in_string,
-            '#' if !in_string => return Some(i),
-            _ => {}
-        }
-    }
-    None
+/// The byte ranges of the `#` and `##` comments of `text`, in order, found
+/// with the grammar's `scan_file` rule. `None` when the text does not lex (an
+/// unclosed string).
+pub(crate) fn comment_ranges(text: &str) -> Option<Vec<std::ops::Range<usize>>> {
+    let pairs = FlowParser::parse(Rule::scan_file, text).ok()?;
+    Some(
+        pairs
+            .flatten()
+            .filter(|pair| pair.as_rule() == Rule::scan_comment)
+            .map(|pair| pair.as_span().start()..pair.as_span().end())
+            .collect(),
+    )
 }
 
 fn binary_op(rule: Rule) -> Option<BinaryOp> {
@@ -1224,6 +1231,15 @@ mod tests {
 
     /// Syntax errors come from the detailed re-parse whatever other threads
     /// parse at the same time: the same messages alone and under contention.
+    #[test]
+    fn spans_keep_hashes_inside_literals_and_drop_trailing_comments() {
+        assert_eq!(trim_trivia_end("matches /a#b/  "), "matches /a#b/");
+        assert_eq!(trim_trivia_end("matches /a#b/ # why"), "matches /a#b/");
+        assert_eq!(trim_trivia_end("\"one\n#two\""), "\"one\n#two\"");
+        assert_eq!(trim_trivia_end("log(\"#\") # a\n  # b\n"), "log(\"#\")");
+        assert_eq!(trim_trivia_end("stop"), "stop");
+    }
+
     #[test]
     fn messages_do_not_depend_on_other_threads() {
         let bad = "flow f\non call.ended as c {\n    log(\"a\"\n}\nflow g\non call.ended as c {\n    branch c.outcome { \"a\" stop }\n}\n";
