@@ -167,16 +167,7 @@ impl Compiler {
             mut diagnostics,
         } = self;
 
-        let declarations: Vec<&ast::Declaration> = modules
-            .iter()
-            .flat_map(|m| &m.items)
-            .filter_map(|item| match item {
-                ast::Item::Declaration(d) => Some(d),
-                _ => None,
-            })
-            .collect();
-        let mut schemas = Schemas::default();
-        schema::load(&mut schemas, &declarations, &mut diagnostics);
+        let schemas = load_schemas(&modules, &mut diagnostics);
 
         let flows: Vec<&ast::Flow> = modules
             .iter()
@@ -302,6 +293,25 @@ impl fmt::Debug for CheckError {
 }
 
 impl std::error::Error for CheckError {}
+
+/// The schemas declared by `modules` (standard declarations first, then the
+/// project's), with mistakes in the declarations reported to `diagnostics`.
+pub(crate) fn load_schemas<'a>(
+    modules: impl IntoIterator<Item = &'a ast::Module>,
+    diagnostics: &mut Diagnostics,
+) -> Schemas {
+    let declarations: Vec<&ast::Declaration> = modules
+        .into_iter()
+        .flat_map(|m| &m.items)
+        .filter_map(|item| match item {
+            ast::Item::Declaration(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let mut schemas = Schemas::default();
+    schema::load(&mut schemas, &declarations, diagnostics);
+    schemas
+}
 
 #[cfg(test)]
 mod tests {

@@ -781,6 +781,24 @@ impl<'a> Printer<'a> {
     // Expressions
     // -----------------------------------------------------------------------
 
+    /// A list or record literal `e`, broken over lines when it does not fit.
+    fn literal_collection(
+        &mut self,
+        e: &Expr,
+        brackets: (&'static str, &'static str),
+        elems: Vec<Elem<'_>>,
+        place: Place,
+        style: Style,
+    ) -> Out {
+        let list = List {
+            brackets,
+            open_at: e.span.start as usize,
+            close_at: (e.span.end as usize).saturating_sub(1),
+            elems,
+        };
+        self.bracketed(list, place, style, false)
+    }
+
     /// An expression starting at column `col` with `tail` more characters
     /// after it on its line. Calls, lists and records may break over lines;
     /// everything else is printed on one line.
@@ -800,17 +818,7 @@ impl<'a> Printer<'a> {
                         value: ElemValue::Expr(item),
                     })
                     .collect();
-                self.bracketed(
-                    List {
-                        brackets: ("[", "]"),
-                        open_at: e.span.start as usize,
-                        close_at: (e.span.end as usize).saturating_sub(1),
-                        elems,
-                    },
-                    Place { level, col, tail },
-                    style,
-                    false,
-                )
+                self.literal_collection(e, ("[", "]"), elems, Place { level, col, tail }, style)
             }
             ExprKind::Record(fields) => {
                 let elems = fields
@@ -822,17 +830,7 @@ impl<'a> Printer<'a> {
                         value: ElemValue::Expr(value),
                     })
                     .collect();
-                self.bracketed(
-                    List {
-                        brackets: ("{", "}"),
-                        open_at: e.span.start as usize,
-                        close_at: (e.span.end as usize).saturating_sub(1),
-                        elems,
-                    },
-                    Place { level, col, tail },
-                    style,
-                    false,
-                )
+                self.literal_collection(e, ("{", "}"), elems, Place { level, col, tail }, style)
             }
             _ => self.flat(e),
         }

@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use lsp_types::Uri;
 
 use super::documents::{path_to_uri, LineIndex};
-use crate::check::{schema, Compiler, Schemas, STD_DECLARATIONS};
+use crate::check::{Compiler, Schemas, STD_DECLARATIONS};
 use crate::config::Config;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::project::CONFIG_FILE;
@@ -139,18 +139,10 @@ fn std_modules() -> &'static [ast::Module] {
     })
 }
 
+/// The schemas of `modules`; mistakes in the declarations are the checker
+/// run's to report, so they are dropped here.
 fn load_schemas<'a>(modules: impl Iterator<Item = &'a ast::Module>) -> Schemas {
-    let declarations: Vec<&ast::Declaration> = modules
-        .flat_map(|m| &m.items)
-        .filter_map(|item| match item {
-            ast::Item::Declaration(d) => Some(d),
-            _ => None,
-        })
-        .collect();
-    let mut schemas = Schemas::default();
-    // The checker run reports mistakes in declarations; these are dropped.
-    schema::load(&mut schemas, &declarations, &mut Diagnostics::new());
-    schemas
+    crate::check::load_schemas(modules, &mut Diagnostics::new())
 }
 
 /// Checks one project: its `.flow` files on disk, with the open documents'
