@@ -2,13 +2,16 @@
 //! webhooks start runs, duplicates start nothing, bad signatures get 401, the
 //! first message of a conversation also starts `conversation_started`.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use flowc::check::Compiler;
 use flowc::providers::recording::Recorder;
 use flowc::providers::sqlite::SqliteStore;
-use flowc::providers::{Secret, Store};
+use flowc::providers::{
+    InboxEvent, RunRecord, Secret, SendState, SentRecord, Store, StoreError, StoredRun,
+};
 use flowc::runtime::{Engine, EngineLimits, Limits};
 use flowc::serve::webhook::signature_header;
 use flowc::serve::{Metrics, ServeOptions, Service};
@@ -64,6 +67,10 @@ async fn start() -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.path().join("flows.db")).expect("store"));
+    start_with(dir, store).await
+}
+
+async fn start_with(dir: tempfile::TempDir, store: Arc<dyn Store>) -> Server {
     let mut compiler = Compiler::new();
     compiler.add_source("flows.flow", FLOWS);
     compiler.add_config("flow.toml", CONFIG);
@@ -326,4 +333,227 @@ async fn handshake_health_metrics_and_host_events() {
     );
     assert!(metrics.contains("flowc_runs_started_total 2"), "{metrics}");
     assert!(metrics.contains("flowc_pending_events 0"), "{metrics}");
+}
+
+/// A SQLite store whose inbox commits can be made to fail or to take long,
+/// and that remembers the largest batch it was given.
+struct GatedStore {
+    inner: SqliteStore,
+    fail: AtomicBool,
+    delay: Duration,
+    largest_batch: AtomicUsize,
+}
+
+impl GatedStore {
+    fn new(dir: &tempfile::TempDir, delay: Duration) -> Arc<GatedStore> {
+        Arc::new(GatedStore {
+            inner: SqliteStore::open(dir.path().join("flows.db")).expect("store"),
+            fail: AtomicBool::new(false),
+            delay,
+            largest_batch: AtomicUsize::new(0),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for GatedStore {
+    async fn enqueue_event(&self, event: InboxEvent) -> Result<bool, StoreError> {
+        Ok(self.enqueue_events(vec![event]).await?[0])
+    }
+    async fn enqueue_events(&self, events: Vec<InboxEvent>) -> Result<Vec<bool>, StoreError> {
+        self.largest_batch.fetch_max(events.len(), Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("disk full".into()));
+        }
+        self.inner.enqueue_events(events).await
+    }
+    async fn pending_events(&self, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
+        self.inner.pending_events(limit).await
+    }
+    async fn pending_count(&self) -> Result<usize, StoreError> {
+        self.inner.pending_count().await
+    }
+    async fn finish_event(&self, id: &str) -> Result<(), StoreError> {
+        self.inner.finish_event(id).await
+    }
+    async fn send_state(&self, key: &str) -> Result<Option<SendState>, StoreError> {
+        self.inner.send_state(key).await
+    }
+    async fn claim_send(&self, key: &str) -> Result<Option<SendState>, StoreError> {
+        self.inner.claim_send(key).await
+    }
+    async fn run_known(&self, id: &str) -> Result<bool, StoreError> {
+        self.inner.run_known(id).await
+    }
+    async fn set_send_state(&self, key: &str, state: Option<SendState>) -> Result<(), StoreError> {
+        self.inner.set_send_state(key, state).await
+    }
+    async fn record_inbound(
+        &self,
+        customer: &str,
+        sender: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.record_inbound(customer, sender, at).await
+    }
+    async fn last_inbound(
+        &self,
+        customer: &str,
+        sender: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        self.inner.last_inbound(customer, sender).await
+    }
+    async fn save_run(&self, run: StoredRun) -> Result<(), StoreError> {
+        self.inner.save_run(run).await
+    }
+    async fn claim_due_runs(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<StoredRun>, StoreError> {
+        self.inner.claim_due_runs(now, limit).await
+    }
+    async fn next_wake(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        self.inner.next_wake().await
+    }
+    async fn suspended_count(&self) -> Result<usize, StoreError> {
+        self.inner.suspended_count().await
+    }
+    async fn record_run(&self, record: RunRecord) -> Result<(), StoreError> {
+        self.inner.record_run(record).await
+    }
+    async fn run_history(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.inner.run_history().await
+    }
+    async fn log_send(&self, record: SentRecord) -> Result<(), StoreError> {
+        self.inner.log_send(record).await
+    }
+    async fn sent_log(&self) -> Result<Vec<SentRecord>, StoreError> {
+        self.inner.sent_log().await
+    }
+}
+
+async fn metric(server: &Server, line: &str) -> Option<u64> {
+    let text = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+}
+
+const ACCEPTED: &str = "flowc_events_total{source=\"webhook\",result=\"accepted\"}";
+const DUPLICATE: &str = "flowc_events_total{source=\"webhook\",result=\"duplicate\"}";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_webhooks_are_committed_together_and_deduplicated() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Each commit takes a while, so the requests arriving meanwhile wait
+    // for the next one and are committed together.
+    let gated = GatedStore::new(&dir, Duration::from_millis(100));
+    let server = start_with(dir, gated.clone()).await;
+    // 48 messages, and 16 of them delivered twice at the same time.
+    let ids: Vec<String> = (0..64).map(|i| format!("wamid.C{}", i % 48)).collect();
+    let posts = ids.iter().map(|id| {
+        let payload = text_payload(id, "hello");
+        let server = &server;
+        async move { server.post_webhook(&payload, SECRET).await }
+    });
+    let statuses = futures_join_all(posts).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(gated.largest_batch.load(Ordering::SeqCst) > 1);
+    assert_eq!(metric(&server, ACCEPTED).await, Some(48));
+    assert_eq!(metric(&server, DUPLICATE).await, Some(16));
+    // Every id is known: a later delivery is a duplicate.
+    for i in 0..48 {
+        let event = InboxEvent {
+            id: format!("wamid.C{i}"),
+            event: json!({}),
+            received_at: chrono::Utc::now(),
+        };
+        assert!(!server.store.enqueue_event(event).await.expect("store"));
+    }
+    assert_eq!(
+        server
+            .post_webhook(&text_payload("wamid.C7", "again"), SECRET)
+            .await,
+        200
+    );
+    assert_eq!(metric(&server, DUPLICATE).await, Some(17));
+    server
+        .eventually("48 answers", |s| s.recorder.texts().len() == 48)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_commit_answers_every_waiting_request_503_and_keeps_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gated = GatedStore::new(&dir, Duration::from_millis(50));
+    let server = start_with(dir, gated.clone()).await;
+    gated.fail.store(true, Ordering::SeqCst);
+    let posts = (0..16).map(|i| {
+        let payload = text_payload(&format!("wamid.F{i}"), "hello");
+        let server = &server;
+        async move { server.post_webhook(&payload, SECRET).await }
+    });
+    let statuses = futures_join_all(posts).await;
+    assert!(statuses.iter().all(|s| *s == 503), "{statuses:?}");
+    assert_eq!(metric(&server, ACCEPTED).await, None);
+    assert!(server
+        .store
+        .pending_events(100)
+        .await
+        .expect("inbox")
+        .is_empty());
+
+    // Meta delivers them again once the store is back: all are new.
+    gated.fail.store(false, Ordering::SeqCst);
+    let posts = (0..16).map(|i| {
+        let payload = text_payload(&format!("wamid.F{i}"), "hello");
+        let server = &server;
+        async move { server.post_webhook(&payload, SECRET).await }
+    });
+    let statuses = futures_join_all(posts).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(metric(&server, ACCEPTED).await, Some(16));
+    assert_eq!(metric(&server, DUPLICATE).await, None);
+    server
+        .eventually("16 answers", |s| s.recorder.texts().len() == 16)
+        .await;
+}
+
+/// Runs the futures concurrently (on this task) and returns their outputs
+/// in order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for future in futures {
+        set.push(Box::pin(future));
+    }
+    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, slot) in set.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|v| v.expect("ready")).collect()
 }

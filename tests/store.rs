@@ -130,6 +130,54 @@ async fn enqueue_event_dedupes(store: &dyn Store) {
     );
 }
 
+async fn enqueue_events_dedupes_within_and_across_batches(store: &dyn Store) {
+    assert!(store.enqueue_events(Vec::new()).await.unwrap().is_empty());
+    assert!(store.enqueue_event(event("wamid.1", at(1))).await.unwrap());
+    store.finish_event("wamid.1").await.unwrap();
+    assert!(store.enqueue_event(event("wamid.2", at(2))).await.unwrap());
+
+    // Known before (finished, pending), new, the same new id twice in one
+    // batch (only the first is new), and a redelivery with another payload.
+    let mut changed = event("wamid.3", at(9));
+    changed.event = json!({"trigger": "message", "fields": {"text": "changed"}});
+    let batch = vec![
+        event("wamid.1", at(3)),
+        event("wamid.3", at(3)),
+        event("wamid.2", at(3)),
+        event("wamid.4", at(4)),
+        event("wamid.3", at(5)),
+        changed,
+    ];
+    assert_eq!(
+        store.enqueue_events(batch).await.unwrap(),
+        vec![false, true, false, true, false, false]
+    );
+    // The first copy of each new id is the one kept.
+    assert_eq!(
+        store.pending_events(10).await.unwrap(),
+        vec![
+            event("wamid.2", at(2)),
+            event("wamid.3", at(3)),
+            event("wamid.4", at(4)),
+        ]
+    );
+
+    // A later batch and single enqueue know every id of the earlier batch.
+    assert_eq!(
+        store
+            .enqueue_events(vec![event("wamid.4", at(6)), event("wamid.5", at(6))])
+            .await
+            .unwrap(),
+        vec![false, true]
+    );
+    assert!(!store.enqueue_event(event("wamid.3", at(7))).await.unwrap());
+    assert!(!store.enqueue_event(event("wamid.5", at(7))).await.unwrap());
+    assert_eq!(store.pending_events(10).await.unwrap().len(), 4);
+    assert_eq!(store.pending_count().await.unwrap(), 4);
+    store.finish_event("wamid.3").await.unwrap();
+    assert_eq!(store.pending_count().await.unwrap(), 3);
+}
+
 async fn pending_events_order_and_limit(store: &dyn Store) {
     for (id, secs) in [("c", 3), ("x", 1), ("b", 2), ("m", 1), ("d", 4)] {
         assert!(store.enqueue_event(event(id, at(secs))).await.unwrap());
@@ -417,6 +465,7 @@ macro_rules! for_each_store {
 for_each_store!(
     windows_keep_the_later_time,
     enqueue_event_dedupes,
+    enqueue_events_dedupes_within_and_across_batches,
     pending_events_order_and_limit,
     send_states_set_get_forget,
     claim_send_is_first_come,

@@ -518,6 +518,44 @@ impl Store for SqliteStore {
         .await
     }
 
+    /// The whole batch in one `BEGIN IMMEDIATE` transaction (one commit):
+    /// every event is kept, or on an error none is.
+    async fn enqueue_events(&self, events: Vec<InboxEvent>) -> Result<Vec<bool>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = events
+            .into_iter()
+            .map(|event| {
+                let body = to_json(&event.event, format_args!("enqueuing event {}", event.id))?;
+                Ok((event.id, body, floor_ms(event.received_at)))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.call(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx("enqueuing events: starting the transaction"))?;
+            let mut new = Vec::with_capacity(rows.len());
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO events (id, event, received_at, done) VALUES (?1, ?2, ?3, 0)
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .map_err(ctx("enqueuing events"))?;
+                for (id, body, received_at) in &rows {
+                    let inserted = stmt
+                        .execute(params![id, body, received_at])
+                        .map_err(ctx(format_args!("enqueuing event {id}")))?;
+                    new.push(inserted == 1);
+                }
+            }
+            tx.commit().map_err(ctx("enqueuing events: committing"))?;
+            Ok(new)
+        })
+        .await
+    }
+
     async fn pending_events(&self, n: usize) -> Result<Vec<InboxEvent>, StoreError> {
         self.call(move |conn| {
             collect(
@@ -528,6 +566,17 @@ impl Store for SqliteStore {
                 "reading pending events",
                 decode_event,
             )
+        })
+        .await
+    }
+
+    async fn pending_count(&self) -> Result<usize, StoreError> {
+        self.call(|conn| {
+            let n: i64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM events WHERE done = 0")
+                .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+                .map_err(ctx("counting pending events"))?;
+            Ok(usize::try_from(n).unwrap_or(0))
         })
         .await
     }

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -124,8 +125,25 @@ pub trait Store: Send + Sync {
     /// Keeps an event in the inbox unless an event with the same id was ever
     /// received; returns whether it is new.
     async fn enqueue_event(&self, event: InboxEvent) -> Result<bool, StoreError>;
+    /// Keeps several events at once: for each, in order, whether it is new,
+    /// exactly as [`Store::enqueue_event`] one after the other would answer
+    /// (a second event with an id seen earlier in the batch is not new).
+    /// A durable store commits the batch as one transaction: on an error
+    /// none of it is kept. The default calls `enqueue_event` in order.
+    async fn enqueue_events(&self, events: Vec<InboxEvent>) -> Result<Vec<bool>, StoreError> {
+        let mut new = Vec::with_capacity(events.len());
+        for event in events {
+            new.push(self.enqueue_event(event).await?);
+        }
+        Ok(new)
+    }
     /// Events received but not yet marked done, oldest first.
     async fn pending_events(&self, limit: usize) -> Result<Vec<InboxEvent>, StoreError>;
+    /// How many events are in the inbox (for the `/metrics` gauge). The
+    /// default reads them all; stores override it with a count.
+    async fn pending_count(&self) -> Result<usize, StoreError> {
+        Ok(self.pending_events(usize::MAX).await?.len())
+    }
     /// Marks an event's runs as started: it leaves the inbox, its id stays
     /// known.
     async fn finish_event(&self, id: &str) -> Result<(), StoreError>;
@@ -182,19 +200,22 @@ pub trait Store: Send + Sync {
     async fn sent_log(&self) -> Result<Vec<SentRecord>, StoreError>;
 }
 
+/// Maps keyed by engine-made ids (run ids, send keys) use the fast FxHash;
+/// `inbound`, keyed by customers' numbers, keeps the DoS-resistant SipHash.
 #[derive(Debug, Default)]
 struct MemoryInner {
-    inbound: HashMap<(String, String), DateTime<Utc>>,
-    runs: HashMap<String, StoredRun>,
+    /// Customer, then sender: looked up by `&str`, without building a key.
+    inbound: HashMap<String, HashMap<String, DateTime<Utc>>>,
+    runs: FxHashMap<String, StoredRun>,
     /// Due order: (wake time, run id).
     due: BTreeMap<(DateTime<Utc>, String), ()>,
     history: Vec<RunRecord>,
     sent: Vec<SentRecord>,
     seen_events: std::collections::HashSet<String>,
     inbox: BTreeMap<(DateTime<Utc>, String), InboxEvent>,
-    sends: HashMap<String, SendState>,
+    sends: FxHashMap<String, SendState>,
     /// Ids of finished runs, so `run_known` does not search the history.
-    finished: std::collections::HashSet<String>,
+    finished: FxHashSet<String>,
 }
 
 /// A store in memory: for tests, `flowc run`, and hosts that persist
@@ -232,6 +253,10 @@ impl Store for MemoryStore {
 
     async fn pending_events(&self, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
         Ok(self.lock()?.inbox.values().take(limit).cloned().collect())
+    }
+
+    async fn pending_count(&self) -> Result<usize, StoreError> {
+        Ok(self.lock()?.inbox.len())
     }
 
     async fn finish_event(&self, id: &str) -> Result<(), StoreError> {
@@ -275,12 +300,22 @@ impl Store for MemoryStore {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
-        let entry = inner
+        // Known customers and senders (most events) allocate nothing.
+        if let Some(last) = inner
             .inbound
-            .entry((customer.to_string(), sender.to_string()))
-            .or_insert(at);
-        if *entry < at {
-            *entry = at;
+            .get_mut(customer)
+            .and_then(|senders| senders.get_mut(sender))
+        {
+            if *last < at {
+                *last = at;
+            }
+            return Ok(());
+        }
+        if !inner.inbound.contains_key(customer) {
+            inner.inbound.insert(customer.to_string(), HashMap::new());
+        }
+        if let Some(senders) = inner.inbound.get_mut(customer) {
+            senders.insert(sender.to_string(), at);
         }
         Ok(())
     }
@@ -293,7 +328,8 @@ impl Store for MemoryStore {
         Ok(self
             .lock()?
             .inbound
-            .get(&(customer.to_string(), sender.to_string()))
+            .get(customer)
+            .and_then(|senders| senders.get(sender))
             .copied())
     }
 

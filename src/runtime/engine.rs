@@ -135,6 +135,9 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) observer: Arc<dyn Observer>,
+    /// Whether an observer was installed: without one, results nobody uses
+    /// are not built.
+    pub(crate) observed: bool,
     pub(crate) actions: HashMap<String, Arc<dyn ActionHandler>>,
     pub(crate) limits: EngineLimits,
     pub(crate) pacer: Pacer,
@@ -142,7 +145,8 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     /// Runs this engine is executing now: the timer does not take a second
     /// copy of one whose lease ran out while it waits for a send slot.
-    executing: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Keyed by run ids (engine-made): the fast FxHash.
+    executing: std::sync::Mutex<rustc_hash::FxHashSet<String>>,
 }
 
 /// Marks a run as executing in this engine while it lives.
@@ -318,13 +322,14 @@ impl EngineBuilder {
                 log: self.log.unwrap_or_else(|| console.clone()),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                observed: self.observer.is_some(),
                 observer: self.observer.unwrap_or_else(|| Arc::new(NoObserver)),
                 actions: self.actions,
                 pacer: Pacer::new(self.limits.pacing),
                 limits: self.limits,
                 programs: RwLock::new(Vec::new()),
                 next_id: AtomicU64::new(1),
-                executing: std::sync::Mutex::new(std::collections::HashSet::new()),
+                executing: std::sync::Mutex::new(rustc_hash::FxHashSet::default()),
             }),
         }
     }
@@ -418,7 +423,7 @@ impl Engine {
 
     async fn start_runs(
         &self,
-        event: Event,
+        mut event: Event,
         event_id: Option<&str>,
     ) -> Result<Vec<RunReport>, EngineError> {
         let programs = self.programs();
@@ -429,8 +434,16 @@ impl Engine {
         // trigger no program declares is an error, not silence.
         let mut checked = Vec::new();
         let mut first_error = None;
+        let only = programs.len() == 1;
         for program in &programs {
-            match event.to_value(program.schemas()) {
+            // With one program (the usual case), the event's texts are moved
+            // into its value: the same checks, no copies.
+            let value = if only {
+                event.take_value(program.schemas())
+            } else {
+                event.to_value(program.schemas())
+            };
+            match value {
                 Ok(value) => checked.push((program, value)),
                 Err(error) => {
                     first_error.get_or_insert(error);
@@ -469,7 +482,7 @@ impl Engine {
                     None => self.new_run_id(now),
                 };
                 let run = Run {
-                    id: id.clone(),
+                    id,
                     flow: flow.to_string(),
                     handler: handler_index,
                     trigger: event.trigger.clone(),
@@ -483,7 +496,7 @@ impl Engine {
                     steps: 0,
                 };
                 self.inner.observe(&RunEvent::Started {
-                    run: &id,
+                    run: &run.id,
                     flow,
                     trigger: &event.trigger,
                     at: now,
@@ -538,7 +551,17 @@ impl Engine {
 
     fn new_run_id(&self, now: DateTime<Utc>) -> String {
         let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        format!("run-{}-{n}", now.timestamp_millis())
+        // `run-{millis}-{n}`, without the formatting machinery.
+        let mut id = String::with_capacity(36);
+        id.push_str("run-");
+        let millis = now.timestamp_millis();
+        if millis < 0 {
+            id.push('-');
+        }
+        interp::push_number(&mut id, millis.unsigned_abs());
+        id.push('-');
+        interp::push_number(&mut id, n);
+        id
     }
 
     /// Runs until the run finishes or waits; saves or records it.
@@ -580,7 +603,8 @@ impl Engine {
                     .record_run(RunRecord {
                         id: run.id.clone(),
                         flow: run.flow.clone(),
-                        trigger: run.trigger.clone(),
+                        // The run is done with it.
+                        trigger: std::mem::take(&mut run.trigger),
                         started_at: run.started_at,
                         finished_at: now,
                         outcome: result.clone(),

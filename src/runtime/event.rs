@@ -10,6 +10,7 @@ use thiserror::Error;
 
 use super::value::Value;
 use crate::check::rules::closest;
+use crate::check::schema::TriggerSchema;
 use crate::check::types::Ty;
 use crate::check::Schemas;
 use crate::phone::describe;
@@ -97,6 +98,28 @@ impl Event {
 
     /// Checks the fields against the trigger's schema and converts them.
     pub fn to_value(&self, schemas: &Schemas) -> Result<Value, EventError> {
+        let trigger = self.declared(schemas)?;
+        let fields = &self.fields;
+        fill(&self.trigger, trigger, |name, ty| {
+            fields.get(name).map(|json| convert(json, ty))
+        })
+    }
+
+    /// Like [`Event::to_value`], with the same checks and errors, but moves
+    /// the fields' texts into the value instead of copying them: the fields
+    /// the trigger declares are left `null`.
+    pub(crate) fn take_value(&mut self, schemas: &Schemas) -> Result<Value, EventError> {
+        let trigger = self.declared(schemas)?;
+        let fields = &mut self.fields;
+        fill(&self.trigger, trigger, |name, ty| {
+            fields
+                .get_mut(name)
+                .map(|json| convert_owned(std::mem::take(json), ty))
+        })
+    }
+
+    /// The trigger's schema, once every field of the event is declared.
+    fn declared<'s>(&self, schemas: &'s Schemas) -> Result<&'s TriggerSchema, EventError> {
         let Some(trigger) = schemas.triggers.get(&self.trigger) else {
             return Err(EventError::UnknownTrigger {
                 name: self.trigger.clone(),
@@ -117,34 +140,57 @@ impl Event {
                 });
             }
         }
-        let mut out = BTreeMap::new();
-        for field in &trigger.fields.fields {
-            let value = match self.fields.get(&field.name) {
-                None | Some(serde_json::Value::Null) if matches!(field.ty, Ty::Optional(_)) => {
-                    Value::None
-                }
-                None => {
-                    return Err(EventError::MissingField {
-                        trigger: self.trigger.clone(),
-                        field: field.name.clone(),
-                        ty: field.ty.to_string(),
-                    })
-                }
-                Some(json) => {
-                    convert(json, &field.ty).map_err(|(path, problem)| EventError::BadField {
-                        trigger: self.trigger.clone(),
-                        field: if path.is_empty() {
-                            field.name.clone()
-                        } else {
-                            format!("{}.{path}", field.name)
-                        },
-                        problem,
-                    })?
-                }
-            };
-            out.insert(field.name.clone(), value);
-        }
-        Ok(Value::Record(out))
+        Ok(trigger)
+    }
+}
+
+/// The event's record: each declared field converted by `convert` (`None`
+/// when the event does not have it), in the schema's order of checks.
+fn fill(
+    trigger_name: &str,
+    trigger: &TriggerSchema,
+    mut convert: impl FnMut(&str, &Ty) -> Option<Result<Value, (String, String)>>,
+) -> Result<Value, EventError> {
+    let mut out = BTreeMap::new();
+    for field in &trigger.fields.fields {
+        // `null` for an optional field converts to `none` too.
+        let value = match convert(&field.name, &field.ty) {
+            None if matches!(field.ty, Ty::Optional(_)) => Value::None,
+            None => {
+                return Err(EventError::MissingField {
+                    trigger: trigger_name.to_string(),
+                    field: field.name.clone(),
+                    ty: field.ty.to_string(),
+                })
+            }
+            Some(converted) => converted.map_err(|(path, problem)| EventError::BadField {
+                trigger: trigger_name.to_string(),
+                field: if path.is_empty() {
+                    field.name.clone()
+                } else {
+                    format!("{}.{path}", field.name)
+                },
+                problem,
+            })?,
+        };
+        out.insert(field.name.clone(), value);
+    }
+    Ok(Value::Record(out))
+}
+
+/// [`convert`] of a value the caller gives away: texts are moved, not
+/// copied. Same answers and errors.
+fn convert_owned(json: serde_json::Value, ty: &Ty) -> Result<Value, (String, String)> {
+    use serde_json::Value as J;
+    match (ty, json) {
+        (Ty::Optional(inner), json) if !json.is_null() => convert_owned(json, inner),
+        (Ty::Any | Ty::Unknown, json) => convert(&json, ty),
+        (Ty::Phone, J::String(s)) => match super::phones::check(&s) {
+            Ok(()) => Ok(Value::String(s)),
+            Err(_) => convert(&J::String(s), ty),
+        },
+        (t, J::String(s)) if t.is_text() => Ok(Value::String(s)),
+        (ty, json) => convert(&json, ty),
     }
 }
 

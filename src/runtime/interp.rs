@@ -385,7 +385,9 @@ impl<'a> Ctx<'a> {
                 StmtKind::Stop => Next::Stop,
                 StmtKind::Fail(message) => Next::Fail(self.eval(message).await?.to_string()),
                 StmtKind::Call(call) => {
-                    self.call(call).await?;
+                    // The statement drops the result: unless an observer
+                    // sees it, it is not built.
+                    self.call(call, self.inner.observed).await?;
                     Next::Continue
                 }
             })
@@ -499,6 +501,11 @@ impl<'a> Ctx<'a> {
                 Err(error) => return Some(Err(error)),
             },
             ExprKind::Binary(op, left, right) => {
+                if matches!(op, BinaryOp::Contains) {
+                    if let Some(found) = self.text_contains(left, right) {
+                        return Some(found);
+                    }
+                }
                 let l = pure!(left);
                 match (op, &l) {
                     (BinaryOp::And, Value::Bool(false)) => Value::Bool(false),
@@ -511,6 +518,31 @@ impl<'a> Ctx<'a> {
                 }
             }
         }))
+    }
+
+    /// `text contains "literal"` or `text contains other_text`, both sides
+    /// read in place: the text is not copied to be searched. `None` when the
+    /// sides are not such paths and literals; the general evaluation then
+    /// gives the answer (the same one, with the same errors).
+    fn text_contains(&self, left: &Expr, right: &Expr) -> Option<Result<Value, ActionError>> {
+        let haystack = match self.path(left)? {
+            Ok(Value::String(s)) => s,
+            Ok(_) => return None,
+            Err(error) => return Some(Err(error)),
+        };
+        let needle: &str = match &right.kind {
+            ExprKind::Str(parts) => match parts.as_slice() {
+                [] => "",
+                [StrPart::Text(text)] => text,
+                _ => return None,
+            },
+            _ => match self.path(right)? {
+                Ok(Value::String(s)) => s,
+                Ok(_) => return None,
+                Err(error) => return Some(Err(error)),
+            },
+        };
+        Some(Ok(Value::Bool(haystack.contains(needle))))
     }
 
     fn eval_boxed<'e>(&'e self, expr: &'e Expr) -> BoxFuture<'e, Result<Value, ActionError>> {
@@ -558,7 +590,7 @@ impl<'a> Ctx<'a> {
                     Value::None => Value::None,
                     value => value.field(&field.name).cloned().unwrap_or(Value::None),
                 },
-                ExprKind::Call(call) => self.call(call).await?,
+                ExprKind::Call(call) => self.call(call, true).await?,
                 ExprKind::Unary(op, operand) => unary(*op, self.eval(operand).await?)?,
                 ExprKind::Binary(op, left, right) => {
                     let l = self.eval(left).await?;
@@ -577,22 +609,40 @@ impl<'a> Ctx<'a> {
     // Actions
     // ------------------------------------------------------------------
 
-    async fn call(&self, call: &Call) -> Result<Value, ActionError> {
+    /// Calls an action. Without `wanted`, an action may return `none`
+    /// instead of its result (the caller drops it, and no observer sees it).
+    async fn call(&self, call: &Call, wanted: bool) -> Result<Value, ActionError> {
         let schema = self
             .program
             .schemas()
             .actions
             .get(&call.name.name)
             .ok_or_else(|| eval_error(format!("unknown action `{}`", call.name.name)))?;
-        let args = self.bind_args(schema, call).await?;
+        let mut args = self.bind_args(schema, call).await?;
         let now = self.inner.clock.now();
-        self.inner.observe(&RunEvent::Action {
-            run: self.run_id,
-            action: &schema.name,
-            args: &args,
-            at: now,
-        });
-        let result = self.perform(&schema.name, Args(args)).await;
+        if self.inner.observed {
+            // The observer sees the arguments with names of its own; without
+            // one, they stay borrowed from the schema.
+            let named: Vec<(String, Value)> = args
+                .0
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value))
+                .collect();
+            self.inner.observe(&RunEvent::Action {
+                run: self.run_id,
+                action: &schema.name,
+                args: &named,
+                at: now,
+            });
+            args = Args(
+                named
+                    .into_iter()
+                    .zip(&schema.params)
+                    .map(|((_, value), param)| (param.name.as_str(), value))
+                    .collect(),
+            );
+        }
+        let result = self.perform(&schema.name, args, wanted).await;
         let at = self.inner.clock.now();
         match &result {
             Ok(value) => self.inner.observe(&RunEvent::ActionDone {
@@ -613,11 +663,11 @@ impl<'a> Ctx<'a> {
 
     /// Evaluates arguments left to right and binds them to parameters, with
     /// defaults for those left out.
-    async fn bind_args(
+    async fn bind_args<'s>(
         &self,
-        schema: &ActionSchema,
+        schema: &'s ActionSchema,
         call: &Call,
-    ) -> Result<Vec<(String, Value)>, ActionError> {
+    ) -> Result<Args<'s>, ActionError> {
         // A handful of arguments: a list searched by name is cheaper than a
         // hash map. A name given twice keeps the last value, as before.
         let mut given: Vec<(&str, Value)> = Vec::with_capacity(call.args.len());
@@ -649,16 +699,21 @@ impl<'a> Ctx<'a> {
                     None => Value::None,
                 },
             };
-            out.push((param.name.clone(), value));
+            out.push((param.name.as_str(), value));
         }
-        Ok(out)
+        Ok(Args(out))
     }
 
     /// Runs an action. The names matched here are `BUILTIN_ACTIONS`.
-    async fn perform(&self, action: &str, args: Args) -> Result<Value, ActionError> {
+    async fn perform(
+        &self,
+        action: &str,
+        args: Args<'_>,
+        wanted: bool,
+    ) -> Result<Value, ActionError> {
         match action {
-            "whatsapp.send_template" => self.send_template(&args).await,
-            "whatsapp.send_text" => self.send_text(&args).await,
+            "whatsapp.send_template" => self.send_template(args, wanted).await,
+            "whatsapp.send_text" => self.send_text(&args, wanted).await,
             "ai.generate_response" => self.generate_response(&args).await,
             "log" => {
                 let level = text(&args, "level").unwrap_or("info");
@@ -684,7 +739,11 @@ impl<'a> Ctx<'a> {
                     // Called inside the guarded task: a handler that panics
                     // before it returns its future fails the action too.
                     let handler = handler.clone();
-                    let args: HashMap<String, Value> = args.0.into_iter().collect();
+                    let args: HashMap<String, Value> = args
+                        .0
+                        .into_iter()
+                        .map(|(name, value)| (name.to_string(), value))
+                        .collect();
                     self.guarded(other, async move { handler.call(args).await })
                         .await
                 }
@@ -697,10 +756,10 @@ impl<'a> Ctx<'a> {
 
     /// Runs a provider call in its own task with a time limit, so a provider
     /// that hangs or panics fails the action, not the engine.
-    async fn guarded<T: Send + 'static>(
+    async fn guarded<T: Send>(
         &self,
         what: &str,
-        future: impl Future<Output = Result<T, ActionError>> + Send + 'static,
+        future: impl Future<Output = Result<T, ActionError>> + Send,
     ) -> Result<T, ActionError> {
         let limit = self.inner.limits.provider_timeout;
         // Polled in place, each poll under `catch_unwind`: a panic fails the
@@ -726,7 +785,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn sender(&self, args: &Args) -> Result<SenderRef, ActionError> {
+    fn sender(&self, args: &Args<'_>) -> Result<SenderRef, ActionError> {
         let name = text(args, "sender").unwrap_or("");
         let config = self.program.config();
         match config.senders.get(name) {
@@ -742,13 +801,10 @@ impl<'a> Ctx<'a> {
     }
 
     async fn ensure_online(&self, sender: &SenderRef) -> Result<(), ActionError> {
-        let whatsapp = self.inner.whatsapp.clone();
-        let probe = sender.clone();
+        // Polled in place (see `guarded`): the call borrows the sender.
+        let whatsapp = &self.inner.whatsapp;
         let status = self
-            .guarded(
-                "WhatsApp",
-                async move { whatsapp.sender_status(&probe).await },
-            )
+            .guarded("WhatsApp", whatsapp.sender_status(sender))
             .await?;
         if status.online {
             Ok(())
@@ -769,39 +825,42 @@ impl<'a> Ctx<'a> {
         self.inner.clock.sleep_until(slot).await;
     }
 
-    async fn send_template(&self, args: &Args) -> Result<Value, ActionError> {
-        let sender = self.sender(args)?;
-        let to = recipient(args)?;
-        let name = text(args, "template").unwrap_or("").to_string();
-        let template = self.program.config().templates.get(&name).ok_or_else(|| {
-            ActionError::TemplateNotFound {
-                template: name.clone(),
+    async fn send_template(&self, mut args: Args<'_>, wanted: bool) -> Result<Value, ActionError> {
+        let sender = self.sender(&args)?;
+        let to = recipient(&args)?;
+        let name = text(&args, "template").unwrap_or("").to_string();
+        let Some(template) = self.program.config().templates.get(&name) else {
+            return Err(ActionError::TemplateNotFound {
+                template: name,
                 reason: "it is not in the template catalog (flow.toml)".to_string(),
-            }
-        })?;
-        let parameters = template_parameters(
-            &name,
-            template,
-            args.get("variables").unwrap_or(&Value::None),
-        )?;
+            });
+        };
+        // The variables' texts move into the message.
+        let variables = args.take("variables").unwrap_or(Value::None);
+        let parameters = template_parameters(&name, template, variables)?;
         self.ensure_online(&sender).await?;
         let message = TemplateMessage {
-            sender: sender.clone(),
-            to: to.clone(),
-            recipient_name: text(args, "name").map(String::from),
-            template: name.clone(),
+            sender,
+            to,
+            recipient_name: text(&args, "name").map(String::from),
+            template: name,
             language: template.language.clone(),
             preview: Some(fill_placeholders(&template.body, &parameters)),
             parameters,
         };
-        let whatsapp = self.inner.whatsapp.clone();
-        self.deliver(&sender, &to, Some(name), async move {
-            whatsapp.send_template(&message).await
-        })
+        // Polled in place (see `guarded`): the send borrows the message.
+        let whatsapp = &self.inner.whatsapp;
+        self.deliver(
+            &message.sender,
+            &message.to,
+            Some(&message.template),
+            whatsapp.send_template(&message),
+            wanted,
+        )
         .await
     }
 
-    async fn send_text(&self, args: &Args) -> Result<Value, ActionError> {
+    async fn send_text(&self, args: &Args<'_>, wanted: bool) -> Result<Value, ActionError> {
         let sender = self.sender(args)?;
         let to = recipient(args)?;
         let body = text(args, "message").unwrap_or("").to_string();
@@ -825,15 +884,15 @@ impl<'a> Ctx<'a> {
             return Err(ActionError::OutsideWindow { recipient: to });
         }
         self.ensure_online(&sender).await?;
-        let message = TextMessage {
-            sender: sender.clone(),
-            to: to.clone(),
-            body,
-        };
-        let whatsapp = self.inner.whatsapp.clone();
-        self.deliver(&sender, &to, None, async move {
-            whatsapp.send_text(&message).await
-        })
+        let message = TextMessage { sender, to, body };
+        let whatsapp = &self.inner.whatsapp;
+        self.deliver(
+            &message.sender,
+            &message.to,
+            None,
+            whatsapp.send_text(&message),
+            wanted,
+        )
         .await
     }
 
@@ -845,17 +904,33 @@ impl<'a> Ctx<'a> {
         let n = self
             .sends
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut key = format!("{}/", self.run_id);
+        // Built in one string (`{run}/t{i}.{b}/…/s{next}.{attempt}.{n}`),
+        // without a `format!` per part.
+        let mut key = String::with_capacity(self.run_id.len() + 24);
+        key.push_str(self.run_id);
+        key.push('/');
         if let Some(frame) = self.frames.last() {
             for step in &frame.path {
-                key.push_str(&match step {
-                    Step::Then(i, b) => format!("t{i}.{b}/"),
-                    Step::Else(i) => format!("e{i}/"),
-                    Step::Arm(i, a) => format!("a{i}.{a}/"),
-                    Step::Catch(i, c) => format!("c{i}.{c}/"),
-                });
+                let (tag, i, b) = match *step {
+                    Step::Then(i, b) => ('t', i, Some(b)),
+                    Step::Else(i) => ('e', i, None),
+                    Step::Arm(i, a) => ('a', i, Some(a)),
+                    Step::Catch(i, c) => ('c', i, Some(c)),
+                };
+                key.push(tag);
+                push_number(&mut key, u64::from(i));
+                if let Some(b) = b {
+                    key.push('.');
+                    push_number(&mut key, u64::from(b));
+                }
+                key.push('/');
             }
-            key.push_str(&format!("s{}.{}.{n}", frame.next, frame.attempt));
+            key.push('s');
+            push_number(&mut key, frame.next as u64);
+            key.push('.');
+            push_number(&mut key, u64::from(frame.attempt));
+            key.push('.');
+            push_number(&mut key, u64::from(n));
         }
         key
     }
@@ -871,8 +946,9 @@ impl<'a> Ctx<'a> {
         &self,
         sender: &SenderRef,
         to: &str,
-        template: Option<String>,
-        send: impl Future<Output = Result<crate::providers::SentMessage, ActionError>> + Send + 'static,
+        template: Option<&str>,
+        send: impl Future<Output = Result<crate::providers::SentMessage, ActionError>> + Send,
+        wanted: bool,
     ) -> Result<Value, ActionError> {
         let store = &self.inner.store;
         let key = self.send_key();
@@ -933,16 +1009,19 @@ impl<'a> Ctx<'a> {
                 run_id: self.run_id.to_string(),
                 sender: sender.name.clone(),
                 to: to.to_string(),
-                template,
+                template: template.map(String::from),
                 message_id: sent.message_id.clone(),
                 at,
             })
             .await
             .map_err(store_error)?;
+        if !wanted {
+            return Ok(Value::None);
+        }
         Ok(sent_value(sent.message_id, to, &sender.name, at))
     }
 
-    async fn generate_response(&self, args: &Args) -> Result<Value, ActionError> {
+    async fn generate_response(&self, args: &Args<'_>) -> Result<Value, ActionError> {
         let assistant = text(args, "assistant").unwrap_or("").to_string();
         let config = self.program.config();
         let settings = config.assistants.get(&assistant);
@@ -983,13 +1062,38 @@ impl<'a> Ctx<'a> {
 }
 
 /// An action's arguments by parameter name, in declaration order.
-struct Args(Vec<(String, Value)>);
+/// The names are the schema's, borrowed.
+struct Args<'s>(Vec<(&'s str, Value)>);
 
-impl Args {
+impl Args<'_> {
     /// The argument for a parameter.
     fn get(&self, name: &str) -> Option<&Value> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
+
+    /// Takes the argument for a parameter out, leaving `none`.
+    fn take(&mut self, name: &str) -> Option<Value> {
+        self.0
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| std::mem::replace(v, Value::None))
+    }
+}
+
+/// Appends a number in decimal, without the formatting machinery.
+pub(crate) fn push_number(text: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits: always UTF-8.
+    text.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// `none`, for paths that lead nowhere.
@@ -1016,12 +1120,12 @@ fn sent_value(message_id: String, to: &str, sender: &str, at: DateTime<Utc>) -> 
     ])
 }
 
-fn text<'v>(args: &'v Args, name: &str) -> Option<&'v str> {
+fn text<'v>(args: &'v Args<'_>, name: &str) -> Option<&'v str> {
     args.get(name).and_then(Value::as_str)
 }
 
 /// The `to` argument, in strict E.164.
-fn recipient(args: &Args) -> Result<String, ActionError> {
+fn recipient(args: &Args<'_>) -> Result<String, ActionError> {
     let to = text(args, "to").unwrap_or("");
     super::phones::check(to).map_err(|problems| ActionError::InvalidPhone {
         phone: to.to_string(),
@@ -1035,14 +1139,17 @@ fn recipient(args: &Args) -> Result<String, ActionError> {
 fn template_parameters(
     name: &str,
     template: &TemplateConfig,
-    variables: &Value,
+    variables: Value,
 ) -> Result<TemplateParameters, ActionError> {
     let mismatch = |reason: String| ActionError::TemplateParams {
         template: name.to_string(),
         reason,
     };
     let filled = |i: String, value: &Value| -> Result<String, ActionError> {
-        let text = value.to_string();
+        let text = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
         if text.trim().is_empty() {
             Err(mismatch(format!(
                 "variable {i} is empty; WhatsApp rejects empty parameters"
@@ -1051,14 +1158,21 @@ fn template_parameters(
             Ok(text)
         }
     };
+    // Positional: a text moves, and the number is only written for an error.
+    let owned = |i: usize, value: Value| -> Result<String, ActionError> {
+        match value {
+            Value::String(s) if !s.trim().is_empty() => Ok(s),
+            other => filled(i.to_string(), &other),
+        }
+    };
     match (&template.placeholders, variables) {
         (Placeholders::Positional(0), Value::None) => {
             Ok(TemplateParameters::Positional(Vec::new()))
         }
         (Placeholders::Positional(n), Value::List(values)) if values.len() == *n => values
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(i, v)| filled((i + 1).to_string(), v))
+            .map(|(i, v)| owned(i + 1, v))
             .collect::<Result<_, _>>()
             .map(TemplateParameters::Positional),
         (Placeholders::Positional(n), Value::List(values)) => Err(mismatch(format!(
@@ -1086,7 +1200,91 @@ fn template_parameters(
 }
 
 /// The template body with its placeholders filled in.
+///
+/// One pass over the body. The result is the same as replacing each
+/// placeholder in turn ([`fill_placeholders_in_turn`], the definition), which
+/// is still used when a value or a name has braces or the body has braces
+/// that are not placeholders: only then could one replacement make or break
+/// another.
 fn fill_placeholders(body: &str, parameters: &TemplateParameters) -> String {
+    let braces = |s: &str| s.bytes().any(|b| b == b'{' || b == b'}');
+    let plain = match parameters {
+        TemplateParameters::Positional(values) => {
+            values.iter().all(|v| !v.is_empty() && !braces(v))
+        }
+        TemplateParameters::Named(pairs) => pairs
+            .iter()
+            .all(|(n, v)| !n.is_empty() && !braces(n) && !v.is_empty() && !braces(v)),
+    };
+    if !plain {
+        return fill_placeholders_in_turn(body, parameters);
+    }
+    let value_of = |name: &str| -> Option<&str> {
+        match parameters {
+            TemplateParameters::Positional(values) => {
+                if name.is_empty()
+                    || !name.bytes().all(|b| b.is_ascii_digit())
+                    || name.starts_with('0')
+                {
+                    return None;
+                }
+                let i: usize = name.parse().ok()?;
+                values.get(i.checked_sub(1)?).map(String::as_str)
+            }
+            TemplateParameters::Named(pairs) => pairs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str()),
+        }
+    };
+    // `find` of a char is a fast byte search; `find` of "{{" is not.
+    let pair = |text: &str, c: char| -> Option<usize> {
+        let mut from = 0;
+        while let Some(at) = text[from..].find(c) {
+            let at = from + at;
+            if text[at + 1..].starts_with(c) {
+                return Some(at);
+            }
+            from = at + 1;
+        }
+        None
+    };
+    let mut out = String::with_capacity(body.len() + 64);
+    let mut rest = body;
+    while let Some(open) = pair(rest, '{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let filled = pair(after, '}').and_then(|close| {
+            let name = &after[..close];
+            if braces(name) {
+                return None;
+            }
+            value_of(name).map(|value| (value, close))
+        });
+        match filled {
+            Some((value, close)) => {
+                out.push_str(value);
+                rest = &after[close + 2..];
+            }
+            None => {
+                // Not a placeholder: keep one brace and look again after it.
+                out.push('{');
+                rest = &rest[open + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    if pair(&out, '{').is_some() {
+        // Braces left over could form placeholders in the step-by-step
+        // definition: answer with it.
+        return fill_placeholders_in_turn(body, parameters);
+    }
+    out
+}
+
+/// The template body with each placeholder replaced in turn (positional ones
+/// from the last to the first).
+fn fill_placeholders_in_turn(body: &str, parameters: &TemplateParameters) -> String {
     let mut out = body.to_string();
     match parameters {
         TemplateParameters::Positional(values) => {
@@ -1103,7 +1301,7 @@ fn fill_placeholders(body: &str, parameters: &TemplateParameters) -> String {
     out
 }
 
-fn format_date(args: &Args) -> Result<Value, ActionError> {
+fn format_date(args: &Args<'_>) -> Result<Value, ActionError> {
     let Some(Value::DateTime(value)) = args.get("value") else {
         return Err(ActionError::InvalidDate {
             message: "format needs a date and time".to_string(),
@@ -1310,4 +1508,60 @@ fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, ActionError> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_pass_fill_is_the_fill_in_turn() {
+        let bodies = [
+            "Hi {{1}}, about {{2}} ({{3}}, {{4}}).",
+            "{{1}}{{1}}{{2}}",
+            "{{{1}}}",
+            "{{{{1}}}}",
+            "{{2{{1}}",
+            "{{5}} {{0}} {{01}} {{ 1}} {{}} }}{{",
+            "{{a{{1}}}}",
+            "{{name}} and {{other}} and {{missing}}",
+            "no placeholders",
+            "",
+            "{",
+            "{{",
+            "{{1",
+            "x}}{{2}}",
+        ];
+        let value_sets: [&[&str]; 5] = [
+            &["Anna", "price", "c-1", "m-2"],
+            &["{{2}}", "b"],
+            &["a}", "{b"],
+            &["", "x"],
+            &["1", "2", "3", "4", "5"],
+        ];
+        for body in bodies {
+            for values in value_sets {
+                let positional =
+                    TemplateParameters::Positional(values.iter().map(|v| v.to_string()).collect());
+                assert_eq!(
+                    fill_placeholders(body, &positional),
+                    fill_placeholders_in_turn(body, &positional),
+                    "{body:?} {values:?}"
+                );
+                let names = ["name", "other", "1", "a"];
+                let named = TemplateParameters::Named(
+                    names
+                        .iter()
+                        .zip(values.iter())
+                        .map(|(n, v)| (n.to_string(), v.to_string()))
+                        .collect(),
+                );
+                assert_eq!(
+                    fill_placeholders(body, &named),
+                    fill_placeholders_in_turn(body, &named),
+                    "{body:?} {values:?} named"
+                );
+            }
+        }
+    }
 }

@@ -74,7 +74,7 @@ impl Busy {
 
 #[derive(Debug, Default)]
 struct Slots {
-    senders: HashMap<String, Busy>,
+    senders: rustc_hash::FxHashMap<String, Busy>,
     recipient_next: HashMap<String, DateTime<Utc>>,
 }
 
@@ -108,15 +108,25 @@ impl Pacer {
         let recipient_next = slots.recipient_next.get(recipient).copied().unwrap_or(now);
         let earliest = now.max(recipient_next);
         let earliest_ns = nanos(earliest);
-        let busy = slots.senders.entry(sender.to_string()).or_default();
+        // Looked up before inserting, so a known sender costs no allocation.
+        if !slots.senders.contains_key(sender) {
+            slots.senders.insert(sender.to_string(), Busy::default());
+        }
+        let Some(busy) = slots.senders.get_mut(sender) else {
+            unreachable!("the sender is in the map: it was just inserted");
+        };
         if busy.intervals.len() > 10_000 {
             busy.prune(nanos(now));
         }
         let slot_ns = busy.reserve(earliest_ns, spacing_ns);
         let slot = earliest + Duration::nanoseconds(slot_ns - earliest_ns);
-        slots
-            .recipient_next
-            .insert(recipient.to_string(), slot + self.limits.recipient_interval);
+        let next = slot + self.limits.recipient_interval;
+        match slots.recipient_next.get_mut(recipient) {
+            Some(known) => *known = next,
+            None => {
+                slots.recipient_next.insert(recipient.to_string(), next);
+            }
+        }
         // Keep memory bounded: recipients whose slot has passed need no entry.
         if slots.recipient_next.len() > 100_000 {
             slots.recipient_next.retain(|_, next| *next > now);

@@ -36,7 +36,14 @@ const VERSION: u64 = 2;
 
 /// A run's state as the store keeps it.
 pub(crate) fn encode(run: &Run) -> Result<Json, serde_json::Error> {
-    serde_json::to_string(&CompactRun(run)).map(Json::String)
+    // Sized for a typical state at once, not grown from serde_json's 128
+    // bytes.
+    let mut out = Vec::with_capacity(512);
+    serde_json::to_writer(&mut out, &CompactRun(run))?;
+    // serde_json writes UTF-8 only.
+    Ok(Json::String(
+        String::from_utf8(out).map_err(serde::ser::Error::custom)?,
+    ))
 }
 
 /// The run from a stored state, version 2 or 1; `id` and `flow` are the
@@ -53,6 +60,7 @@ pub(crate) fn decode(id: &str, flow: &str, state: Json) -> Result<Run, String> {
 }
 
 struct CompactRun<'a>(&'a Run);
+struct CompactFrames<'a>(&'a [Frame]);
 struct CompactFrame<'a>(&'a Frame);
 struct CompactPath<'a>(&'a [Step]);
 struct CompactVars<'a>(&'a [(String, Value)]);
@@ -69,9 +77,14 @@ impl Serialize for CompactRun<'_> {
         seq.serialize_element(&run.started_at.timestamp())?;
         seq.serialize_element(&run.started_at.timestamp_subsec_nanos())?;
         seq.serialize_element(&run.steps)?;
-        let frames: Vec<CompactFrame<'_>> = run.frames.iter().map(CompactFrame).collect();
-        seq.serialize_element(&frames)?;
+        seq.serialize_element(&CompactFrames(&run.frames))?;
         seq.end()
+    }
+}
+
+impl Serialize for CompactFrames<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(CompactFrame))
     }
 }
 

@@ -5,10 +5,18 @@
 //! An event is answered 200 only once it is in the store's inbox, and it is
 //! dispatched from there: a crash between the answer and the runs loses
 //! nothing, and a second delivery of the same event is recognised by its id.
+//!
+//! The requests' events reach the inbox through one writer task (group
+//! commit): it takes every event waiting, up to [`WRITER_BATCH`] requests'
+//! worth, stores them with one [`Store::enqueue_events`] call (one
+//! transaction in a durable store) and only then answers each request. A
+//! request is still answered 200 only once its event is committed; if the
+//! commit fails, every request of that batch gets the store error and none
+//! of their events is kept.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -18,12 +26,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::metrics::Metrics;
 use super::webhook::{self, SenderDirectory};
 use crate::check::Program;
-use crate::providers::{InboxEvent, Secret, Store};
+use crate::providers::{InboxEvent, Secret, Store, StoreError};
 use crate::runtime::{Engine, EngineError, Event};
 
 /// How the service listens and whom it trusts.
@@ -55,6 +63,24 @@ impl ServeOptions {
     }
 }
 
+/// The most requests whose events the writer commits together.
+pub const WRITER_BATCH: usize = 512;
+/// How many requests may wait for the writer before handlers wait to hand
+/// theirs over (backpressure instead of unbounded memory).
+const WRITER_QUEUE: usize = 4 * WRITER_BATCH;
+
+/// What the writer answers a request: whether each of its events is new.
+type WriterReply = Result<Vec<bool>, Arc<StoreError>>;
+
+/// Work for the inbox writer.
+enum WriterJob {
+    /// One request's events, and where to answer once they are committed.
+    Enqueue(Vec<InboxEvent>, oneshot::Sender<WriterReply>),
+    /// Answered once everything sent before it has been committed (or has
+    /// failed).
+    Flush(oneshot::Sender<()>),
+}
+
 /// The running service's shared state.
 pub struct Service {
     engine: Engine,
@@ -64,6 +90,9 @@ pub struct Service {
     options: ServeOptions,
     metrics: Arc<Metrics>,
     inbox_ready: Notify,
+    /// The group-commit writer, started on first use (on the runtime that
+    /// serves the requests).
+    writer: OnceLock<mpsc::Sender<WriterJob>>,
 }
 
 impl Service {
@@ -83,7 +112,54 @@ impl Service {
             options,
             metrics,
             inbox_ready: Notify::new(),
+            writer: OnceLock::new(),
         })
+    }
+
+    fn writer(&self) -> &mpsc::Sender<WriterJob> {
+        self.writer.get_or_init(|| {
+            let (jobs, queue) = mpsc::channel(WRITER_QUEUE);
+            tokio::spawn(inbox_writer(self.store.clone(), queue));
+            jobs
+        })
+    }
+
+    /// Stores `events` in the inbox through the writer; whether each is new.
+    /// Returns once they are committed.
+    async fn store_events(&self, events: Vec<InboxEvent>) -> WriterReply {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        match self.writer().send(WriterJob::Enqueue(events, reply)).await {
+            Ok(()) => answer.await.unwrap_or_else(|_| {
+                // The writer went away (its runtime stopped, or the store
+                // panicked) with the batch in hand: whether it was committed
+                // is unknown, so the sender must deliver it again.
+                Err(Arc::new(StoreError::Backend(
+                    "the inbox writer stopped before answering".into(),
+                )))
+            }),
+            // No writer (its runtime is gone): store directly.
+            Err(mpsc::error::SendError(job)) => match job {
+                WriterJob::Enqueue(events, _) => {
+                    self.store.enqueue_events(events).await.map_err(Arc::new)
+                }
+                WriterJob::Flush(_) => Ok(Vec::new()),
+            },
+        }
+    }
+
+    /// Waits until every event handed to the writer so far is committed
+    /// (or has failed).
+    pub async fn flush_writer(&self) {
+        let Some(jobs) = self.writer.get() else {
+            return;
+        };
+        let (done, flushed) = oneshot::channel();
+        if jobs.send(WriterJob::Flush(done)).await.is_ok() {
+            let _ = flushed.await;
+        }
     }
 
     /// Starts the runs of every event in the inbox, oldest first. An event
@@ -235,9 +311,12 @@ pub async fn serve(
     let timer = tokio::spawn(service.clone().timer_worker(stopped));
     let address: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?address, "flowc serve listening");
-    let result = axum::serve(listener, router(service))
+    let result = axum::serve(listener, router(service.clone()))
         .with_graceful_shutdown(shutdown)
         .await;
+    // Every answered request's events are committed already; this also
+    // commits those of requests whose client went away while they waited.
+    let _ = tokio::time::timeout(Duration::from_secs(30), service.flush_writer()).await;
     let _ = stop.send(true);
     // A worker in the middle of a run finishes its step; give it a bound.
     let _ = tokio::time::timeout(Duration::from_secs(30), async {
@@ -299,14 +378,23 @@ async fn webhook_post(
     for warning in &parsed.warnings {
         tracing::info!(%warning, "part of a webhook payload skipped");
     }
+    let mut events = Vec::with_capacity(parsed.events.len());
     for inbound in parsed.events {
-        match enqueue(&service, inbound.id, &inbound.event).await {
-            Ok(new) => service
-                .metrics
-                .event("webhook", if new { "accepted" } else { "duplicate" }),
-            // Meta retries what is not answered 200: nothing is lost.
-            Err(response) => return response,
+        match inbox_event(inbound.id, &inbound.event) {
+            Ok(event) => events.push(event),
+            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         }
+    }
+    match enqueue(&service, events).await {
+        Ok(new) => {
+            for new in new {
+                service
+                    .metrics
+                    .event("webhook", if new { "accepted" } else { "duplicate" });
+            }
+        }
+        // Meta retries what is not answered 200: nothing is lost.
+        Err(response) => return response,
     }
     service.inbox_ready.notify_one();
     (StatusCode::OK, "ok").into_response()
@@ -338,8 +426,13 @@ async fn host_event(
         service.metrics.event("host", "rejected");
         return (StatusCode::UNPROCESSABLE_ENTITY, error.to_string()).into_response();
     }
-    match enqueue(&service, id, &event).await {
+    let event = match inbox_event(id, &event) {
+        Ok(event) => event,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    match enqueue(&service, vec![event]).await {
         Ok(new) => {
+            let new = new.first().copied().unwrap_or(false);
             service
                 .metrics
                 .event("host", if new { "accepted" } else { "duplicate" });
@@ -355,25 +448,77 @@ async fn host_event(
     }
 }
 
-async fn enqueue(service: &Service, id: String, event: &Event) -> Result<bool, Response> {
-    let json = serde_json::to_value(event)
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())?;
-    service
-        .store
-        .enqueue_event(InboxEvent {
-            id,
-            event: json,
-            received_at: Utc::now(),
-        })
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "could not store an event");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the event store is unavailable",
-            )
-                .into_response()
-        })
+fn inbox_event(id: String, event: &Event) -> Result<InboxEvent, serde_json::Error> {
+    let json = serde_json::to_value(event)?;
+    Ok(InboxEvent {
+        id,
+        event: json,
+        received_at: Utc::now(),
+    })
+}
+
+/// Commits `events` to the inbox (through the writer); whether each is new.
+async fn enqueue(service: &Service, events: Vec<InboxEvent>) -> Result<Vec<bool>, Response> {
+    service.store_events(events).await.map_err(|error| {
+        tracing::error!(%error, "could not store an event");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the event store is unavailable",
+        )
+            .into_response()
+    })
+}
+
+/// The group-commit writer: takes every request waiting (up to
+/// [`WRITER_BATCH`]), commits their events with one
+/// [`Store::enqueue_events`] call and answers each request. Ends when the
+/// service (every sender) is gone.
+async fn inbox_writer(store: Arc<dyn Store>, mut queue: mpsc::Receiver<WriterJob>) {
+    let mut jobs = Vec::with_capacity(WRITER_BATCH);
+    while queue.recv_many(&mut jobs, WRITER_BATCH).await > 0 {
+        let mut events = Vec::new();
+        let mut waiting = Vec::with_capacity(jobs.len());
+        let mut flushes = Vec::new();
+        for job in jobs.drain(..) {
+            match job {
+                WriterJob::Enqueue(batch, reply) => {
+                    waiting.push((batch.len(), reply));
+                    events.extend(batch);
+                }
+                WriterJob::Flush(done) => flushes.push(done),
+            }
+        }
+        if !events.is_empty() {
+            let total = events.len();
+            let result = match store.enqueue_events(events).await {
+                Ok(new) if new.len() == total => Ok(new),
+                Ok(new) => Err(StoreError::Backend(format!(
+                    "the store answered for {} of {total} events",
+                    new.len()
+                ))),
+                Err(error) => Err(error),
+            };
+            match result {
+                Ok(new) => {
+                    let mut new = new.into_iter();
+                    for (n, reply) in waiting {
+                        // A request whose client went away is not answered;
+                        // its events are kept all the same.
+                        let _ = reply.send(Ok(new.by_ref().take(n).collect()));
+                    }
+                }
+                Err(error) => {
+                    let error = Arc::new(error);
+                    for (_, reply) in waiting {
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                }
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
 }
 
 async fn health(State(service): State<Arc<Service>>) -> Response {
@@ -384,11 +529,7 @@ async fn health(State(service): State<Arc<Service>>) -> Response {
 }
 
 async fn metrics(State(service): State<Arc<Service>>) -> Response {
-    let pending = service
-        .store
-        .pending_events(10_000)
-        .await
-        .map_or(0, |e| e.len());
+    let pending = service.store.pending_count().await.unwrap_or(0);
     let suspended = service.store.suspended_count().await.unwrap_or(0);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
