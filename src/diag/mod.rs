@@ -140,6 +140,11 @@ impl Diagnostics {
         self.0.iter().any(Diagnostic::is_error)
     }
 
+    /// How many errors, in words: `1 syntax error`, `2 syntax errors`.
+    pub fn errors_in_words(&self, kind: &str) -> String {
+        counted(self.error_count(), &format!("{kind} error"))
+    }
+
     /// How many errors.
     pub fn error_count(&self) -> usize {
         self.0.iter().filter(|d| d.is_error()).count()
@@ -198,5 +203,19 @@ impl<'a> IntoIterator for &'a Diagnostics {
 impl FromIterator<Diagnostic> for Diagnostics {
     fn from_iter<T: IntoIterator<Item = Diagnostic>>(iter: T) -> Self {
         Diagnostics(iter.into_iter().collect())
+    }
+}
+
+/// `1 file`, `2 files`: a count and a word that takes a plural `s`.
+///
+/// ```
+/// assert_eq!(flowc::diag::counted(1, "file"), "1 file");
+/// assert_eq!(flowc::diag::counted(3, "syntax error"), "3 syntax errors");
+/// ```
+pub fn counted(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }

@@ -55,7 +55,7 @@ pub const WIDTH: usize = printer::WIDTH;
 pub enum FormatError {
     /// The text does not parse. The diagnostics' spans point into the text
     /// given to [`format_source`], as file [`FileId`]`(0)`.
-    #[error("the text does not parse ({} syntax error(s))", .0.error_count())]
+    #[error("the text does not parse ({})", .0.errors_in_words("syntax"))]
     Syntax(Diagnostics),
     /// A comment sits inside an expression that the layout prints on one
     /// line; formatting would move or lose it. The span (in file

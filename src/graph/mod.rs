@@ -98,7 +98,7 @@ pub struct Edge {
 pub enum GraphError {
     /// The text does not parse. The spans point into the text as file
     /// [`FileId`]`(0)`.
-    #[error("the text does not parse ({} syntax error(s))", .0.error_count())]
+    #[error("the text does not parse ({})", .0.errors_in_words("syntax"))]
     Syntax(Diagnostics),
 }
 

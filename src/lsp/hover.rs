@@ -184,20 +184,26 @@ fn config_markdown(entry: ConfigName) -> String {
             "```toml\n[senders.{}]\n```\n\nWhatsApp sender, phone number ID `{}`{}",
             s.name,
             s.phone_number_id,
-            s.phone.as_ref().map(|p| format!(", {p}")).unwrap_or_default()
+            s.phone
+                .as_ref()
+                .map(|p| format!(", {p}"))
+                .unwrap_or_default()
         ),
         ConfigName::Template(t) => format!(
-            "```toml\n[templates.{}]\n```\n\n{} template in `{}`, {} placeholder(s):\n\n```text\n{}\n```",
+            "```toml\n[templates.{}]\n```\n\n{} template in `{}`, {}:\n\n```text\n{}\n```",
             t.name,
             t.category,
             t.language,
-            t.placeholders.count(),
+            crate::diag::counted(t.placeholders.count(), "placeholder"),
             t.body
         ),
         ConfigName::Assistant(a) => format!(
             "```toml\n[assistants.{}]\n```\n\nAI assistant{}{}",
             a.name,
-            a.model.as_ref().map(|m| format!(", model `{m}`")).unwrap_or_default(),
+            a.model
+                .as_ref()
+                .map(|m| format!(", model `{m}`"))
+                .unwrap_or_default(),
             a.instructions
                 .as_ref()
                 .map(|i| format!("\n\n{i}"))

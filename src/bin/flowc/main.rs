@@ -55,11 +55,7 @@ enum Command {
 
 /// `1 file`, `2 files`.
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
+    flowc::diag::counted(n, word)
 }
 
 fn main() -> ExitCode {
