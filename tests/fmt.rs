@@ -439,6 +439,46 @@ fn a_file_that_does_not_parse_is_reported_and_left_untouched() {
 }
 
 #[test]
+fn a_dash_formats_standard_input_to_standard_output() {
+    use std::io::Write as _;
+    let run = |args: &[&str], input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flowc"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("flowc runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+        drop(stdin);
+        child.wait_with_output().expect("flowc ends")
+    };
+    let out = run(&["fmt", "-"], UNTIDY);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "flow untidy\non call.ended as call {\n    delay 10m\n}\n"
+    );
+
+    let out = run(&["fmt", "--check", "-"], UNTIDY);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&["fmt", "--check", "-"], TIDY);
+    assert_eq!(out.status.code(), Some(0));
+
+    // Standard output carries only formatted text: the syntax error goes to
+    // standard error.
+    let out = run(&["fmt", "-"], BROKEN);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("F0001") && stderr.contains("<stdin>:3:10"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_missing_path_is_a_usage_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = flowc(&["fmt", "nowhere.flow"], dir.path());

@@ -1,6 +1,6 @@
 //! `flowc check`: parse and check flows, print every diagnostic.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -88,16 +88,27 @@ pub fn checked_program(
 /// Prints every diagnostic to stdout. A closed stdout (`| head`) is not an
 /// error: the exit code still tells the result.
 pub fn print_diagnostics(checked: &Checked, format: Format) {
-    let mut out = std::io::stdout().lock();
+    let stdout = std::io::stdout();
+    let colored = stdout.is_terminal();
+    write_diagnostics(checked, format, &mut stdout.lock(), colored);
+}
+
+/// Writes the diagnostics to `out`, in colour when `terminal` says it is one
+/// (and `NO_COLOR` is not set).
+pub fn write_diagnostics(
+    checked: &Checked,
+    format: Format,
+    out: &mut dyn std::io::Write,
+    terminal: bool,
+) {
     let _ = match format {
         Format::Json => checked.diagnostics.iter().try_for_each(|d| {
             let json = JsonDiagnostic::new(d, &checked.sources);
-            serde_json::to_writer(&mut out, &json).map_err(std::io::Error::other)?;
+            serde_json::to_writer(&mut *out, &json).map_err(std::io::Error::other)?;
             writeln!(out)
         }),
         Format::Human => {
-            let style = if std::io::stdout().is_terminal()
-                && !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+            let style = if terminal && !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
             {
                 Style::Color
             } else {

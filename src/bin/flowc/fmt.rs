@@ -5,7 +5,7 @@
 //! never written; files are replaced atomically (a temporary file in the same
 //! folder, then a rename), and only when their text changes.
 
-use std::collections::BTreeSet;
+use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,9 +13,10 @@ use std::sync::Arc;
 use clap::Args;
 use flowc::check::Checked;
 use flowc::format::{format_source, FormatError};
+use flowc::project::Project;
 use flowc::source::SourceMap;
 
-use crate::check::{print_diagnostics, Format};
+use crate::check::{print_diagnostics, write_diagnostics, Format};
 use crate::plural;
 
 #[derive(Debug, Args)]
@@ -24,16 +25,20 @@ pub struct FmtArgs {
     /// if there are any.
     #[arg(long)]
     check: bool,
-    /// .flow files, or folders to search for them.
+    /// .flow files, or folders to search for them; `-` formats standard
+    /// input to standard output (for editors).
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
 }
 
 pub fn run(args: FmtArgs) -> ExitCode {
-    let files = match collect(&args.paths) {
-        Ok(files) => files,
-        Err(message) => {
-            eprintln!("error: {message}");
+    if args.paths.len() == 1 && args.paths[0] == Path::new("-") {
+        return format_stdin(args.check);
+    }
+    let files = match Project::discover(&args.paths, None) {
+        Ok(project) => project.flows,
+        Err(error) => {
+            eprintln!("error: {error}");
             return ExitCode::from(2);
         }
     };
@@ -52,7 +57,7 @@ pub fn run(args: FmtArgs) -> ExitCode {
         let formatted = match format_source(&text) {
             Ok(formatted) => formatted,
             Err(error) => {
-                report(path, &text, &error);
+                report(path, &text, &error, Output::Stdout);
                 failed = true;
                 continue;
             }
@@ -80,8 +85,50 @@ pub fn run(args: FmtArgs) -> ExitCode {
     }
 }
 
+/// `flowc fmt -`: the formatted text on standard output, or with `--check`
+/// nothing and exit code 1 when it would change. Text that does not parse is
+/// reported and nothing is printed on standard output.
+fn format_stdin(check: bool) -> ExitCode {
+    let mut text = String::new();
+    if let Err(error) = std::io::stdin().read_to_string(&mut text) {
+        eprintln!("error: cannot read standard input: {error}");
+        return ExitCode::from(2);
+    }
+    match format_source(&text) {
+        Ok(formatted) if check => {
+            if formatted == text {
+                ExitCode::SUCCESS
+            } else {
+                say!("<stdin>");
+                ExitCode::from(1)
+            }
+        }
+        Ok(formatted) => {
+            use std::io::Write as _;
+            match std::io::stdout().lock().write_all(formatted.as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: cannot write standard output: {error}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Err(error) => {
+            report(Path::new("<stdin>"), &text, &error, Output::Stderr);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Where [`report`] prints the diagnostics: standard output as `flowc check`
+/// does, or standard error when standard output carries the formatted text.
+enum Output {
+    Stdout,
+    Stderr,
+}
+
 /// Prints why a file was left alone, as `flowc check` prints diagnostics.
-fn report(path: &Path, text: &str, error: &FormatError) {
+fn report(path: &Path, text: &str, error: &FormatError, output: Output) {
     let mut sources = SourceMap::new();
     // The first file of a new map is FileId(0), which the spans point into.
     sources.add(path.display().to_string(), text);
@@ -90,40 +137,15 @@ fn report(path: &Path, text: &str, error: &FormatError) {
         diagnostics: error.diagnostics(),
         program: None,
     };
-    print_diagnostics(&checked, Format::Human);
+    match output {
+        Output::Stdout => print_diagnostics(&checked, Format::Human),
+        Output::Stderr => {
+            let stderr = std::io::stderr();
+            let terminal = stderr.is_terminal();
+            write_diagnostics(&checked, Format::Human, &mut stderr.lock(), terminal);
+        }
+    }
     eprintln!("error: {} was not formatted: {error}", path.display());
-}
-
-/// The files named, and the `.flow` files under the folders named, sorted
-/// and without duplicates.
-fn collect(paths: &[PathBuf]) -> Result<BTreeSet<PathBuf>, String> {
-    let mut files = BTreeSet::new();
-    for path in paths {
-        if path.is_dir() {
-            walk(path, &mut files)?;
-        } else if path.is_file() {
-            files.insert(path.clone());
-        } else {
-            return Err(format!("{} does not exist", path.display()));
-        }
-    }
-    Ok(files)
-}
-
-fn walk(dir: &Path, files: &mut BTreeSet<PathBuf>) -> Result<(), String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-    for entry in entries {
-        let path = entry
-            .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
-            .path();
-        if path.is_dir() {
-            walk(&path, files)?;
-        } else if path.extension().is_some_and(|ext| ext == "flow") {
-            files.insert(path);
-        }
-    }
-    Ok(())
 }
 
 /// Writes next to the file, then renames over it: a reader (or a crash)
