@@ -486,15 +486,21 @@ fn rhai_run(inputs: &Inputs, n: usize) -> PeerResult {
             .expect("the rhai call");
     }
     let seconds = began.elapsed().as_secs_f64();
-    let mut tally = Tally::default();
-    for (template, to, variables) in sends.lock().expect("sends").iter() {
-        tally.add(template, to, variables);
-    }
+    let tally = tally_of(&sends);
     PeerResult {
         name: "rhai (precompiled AST)",
         seconds,
         tally,
     }
+}
+
+/// The sends a peer recorded, counted as the engine's are.
+fn tally_of(sends: &Mutex<Vec<SendRecord>>) -> Tally {
+    let mut tally = Tally::default();
+    for (template, to, variables) in sends.lock().expect("sends").iter() {
+        tally.add(template, to, variables);
+    }
+    tally
 }
 
 fn lua_run(inputs: &Inputs, n: usize) -> PeerResult {
@@ -522,10 +528,7 @@ fn lua_run(inputs: &Inputs, n: usize) -> PeerResult {
             .expect("the lua call");
     }
     let seconds = began.elapsed().as_secs_f64();
-    let mut tally = Tally::default();
-    for (template, to, variables) in sends.lock().expect("sends").iter() {
-        tally.add(template, to, variables);
-    }
+    let tally = tally_of(&sends);
     PeerResult {
         name: "Lua 5.4 (mlua)",
         seconds,

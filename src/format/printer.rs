@@ -454,16 +454,7 @@ impl<'a> Printer<'a> {
         }
         head.push(' ');
         out.push_str(&head);
-        let elems = given
-            .fields
-            .iter()
-            .map(|(key, value)| Elem {
-                start: key.span.start as usize,
-                end: value.span.end as usize,
-                head: format!("{}: ", self.text(key.span)),
-                value: ElemValue::Expr(value),
-            })
-            .collect();
+        let elems = self.record_elems(&given.fields);
         let record = self.bracketed(
             List {
                 brackets: ("{", "}"),
@@ -781,6 +772,19 @@ impl<'a> Printer<'a> {
     // Expressions
     // -----------------------------------------------------------------------
 
+    /// The `key: value` fields of a record, as elements of a bracketed list.
+    fn record_elems<'e>(&self, fields: &'e [(Ident, Expr)]) -> Vec<Elem<'e>> {
+        fields
+            .iter()
+            .map(|(key, value)| Elem {
+                start: key.span.start as usize,
+                end: value.span.end as usize,
+                head: format!("{}: ", self.text(key.span)),
+                value: ElemValue::Expr(value),
+            })
+            .collect()
+    }
+
     /// A list or record literal `e`, broken over lines when it does not fit.
     fn literal_collection(
         &mut self,
@@ -821,15 +825,7 @@ impl<'a> Printer<'a> {
                 self.literal_collection(e, ("[", "]"), elems, Place { level, col, tail }, style)
             }
             ExprKind::Record(fields) => {
-                let elems = fields
-                    .iter()
-                    .map(|(key, value)| Elem {
-                        start: key.span.start as usize,
-                        end: value.span.end as usize,
-                        head: format!("{}: ", self.text(key.span)),
-                        value: ElemValue::Expr(value),
-                    })
-                    .collect();
+                let elems = self.record_elems(fields);
                 self.literal_collection(e, ("{", "}"), elems, Place { level, col, tail }, style)
             }
             _ => self.flat(e),
