@@ -8,6 +8,7 @@ pub mod diag;
 pub mod duration;
 pub mod format;
 pub mod graph;
+pub mod media;
 pub mod lsp;
 pub mod pattern;
 pub mod phone;

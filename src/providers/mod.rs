@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod cloud_api;
 pub mod console;
+pub mod message;
 pub mod openai;
 pub mod recording;
 pub mod routing;
@@ -20,6 +21,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use clock::{Clock, SystemClock, VirtualClock};
+pub use message::{
+    Choice, Choices, InteractiveMessage, ListSection, MediaInfo, MediaMessage, MediaSource,
+    MediaUpload, ReadReceipt, TemplateButton, TemplateButtonParameter, TemplateHeader,
+};
 pub use store::{
     InboxEvent, MemoryStore, RunOutcome, RunRecord, SendState, SentRecord, Store, StoreError,
     StoredRun,
@@ -78,6 +83,10 @@ pub struct TemplateMessage {
     /// The catalog's body text with the parameters filled in, for dry runs
     /// and logs; `None` when the catalog has no body.
     pub preview: Option<String>,
+    /// The header's parameter, for templates whose header has one.
+    pub header: Option<TemplateHeader>,
+    /// The buttons' parameters: quick-reply payloads and URL suffixes.
+    pub buttons: Vec<TemplateButton>,
 }
 
 /// A free-text message, checked and ready to send.
@@ -129,6 +138,55 @@ pub trait WhatsApp: Send + Sync {
     async fn send_text(&self, message: &TextMessage) -> Result<SentMessage, ActionError>;
     /// Reads whether the sender is online.
     async fn sender_status(&self, sender: &SenderRef) -> Result<SenderStatus, ActionError>;
+    /// Sends reply buttons or a list (inside the 24-hour window).
+    async fn send_interactive(
+        &self,
+        message: &InteractiveMessage,
+    ) -> Result<SentMessage, ActionError> {
+        Err(unsupported("send interactive messages", &message.sender))
+    }
+    /// Sends an image, document, audio, video or sticker (inside the window).
+    async fn send_media(&self, message: &MediaMessage) -> Result<SentMessage, ActionError> {
+        Err(unsupported("send media", &message.sender))
+    }
+    /// Uploads a file to WhatsApp's media store; returns its media id.
+    async fn upload_media(&self, upload: &MediaUpload) -> Result<String, ActionError> {
+        Err(unsupported("upload media", &upload.sender))
+    }
+    /// Looks up a stored media file: its download URL, type and size.
+    async fn media_info(
+        &self,
+        sender: &SenderRef,
+        media_id: &str,
+    ) -> Result<MediaInfo, ActionError> {
+        let _ = media_id;
+        Err(unsupported("look up media", sender))
+    }
+    /// Downloads a media file found with [`WhatsApp::media_info`]. Fails
+    /// with `MediaTooLarge` as soon as more than `max_bytes` arrive.
+    async fn download_media(
+        &self,
+        sender: &SenderRef,
+        info: &MediaInfo,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ActionError> {
+        let _ = (info, max_bytes);
+        Err(unsupported("download media", sender))
+    }
+    /// Marks a customer's message as read (and shows the typing indicator).
+    async fn mark_read(&self, receipt: &ReadReceipt) -> Result<(), ActionError> {
+        Err(unsupported("mark messages as read", &receipt.sender))
+    }
+}
+
+/// The error of a provider that does not implement a message kind.
+fn unsupported(what: &str, sender: &SenderRef) -> ActionError {
+    ActionError::InvalidRequest {
+        message: format!(
+            "the WhatsApp provider of sender `{}` cannot {what}",
+            sender.name
+        ),
+    }
 }
 
 /// A request to an AI assistant.
@@ -190,6 +248,36 @@ impl<T: WhatsApp + ?Sized> WhatsApp for std::sync::Arc<T> {
     }
     async fn sender_status(&self, sender: &SenderRef) -> Result<SenderStatus, ActionError> {
         (**self).sender_status(sender).await
+    }
+    async fn send_interactive(
+        &self,
+        message: &InteractiveMessage,
+    ) -> Result<SentMessage, ActionError> {
+        (**self).send_interactive(message).await
+    }
+    async fn send_media(&self, message: &MediaMessage) -> Result<SentMessage, ActionError> {
+        (**self).send_media(message).await
+    }
+    async fn upload_media(&self, upload: &MediaUpload) -> Result<String, ActionError> {
+        (**self).upload_media(upload).await
+    }
+    async fn media_info(
+        &self,
+        sender: &SenderRef,
+        media_id: &str,
+    ) -> Result<MediaInfo, ActionError> {
+        (**self).media_info(sender, media_id).await
+    }
+    async fn download_media(
+        &self,
+        sender: &SenderRef,
+        info: &MediaInfo,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ActionError> {
+        (**self).download_media(sender, info, max_bytes).await
+    }
+    async fn mark_read(&self, receipt: &ReadReceipt) -> Result<(), ActionError> {
+        (**self).mark_read(receipt).await
     }
 }
 

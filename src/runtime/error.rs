@@ -135,6 +135,13 @@ pub enum ActionError {
         /// What is wrong.
         message: String,
     },
+    /// A media file cannot be sent, uploaded or downloaded: wrong type, too
+    /// large, unreadable, or gone from WhatsApp's store.
+    #[error("media: {message}")]
+    Media {
+        /// What is wrong with the file.
+        message: String,
+    },
     /// An error kind declared by the host application for its own actions.
     #[error("{message}")]
     Custom {
@@ -166,6 +173,7 @@ impl ActionError {
             ActionError::Ai { .. } => "AiError",
             ActionError::NotifyFailed { .. } => "NotifyFailed",
             ActionError::InvalidDate { .. } => "InvalidDate",
+            ActionError::Media { .. } => "MediaError",
             ActionError::Custom { kind, .. } => kind,
         }
     }
@@ -197,7 +205,8 @@ impl ActionError {
             | ActionError::Undeliverable { .. }
             | ActionError::InvalidRequest { .. }
             | ActionError::Unauthorized { .. }
-            | ActionError::InvalidDate { .. } => true,
+            | ActionError::InvalidDate { .. }
+            | ActionError::Media { .. } => true,
             ActionError::Custom { kind, .. } => kind == "EvalError",
             _ => false,
         }

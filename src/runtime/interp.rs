@@ -847,6 +847,8 @@ impl<'a> Ctx<'a> {
             language: template.language.clone(),
             preview: Some(fill_placeholders(&template.body, &parameters)),
             parameters,
+            header: None,
+            buttons: Vec::new(),
         };
         // Polled in place (see `guarded`): the send borrows the message.
         let whatsapp = &self.inner.whatsapp;
