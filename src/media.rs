@@ -297,7 +297,10 @@ mod tests {
 
     #[test]
     fn checks_name_the_problem() {
-        assert_eq!(MediaKind::Document.check(Some("application/zip"), Some(1)), Ok(()));
+        assert_eq!(
+            MediaKind::Document.check(Some("application/zip"), Some(1)),
+            Ok(())
+        );
         assert_eq!(
             MediaKind::Image.check(Some("application/pdf"), None).unwrap_err().to_string(),
             "a file of type application/pdf cannot be sent as an image (WhatsApp takes JPEG or PNG, at most 5 MB)"

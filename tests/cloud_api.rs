@@ -71,6 +71,8 @@ fn template(name: &str, language: &str, parameters: TemplateParameters) -> Templ
         template: name.into(),
         language: language.into(),
         parameters,
+        header: None,
+        buttons: Vec::new(),
         preview: None,
     }
 }

@@ -216,6 +216,8 @@ async fn call_follow_up_confirms_a_booked_appointment_ten_minutes_later() {
                 "03.12.2026 10:30".into(),
                 "Berlin Mitte showroom, Friedrichstraße 68".into(),
             ]),
+            header: None,
+            buttons: Vec::new(),
             preview: Some(
                 "Hello Anna Schmidt, your appointment with Jonas Becker on 03.12.2026 10:30 is confirmed.\n\
                  Location: Berlin Mitte showroom, Friedrichstraße 68"

@@ -55,6 +55,9 @@ pub struct ActionSchema {
     pub raises: Vec<String>,
     /// The phone parameter whose 24-hour window must be open.
     pub requires_window: Option<String>,
+    /// `@one_of(a, b, c)`: groups of optional parameters of which a call
+    /// passes exactly one.
+    pub one_of: Vec<Vec<String>>,
     /// Documentation.
     pub doc: Option<String>,
     /// Where it is declared.
@@ -394,6 +397,7 @@ impl Resolver<'_> {
             }
         }
         let mut requires_window = None;
+        let mut one_of = Vec::new();
         for attr in &decl.attributes {
             match (attr.name.name.as_str(), attr.args.as_slice()) {
                 ("requires_window", [param]) => match schemas.iter().find(|p| p.name == param.name)
@@ -409,6 +413,18 @@ impl Resolver<'_> {
                             "parameter",
                         )),
                 },
+                ("one_of", args) if args.len() >= 2 => {
+                    let mut group = Vec::new();
+                    for arg in args {
+                        match schemas.iter().find(|p| p.name == arg.name) {
+                            Some(p) if !p.is_required() => group.push(arg.name.clone()),
+                            _ => self.diagnostics.push(
+                                rules::unknown_attribute::not_an_optional_parameter(attr, arg),
+                            ),
+                        }
+                    }
+                    one_of.push(group);
+                }
                 _ => self
                     .diagnostics
                     .push(rules::unknown_attribute::diagnostic(attr, "action")),
@@ -422,6 +438,7 @@ impl Resolver<'_> {
                 returns,
                 raises: raise_names,
                 requires_window,
+                one_of,
                 doc: decl.doc.clone(),
                 span: name.span,
             },

@@ -1560,6 +1560,8 @@ mod tests {
             template: "missed_you".into(),
             language: "en".into(),
             parameters: TemplateParameters::Positional(vec![]),
+            header: None,
+            buttons: Vec::new(),
             preview: None,
         };
         let body = template_body("4915112345678", &message);

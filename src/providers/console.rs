@@ -346,6 +346,8 @@ mod tests {
                 "03.12.2026 10:30".into(),
                 "Berlin Mitte".into(),
             ]),
+            header: None,
+            buttons: Vec::new(),
             preview: Some(
                 "Hi Anna Schmidt, a reminder of your appointment with Dr. Weber on 03.12.2026 10:30.\n\
                  Location: Berlin Mitte\n\
@@ -379,6 +381,8 @@ mod tests {
             recipient_name: None,
             template: "missed_you".into(),
             parameters: TemplateParameters::Positional(vec![]),
+            header: None,
+            buttons: Vec::new(),
             preview: None,
             ..reminder()
         };
@@ -398,6 +402,8 @@ mod tests {
         let message = TemplateMessage {
             template: "welcome".into(),
             parameters: TemplateParameters::Named(vec![("customer_name".into(), "Anna".into())]),
+            header: None,
+            buttons: Vec::new(),
             preview: Some("Hi Anna, welcome!".into()),
             ..reminder()
         };

@@ -685,6 +685,8 @@ mod tests {
             template: "appointment_reminder".into(),
             language: "en".into(),
             parameters: TemplateParameters::Positional(vec!["Anna".into(), "Dr. Weber".into()]),
+            header: None,
+            buttons: Vec::new(),
             preview: None,
         }
     }

@@ -146,6 +146,8 @@ mod tests {
             template: "t".into(),
             language: "en".into(),
             parameters: TemplateParameters::Positional(Vec::new()),
+            header: None,
+            buttons: Vec::new(),
             preview: None,
         };
         router.send_template(&template).await.unwrap();

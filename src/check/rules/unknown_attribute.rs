@@ -6,7 +6,9 @@
 //!
 //! Known attributes: `@opens_window(FIELD)` on a trigger (FIELD is a Phone
 //! field), `@requires_window(PARAM)` on an action (PARAM is a Phone
-//! parameter), `@retryable` on an error kind.
+//! parameter), `@one_of(PARAM, PARAM, ...)` on an action (two or more
+//! optional parameters, of which calls pass exactly one), `@retryable` on an
+//! error kind.
 
 use crate::diag::{Code, Diagnostic};
 use crate::syntax::ast::{Attribute, Ident};
@@ -14,6 +16,7 @@ use crate::syntax::ast::{Attribute, Ident};
 const KNOWN: &[(&str, &str, &str)] = &[
     ("trigger", "opens_window", "`@opens_window(FIELD)`"),
     ("action", "requires_window", "`@requires_window(PARAM)`"),
+    ("action", "one_of", "`@one_of(PARAM, PARAM, ...)`"),
     ("error", "retryable", "`@retryable`"),
 ];
 
@@ -56,4 +59,16 @@ pub fn not_a_phone_field(attr: &Attribute, arg: &Ident, what: &str) -> Diagnosti
         "name the {what} that holds the customer's phone number, e.g. `@{}(phone)`",
         attr.name.name
     ))
+}
+
+/// `@one_of(a, b)` naming something that is not an optional parameter.
+pub fn not_an_optional_parameter(attr: &Attribute, arg: &Ident) -> Diagnostic {
+    Diagnostic::new(
+        Code::UnknownAttribute,
+        format!("`@{}` needs optional parameters", attr.name.name),
+    )
+    .with_label(arg.span, format!("no optional parameter `{}`", arg.name))
+    .with_help(
+        "name two or more parameters declared with `?` or a default, e.g. `@one_of(link, file)`",
+    )
 }
