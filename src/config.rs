@@ -408,6 +408,10 @@ pub struct TemplateConfig {
     /// An explicit answer to "does this template offer an opt-out", for
     /// opt-outs the body text does not show (e.g. a quick-reply button).
     pub opt_out: Option<bool>,
+    /// The header above the body, if the template has one.
+    pub header: Option<TemplateHeaderConfig>,
+    /// The buttons under the body, in the template's order.
+    pub buttons: Vec<TemplateButtonConfig>,
     /// The table key's span (`appointment_confirmed` in `[templates.appointment_confirmed]`).
     pub span: Span,
 }
@@ -430,6 +434,60 @@ keyword_enum! {
         Utility = "utility",
         /// One-time passcodes.
         Authentication = "authentication",
+    }
+}
+
+/// A template's header: `header = { format = "image" }` or
+/// `header = { format = "text", text = "Order {{1}}" }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateHeaderConfig {
+    /// A bold text line; a send supplies a value when it has a placeholder.
+    Text {
+        /// The text, with at most one placeholder.
+        text: String,
+        /// Its placeholder, if any.
+        placeholders: Placeholders,
+    },
+    /// An image, document or video a send supplies as a link or media id.
+    Media(crate::media::MediaKind),
+}
+
+/// One button of a template: `buttons = [{ type = "quick_reply", text = "Yes" }, ...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateButtonConfig {
+    /// What the button does.
+    pub kind: TemplateButtonKind,
+    /// What the button says.
+    pub text: String,
+    /// For URL buttons: the link; `{{1}}` at its end is filled by the send.
+    pub url: Option<String>,
+}
+
+keyword_enum! {
+    /// What a template button does.
+    #[serde(rename_all = "snake_case")]
+    pub enum TemplateButtonKind {
+        /// Sends a reply the flow receives as `reply_id` (the send's payload,
+        /// else the button's text).
+        QuickReply = "quick_reply",
+        /// Opens a link.
+        Url = "url",
+        /// Calls a phone number.
+        PhoneNumber = "phone_number",
+        /// Copies a code (authentication templates).
+        CopyCode = "copy_code",
+    }
+}
+
+impl TemplateButtonConfig {
+    /// Whether a send passes a parameter for this button: a quick reply's
+    /// payload, or the end of a URL with a placeholder.
+    pub fn takes_parameter(&self) -> bool {
+        match self.kind {
+            TemplateButtonKind::QuickReply => true,
+            TemplateButtonKind::Url => self.url.as_deref().is_some_and(|u| u.contains("{{")),
+            TemplateButtonKind::PhoneNumber | TemplateButtonKind::CopyCode => false,
+        }
     }
 }
 
@@ -1571,6 +1629,8 @@ impl Loader {
             body: body?.0,
             placeholders: placeholders?,
             opt_out,
+            header: None,
+            buttons: Vec::new(),
             span: entry.key_span,
         })
     }
@@ -4101,6 +4161,8 @@ base_url = "http://localhost:11434/v1"
             body: body.into(),
             placeholders: Placeholders::Positional(0),
             opt_out,
+            header: None,
+            buttons: Vec::new(),
             span: Span::default(),
         }
     }
