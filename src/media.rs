@@ -101,6 +101,17 @@ impl MediaKind {
         }
     }
 
+    /// The action that sends this kind, e.g. `whatsapp.send_image`.
+    pub fn send_action(self) -> &'static str {
+        match self {
+            MediaKind::Image => "whatsapp.send_image",
+            MediaKind::Document => "whatsapp.send_document",
+            MediaKind::Audio => "whatsapp.send_audio",
+            MediaKind::Video => "whatsapp.send_video",
+            MediaKind::Sticker => "whatsapp.send_sticker",
+        }
+    }
+
     /// The kind named `name`.
     pub fn from_name(name: &str) -> Option<MediaKind> {
         MEDIA_KINDS.into_iter().find(|kind| kind.as_str() == name)

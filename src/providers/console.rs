@@ -28,9 +28,11 @@ use std::sync::{Mutex, PoisonError};
 use async_trait::async_trait;
 
 use super::{
-    Log, Notify, SenderRef, SenderStatus, SentMessage, TemplateMessage, TemplateParameters,
-    TextMessage, WhatsApp,
+    Choice, Choices, InteractiveMessage, Log, MediaInfo, MediaMessage, MediaSource, MediaUpload,
+    Notify, ReadReceipt, SenderRef, SenderStatus, SentMessage, TemplateButtonParameter,
+    TemplateHeader, TemplateMessage, TemplateParameters, TextMessage, WhatsApp,
 };
+use crate::media::human_size;
 use crate::runtime::ActionError;
 
 /// Indentation of every entry.
@@ -53,6 +55,7 @@ const DRY_RUN_TAG: &str = "[dry-run]";
 pub struct Console {
     out: Mutex<Box<dyn Write + Send>>,
     sent: AtomicU64,
+    uploads: AtomicU64,
 }
 
 impl std::fmt::Debug for Console {
@@ -87,6 +90,7 @@ impl Console {
         Console {
             out: Mutex::new(out),
             sent: AtomicU64::new(0),
+            uploads: AtomicU64::new(0),
         }
     }
 
@@ -103,7 +107,7 @@ impl Console {
         Console::new(Box::new(std::io::stdout()))
     }
 
-    /// How many messages would have been sent so far (templates and texts).
+    /// How many messages would have been sent so far (of every kind).
     pub fn message_count(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
@@ -209,6 +213,24 @@ fn format_parameters(parameters: &TemplateParameters) -> String {
     }
 }
 
+/// `Yes, confirm [confirm]`, with a list row's description after a colon.
+fn format_choice(choice: &Choice) -> String {
+    let mut line = format!("{} [{}]", clean(&choice.title), clean(&choice.id));
+    if let Some(description) = &choice.description {
+        line.push_str(": ");
+        line.push_str(&clean(description));
+    }
+    line
+}
+
+/// The file of a media message or header, as the flow gave it.
+fn format_source(source: &MediaSource) -> (&'static str, String) {
+    match source {
+        MediaSource::Link(link) => ("link", clean(link)),
+        MediaSource::Id(id) => ("media id", clean(id)),
+    }
+}
+
 /// ` (Anna Schmidt)` when the recipient's name is known.
 fn recipient_suffix(name: Option<&str>) -> String {
     match name {
@@ -232,12 +254,30 @@ impl WhatsApp for Console {
         if !message.parameters.is_empty() {
             entry.field("variables", &format_parameters(&message.parameters));
         }
+        match &message.header {
+            Some(TemplateHeader::Text { text, .. }) => entry.field("header", text),
+            Some(TemplateHeader::Media { kind, source }) => {
+                let (label, file) = format_source(source);
+                entry.field("header", &format!("{kind}, {label} {file}"));
+            }
+            None => {}
+        }
         match &message.preview {
             Some(preview) => entry.field("message", preview),
             None => entry.field(
                 "message",
                 "(the template catalog has no body for this template)",
             ),
+        }
+        for button in &message.buttons {
+            let (what, value) = match &button.parameter {
+                TemplateButtonParameter::Payload(payload) => ("reply", payload),
+                TemplateButtonParameter::UrlSuffix(suffix) => ("link ends", suffix),
+            };
+            entry.field(
+                "button",
+                &format!("{} {what} {:?}", button.index + 1, clean(value)),
+            );
         }
         self.emit(&entry);
         Ok(SentMessage {
@@ -261,6 +301,133 @@ impl WhatsApp for Console {
 
     async fn sender_status(&self, _sender: &SenderRef) -> Result<SenderStatus, ActionError> {
         Ok(SenderStatus::online())
+    }
+
+    async fn send_interactive(
+        &self,
+        message: &InteractiveMessage,
+    ) -> Result<SentMessage, ActionError> {
+        let what = match message.choices {
+            Choices::Buttons(_) => "buttons",
+            Choices::List { .. } => "list",
+        };
+        let head = format!(
+            "WhatsApp {what} from {} to {}",
+            clean(&message.sender.name),
+            clean(&message.to)
+        );
+        let mut entry = Entry::header(DRY_RUN_TAG, &head);
+        if let Some(header) = &message.header {
+            entry.field("header", header);
+        }
+        entry.field("message", &message.body);
+        if let Some(footer) = &message.footer {
+            entry.field("footer", footer);
+        }
+        match &message.choices {
+            Choices::Buttons(buttons) => {
+                let lines: Vec<String> = buttons.iter().map(format_choice).collect();
+                entry.field("buttons", &lines.join("\n"));
+            }
+            Choices::List { button, sections } => {
+                entry.field("list", button);
+                for section in sections {
+                    let mut lines = vec![section
+                        .title
+                        .as_deref()
+                        .map_or_else(|| "(untitled)".to_string(), clean)];
+                    lines.extend(
+                        section
+                            .rows
+                            .iter()
+                            .map(|row| format!("  {}", format_choice(row))),
+                    );
+                    entry.field("section", &lines.join("\n"));
+                }
+            }
+        }
+        self.emit(&entry);
+        Ok(SentMessage {
+            message_id: self.next_message_id(),
+        })
+    }
+
+    async fn send_media(&self, message: &MediaMessage) -> Result<SentMessage, ActionError> {
+        let head = format!(
+            "WhatsApp {} from {} to {}",
+            message.kind,
+            clean(&message.sender.name),
+            clean(&message.to)
+        );
+        let mut entry = Entry::header(DRY_RUN_TAG, &head);
+        let (label, file) = format_source(&message.source);
+        entry.field(label, &file);
+        if let Some(filename) = &message.filename {
+            entry.field("filename", filename);
+        }
+        if let Some(caption) = &message.caption {
+            entry.field("caption", caption);
+        }
+        self.emit(&entry);
+        Ok(SentMessage {
+            message_id: self.next_message_id(),
+        })
+    }
+
+    async fn upload_media(&self, upload: &MediaUpload) -> Result<String, ActionError> {
+        let n = self.uploads.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = format!("media.dryrun.{n}");
+        let head = format!(
+            "WhatsApp upload for {}: {} ({}, {}) as {id}",
+            clean(&upload.sender.name),
+            clean(&upload.path),
+            clean(&upload.mime_type),
+            human_size(upload.bytes.len() as u64)
+        );
+        self.emit(&Entry::header(DRY_RUN_TAG, &head));
+        Ok(id)
+    }
+
+    async fn media_info(
+        &self,
+        _sender: &SenderRef,
+        media_id: &str,
+    ) -> Result<MediaInfo, ActionError> {
+        Ok(MediaInfo {
+            id: media_id.to_string(),
+            url: String::new(),
+            mime_type: "text/plain".to_string(),
+            sha256: None,
+            file_size: None,
+        })
+    }
+
+    /// A dry run reaches no account: the "download" is a short text file
+    /// saying so, and the flow goes on as it would.
+    async fn download_media(
+        &self,
+        sender: &SenderRef,
+        info: &MediaInfo,
+        _max_bytes: u64,
+    ) -> Result<Vec<u8>, ActionError> {
+        let head = format!(
+            "WhatsApp download for {} of media {}: a placeholder file (dry run)",
+            clean(&sender.name),
+            clean(&info.id)
+        );
+        self.emit(&Entry::header(DRY_RUN_TAG, &head));
+        Ok(format!("dry run: the media {} was not downloaded\n", info.id).into_bytes())
+    }
+
+    async fn mark_read(&self, receipt: &ReadReceipt) -> Result<(), ActionError> {
+        let head = format!(
+            "WhatsApp read receipt from {} for {}{}",
+            clean(&receipt.sender.name),
+            clean(&receipt.message_id),
+            if receipt.typing { ", typing..." } else { "" }
+        );
+        self.emit(&Entry::header(DRY_RUN_TAG, &head));
+        Ok(())
     }
 }
 

@@ -101,6 +101,8 @@ pub struct MediaMessage {
 pub struct MediaUpload {
     /// The sender whose number the file is uploaded for.
     pub sender: SenderRef,
+    /// The local path the flow named, for logs and tests.
+    pub path: String,
     /// The file's name, without directories.
     pub file_name: String,
     /// Its mime type.

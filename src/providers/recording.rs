@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use super::scripted_ai::fill_placeholders;
 use super::{
-    Ai, AiAnswer, AiRequest, Clock, Log, Notify, SenderRef, SenderStatus, SentMessage, SystemClock,
-    TemplateMessage, TemplateParameters, TextMessage, WhatsApp,
+    Ai, AiAnswer, AiRequest, Choices, Clock, InteractiveMessage, Log, MediaInfo, MediaMessage,
+    MediaSource, MediaUpload, Notify, ReadReceipt, SenderRef, SenderStatus, SentMessage,
+    SystemClock, TemplateMessage, TemplateParameters, TextMessage, WhatsApp,
 };
 use crate::runtime::ActionError;
 
@@ -50,6 +51,36 @@ pub enum EffectKind {
     Template(TemplateMessage),
     /// A WhatsApp free-text message was sent.
     Text(TextMessage),
+    /// WhatsApp reply buttons or a list were sent.
+    Interactive(InteractiveMessage),
+    /// A WhatsApp image, document, audio, video or sticker was sent.
+    Media(MediaMessage),
+    /// A file was uploaded to WhatsApp's media store.
+    Upload {
+        /// The sender it was uploaded for.
+        sender: String,
+        /// The local path the flow named.
+        path: String,
+        /// The file's name.
+        file_name: String,
+        /// Its mime type.
+        mime_type: String,
+        /// Its size in bytes.
+        bytes: usize,
+        /// The media id it got.
+        media_id: String,
+    },
+    /// A customer's media file was downloaded.
+    Download {
+        /// The sender that received it.
+        sender: String,
+        /// WhatsApp's media id.
+        media_id: String,
+        /// Its size in bytes.
+        bytes: usize,
+    },
+    /// A customer's message was marked as read.
+    Read(ReadReceipt),
     /// The AI assistant was asked.
     Ai(AiRequest),
     /// The team was notified.
@@ -120,6 +151,10 @@ struct WhatsAppScript {
     sent: u64,
     failures: HashMap<usize, ActionError>,
     statuses: HashMap<String, SenderStatus>,
+    /// Uploads so far: the number in `media.test.<n>`.
+    uploads: u64,
+    /// Media customers "sent", by id: mime type and contents.
+    media: HashMap<String, (String, Vec<u8>)>,
 }
 
 struct AiScript {
@@ -289,6 +324,22 @@ impl Recorder {
         })
     }
 
+    /// The reply-button and list messages sent, in order.
+    pub fn interactive(&self) -> Vec<InteractiveMessage> {
+        self.collect(|kind| match kind {
+            EffectKind::Interactive(message) => Some(message.clone()),
+            _ => None,
+        })
+    }
+
+    /// The media messages sent, in order.
+    pub fn media(&self) -> Vec<MediaMessage> {
+        self.collect(|kind| match kind {
+            EffectKind::Media(message) => Some(message.clone()),
+            _ => None,
+        })
+    }
+
     /// The AI requests answered, in order.
     pub fn ai_requests(&self) -> Vec<AiRequest> {
         self.collect(|kind| match kind {
@@ -393,10 +444,46 @@ impl RecordingWhatsApp {
         self
     }
 
+    /// Makes the media `id` available to [`WhatsApp::media_info`] and
+    /// [`WhatsApp::download_media`], as if a customer had sent it. Ids not
+    /// given this way download as a small text file naming the id.
+    pub fn set_media(&self, id: &str, mime_type: &str, bytes: Vec<u8>) -> &Self {
+        self.recorder
+            .lock()
+            .whatsapp
+            .media
+            .insert(id.to_string(), (mime_type.to_string(), bytes));
+        self
+    }
+
     /// Every send, with its result, in order.
     pub fn attempts(&self) -> Vec<Attempt> {
+        self.recorder.attempts_where(|kind| {
+            matches!(
+                kind,
+                EffectKind::Template(_)
+                    | EffectKind::Text(_)
+                    | EffectKind::Interactive(_)
+                    | EffectKind::Media(_)
+            )
+        })
+    }
+
+    /// The media a customer "sent" under `id`.
+    fn stored_media(&self, id: &str) -> (String, Vec<u8>) {
         self.recorder
-            .attempts_where(|kind| matches!(kind, EffectKind::Template(_) | EffectKind::Text(_)))
+            .lock()
+            .whatsapp
+            .media
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| ("text/plain".to_string(), format!("media {id}").into_bytes()))
+    }
+
+    /// Records a call that is not a send: it always succeeds.
+    fn record_done(&self, kind: EffectKind) {
+        let at = self.recorder.clock.now();
+        self.recorder.lock().record(at, kind, Ok(Reply::Done));
     }
 
     fn send(&self, sender: &SenderRef, kind: EffectKind) -> Result<SentMessage, ActionError> {
@@ -444,6 +531,77 @@ impl WhatsApp for RecordingWhatsApp {
             .get(&sender.name)
             .cloned()
             .unwrap_or_else(SenderStatus::online))
+    }
+
+    async fn send_interactive(
+        &self,
+        message: &InteractiveMessage,
+    ) -> Result<SentMessage, ActionError> {
+        self.send(&message.sender, EffectKind::Interactive(message.clone()))
+    }
+
+    async fn send_media(&self, message: &MediaMessage) -> Result<SentMessage, ActionError> {
+        self.send(&message.sender, EffectKind::Media(message.clone()))
+    }
+
+    async fn upload_media(&self, upload: &MediaUpload) -> Result<String, ActionError> {
+        let media_id = {
+            let mut state = self.recorder.lock();
+            state.whatsapp.uploads += 1;
+            format!("media.test.{}", state.whatsapp.uploads)
+        };
+        self.record_done(EffectKind::Upload {
+            sender: upload.sender.name.clone(),
+            path: upload.path.clone(),
+            file_name: upload.file_name.clone(),
+            mime_type: upload.mime_type.clone(),
+            bytes: upload.bytes.len(),
+            media_id: media_id.clone(),
+        });
+        Ok(media_id)
+    }
+
+    async fn media_info(
+        &self,
+        _sender: &SenderRef,
+        media_id: &str,
+    ) -> Result<MediaInfo, ActionError> {
+        let (mime_type, bytes) = self.stored_media(media_id);
+        Ok(MediaInfo {
+            id: media_id.to_string(),
+            url: format!("https://media.test/{media_id}"),
+            mime_type,
+            sha256: None,
+            file_size: Some(bytes.len() as u64),
+        })
+    }
+
+    async fn download_media(
+        &self,
+        sender: &SenderRef,
+        info: &MediaInfo,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ActionError> {
+        let (_, bytes) = self.stored_media(&info.id);
+        if bytes.len() as u64 > max_bytes {
+            return Err(ActionError::Media {
+                message: format!(
+                    "the media {} has more than the {max_bytes} bytes this download accepts",
+                    info.id
+                ),
+            });
+        }
+        self.record_done(EffectKind::Download {
+            sender: sender.name.clone(),
+            media_id: info.id.clone(),
+            bytes: bytes.len(),
+        });
+        Ok(bytes)
+    }
+
+    async fn mark_read(&self, receipt: &ReadReceipt) -> Result<(), ActionError> {
+        self.record_done(EffectKind::Read(receipt.clone()));
+        Ok(())
     }
 }
 
@@ -639,6 +797,66 @@ impl fmt::Display for EffectKind {
                 f,
                 "whatsapp.send_text from {} to {}: {:?}",
                 message.sender.name, message.to, message.body
+            ),
+            EffectKind::Interactive(message) => {
+                let (action, choices) = match &message.choices {
+                    Choices::Buttons(_) => ("whatsapp.send_buttons", String::new()),
+                    Choices::List { button, .. } => ("whatsapp.send_list", format!(" [{button:?}]")),
+                };
+                let ids: Vec<&str> = message
+                    .choices
+                    .all()
+                    .into_iter()
+                    .map(|c| c.id.as_str())
+                    .collect();
+                write!(
+                    f,
+                    "{action} from {} to {}: {:?}{choices} {ids:?}",
+                    message.sender.name, message.to, message.body
+                )
+            }
+            EffectKind::Media(message) => {
+                write!(
+                    f,
+                    "whatsapp.send_{} from {} to {}: {}",
+                    message.kind,
+                    message.sender.name,
+                    message.to,
+                    match &message.source {
+                        MediaSource::Link(link) => link.clone(),
+                        MediaSource::Id(id) => format!("media {id}"),
+                    }
+                )?;
+                if let Some(filename) = &message.filename {
+                    write!(f, " as {filename:?}")?;
+                }
+                if let Some(caption) = &message.caption {
+                    write!(f, " {caption:?}")?;
+                }
+                Ok(())
+            }
+            EffectKind::Upload {
+                sender,
+                path,
+                mime_type,
+                bytes,
+                media_id,
+                ..
+            } => write!(
+                f,
+                "whatsapp.upload_media for {sender}: {path:?} ({mime_type}, {bytes} bytes) as {media_id}"
+            ),
+            EffectKind::Download {
+                sender,
+                media_id,
+                bytes,
+            } => write!(f, "whatsapp.download_media for {sender}: {media_id} ({bytes} bytes)"),
+            EffectKind::Read(receipt) => write!(
+                f,
+                "whatsapp.mark_read for {}: {}{}",
+                receipt.sender.name,
+                receipt.message_id,
+                if receipt.typing { " (typing)" } else { "" }
             ),
             EffectKind::Ai(request) => write!(
                 f,

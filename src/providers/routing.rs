@@ -9,8 +9,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    Ai, AiAnswer, AiRequest, SenderRef, SenderStatus, SentMessage, TemplateMessage, TextMessage,
-    WhatsApp,
+    Ai, AiAnswer, AiRequest, InteractiveMessage, MediaInfo, MediaMessage, MediaUpload, ReadReceipt,
+    SenderRef, SenderStatus, SentMessage, TemplateMessage, TextMessage, WhatsApp,
 };
 use crate::runtime::ActionError;
 
@@ -70,6 +70,46 @@ impl WhatsApp for SenderRouter {
 
     async fn sender_status(&self, sender: &SenderRef) -> Result<SenderStatus, ActionError> {
         self.provider(sender).sender_status(sender).await
+    }
+
+    async fn send_interactive(
+        &self,
+        message: &InteractiveMessage,
+    ) -> Result<SentMessage, ActionError> {
+        self.provider(&message.sender)
+            .send_interactive(message)
+            .await
+    }
+
+    async fn send_media(&self, message: &MediaMessage) -> Result<SentMessage, ActionError> {
+        self.provider(&message.sender).send_media(message).await
+    }
+
+    async fn upload_media(&self, upload: &MediaUpload) -> Result<String, ActionError> {
+        self.provider(&upload.sender).upload_media(upload).await
+    }
+
+    async fn media_info(
+        &self,
+        sender: &SenderRef,
+        media_id: &str,
+    ) -> Result<MediaInfo, ActionError> {
+        self.provider(sender).media_info(sender, media_id).await
+    }
+
+    async fn download_media(
+        &self,
+        sender: &SenderRef,
+        info: &MediaInfo,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ActionError> {
+        self.provider(sender)
+            .download_media(sender, info, max_bytes)
+            .await
+    }
+
+    async fn mark_read(&self, receipt: &ReadReceipt) -> Result<(), ActionError> {
+        self.provider(&receipt.sender).mark_read(receipt).await
     }
 }
 

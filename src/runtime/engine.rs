@@ -141,6 +141,8 @@ pub(crate) struct Inner {
     pub(crate) actions: HashMap<String, Arc<dyn ActionHandler>>,
     pub(crate) limits: EngineLimits,
     pub(crate) pacer: Pacer,
+    /// Where `whatsapp.download_media` saves files.
+    pub(crate) media_dir: std::path::PathBuf,
     programs: RwLock<Vec<Arc<Program>>>,
     next_id: AtomicU64,
     /// Runs this engine is executing now: the timer does not take a second
@@ -221,6 +223,7 @@ pub struct EngineBuilder {
     observer: Option<Arc<dyn Observer>>,
     actions: HashMap<String, Arc<dyn ActionHandler>>,
     limits: EngineLimits,
+    media_dir: Option<std::path::PathBuf>,
 }
 
 impl Inner {
@@ -311,6 +314,13 @@ impl EngineBuilder {
         self
     }
 
+    /// Where `whatsapp.download_media` saves the files customers sent; by
+    /// default `flowc-media` in the system's temporary directory.
+    pub fn media_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.media_dir = Some(dir.into());
+        self
+    }
+
     /// The engine.
     pub fn build(self) -> Engine {
         let console = Arc::new(Console::stdout());
@@ -327,6 +337,9 @@ impl EngineBuilder {
                 actions: self.actions,
                 pacer: Pacer::new(self.limits.pacing),
                 limits: self.limits,
+                media_dir: self
+                    .media_dir
+                    .unwrap_or_else(|| std::env::temp_dir().join("flowc-media")),
                 programs: RwLock::new(Vec::new()),
                 next_id: AtomicU64::new(1),
                 executing: std::sync::Mutex::new(rustc_hash::FxHashSet::default()),
@@ -348,6 +361,7 @@ impl Engine {
             observer: None,
             actions: HashMap::new(),
             limits: EngineLimits::default(),
+            media_dir: None,
         }
     }
 

@@ -18,12 +18,15 @@ use super::ActionError;
 use crate::check::schema::ActionSchema;
 use crate::check::Program;
 use crate::config::{Placeholders, TemplateConfig};
+use crate::media::MEDIA_KINDS;
 use crate::phone::describe;
 use crate::providers::{
     AiRequest, RunOutcome, SendState, SenderRef, SentRecord, TemplateMessage, TemplateParameters,
     TextMessage,
 };
 use crate::syntax::ast::*;
+
+mod rich;
 
 /// WhatsApp's limit on a text message, in characters.
 const MAX_TEXT_CHARS: usize = 4096;
@@ -37,6 +40,16 @@ const DEFAULT_RETRY: (i64, u64, f64) = (1, 60_000, 1.0);
 pub(crate) const BUILTIN_ACTIONS: &[&str] = &[
     "whatsapp.send_template",
     "whatsapp.send_text",
+    "whatsapp.send_buttons",
+    "whatsapp.send_list",
+    "whatsapp.send_image",
+    "whatsapp.send_document",
+    "whatsapp.send_audio",
+    "whatsapp.send_video",
+    "whatsapp.send_sticker",
+    "whatsapp.upload_media",
+    "whatsapp.download_media",
+    "whatsapp.mark_read",
     "ai.generate_response",
     "log",
     "notify",
@@ -714,6 +727,24 @@ impl<'a> Ctx<'a> {
         match action {
             "whatsapp.send_template" => self.send_template(args, wanted).await,
             "whatsapp.send_text" => self.send_text(&args, wanted).await,
+            "whatsapp.send_buttons" => self.send_choices(&args, false, wanted).await,
+            "whatsapp.send_list" => self.send_choices(&args, true, wanted).await,
+            "whatsapp.upload_media" => self.upload_media(&args).await,
+            "whatsapp.download_media" => self.download_media(&args).await,
+            "whatsapp.mark_read" => self.mark_read(&args).await,
+            media if media.starts_with("whatsapp.send_") => {
+                match MEDIA_KINDS
+                    .into_iter()
+                    .find(|kind| kind.send_action() == media)
+                {
+                    Some(kind) => self.send_media(&args, kind, wanted).await,
+                    None => Err(ActionError::InvalidRequest {
+                        message: format!(
+                            "no implementation is registered for the action `{media}`"
+                        ),
+                    }),
+                }
+            }
             "ai.generate_response" => self.generate_response(&args).await,
             "log" => {
                 let level = text(&args, "level").unwrap_or("info");
@@ -816,6 +847,27 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Free-form messages (text, buttons, lists, media) only go to a
+    /// customer who wrote to the sender within the last 24 hours.
+    async fn ensure_window(&self, sender: &SenderRef, to: &str) -> Result<(), ActionError> {
+        let last = self
+            .inner
+            .store
+            .last_inbound(to, &sender.name)
+            .await
+            .map_err(|e| ActionError::Transient {
+                message: e.to_string(),
+            })?;
+        let open = last.is_some_and(|at| self.inner.clock.now() - at < WINDOW);
+        if open {
+            Ok(())
+        } else {
+            Err(ActionError::OutsideWindow {
+                recipient: to.to_string(),
+            })
+        }
+    }
+
     /// Waits for the send's slot under the sender and recipient limits.
     async fn pace(&self, sender: &str, recipient: &str) {
         let slot = self
@@ -838,6 +890,8 @@ impl<'a> Ctx<'a> {
         // The variables' texts move into the message.
         let variables = args.take("variables").unwrap_or(Value::None);
         let parameters = template_parameters(&name, template, variables)?;
+        let (header, buttons) =
+            rich::template_extras(&name, template, args.get("header"), args.get("buttons"))?;
         self.ensure_online(&sender).await?;
         let message = TemplateMessage {
             sender,
@@ -847,8 +901,8 @@ impl<'a> Ctx<'a> {
             language: template.language.clone(),
             preview: Some(fill_placeholders(&template.body, &parameters)),
             parameters,
-            header: None,
-            buttons: Vec::new(),
+            header,
+            buttons,
         };
         // Polled in place (see `guarded`): the send borrows the message.
         let whatsapp = &self.inner.whatsapp;
@@ -873,18 +927,7 @@ impl<'a> Ctx<'a> {
                 max: MAX_TEXT_CHARS,
             });
         }
-        let last = self
-            .inner
-            .store
-            .last_inbound(&to, &sender.name)
-            .await
-            .map_err(|e| ActionError::Transient {
-                message: e.to_string(),
-            })?;
-        let open = last.is_some_and(|at| self.inner.clock.now() - at < WINDOW);
-        if !open {
-            return Err(ActionError::OutsideWindow { recipient: to });
-        }
+        self.ensure_window(&sender, &to).await?;
         self.ensure_online(&sender).await?;
         let message = TextMessage { sender, to, body };
         let whatsapp = &self.inner.whatsapp;

@@ -48,7 +48,8 @@ use crate::check::test_defs::{ExpectedEffect, ExpectedOutcome, Fact};
 use crate::check::{CheckedTest, Program};
 use crate::providers::recording::{Effect, EffectKind, Recorder};
 use crate::providers::{
-    Clock, MemoryStore, RunOutcome, SenderStatus, Store, TemplateParameters, VirtualClock,
+    Choice, Choices, Clock, MediaSource, MemoryStore, RunOutcome, SenderStatus, Store,
+    TemplateButtonParameter, TemplateHeader, TemplateParameters, VirtualClock,
 };
 use crate::runtime::{ActionError, Engine, Event};
 
@@ -279,7 +280,7 @@ async fn execute(program: &Program, test: &CheckedTest) -> Option<TestFailure> {
             Fact::Failure { kind, action, call } => {
                 let error = scripted_error(kind);
                 match action.as_str() {
-                    "whatsapp.send_template" | "whatsapp.send_text" => {
+                    whatsapp if whatsapp.starts_with("whatsapp.") => {
                         recorder.whatsapp().fail_call(*call, error);
                     }
                     "ai.generate_response" => {
@@ -314,17 +315,38 @@ async fn execute(program: &Program, test: &CheckedTest) -> Option<TestFailure> {
         Ok(history) => history.into_iter().map(|r| r.outcome).collect(),
         Err(e) => return not_run(format!("could not read how the runs ended: {e}")),
     };
-    let actual: Vec<Actual> = recorder
-        .effects()
-        .iter()
-        .map(|effect| Actual::from_effect(effect, test.start))
-        .collect();
+    let actual = actual_effects(&recorder.effects(), test.start);
     compare(
         &test.expectations,
         &actual,
         test.outcome.as_ref(),
         &outcomes,
     )
+}
+
+/// The recorded effects as calls. A send of a local `file` is one call, as
+/// the flow wrote it: its upload (made inside the send) is folded into it.
+fn actual_effects(effects: &[Effect], start: DateTime<Utc>) -> Vec<Actual> {
+    let mut actual: Vec<Actual> = Vec::with_capacity(effects.len());
+    let mut uploaded: Option<(&str, &str)> = None;
+    for effect in effects {
+        if let EffectKind::Upload { path, media_id, .. } = &effect.kind {
+            uploaded = Some((media_id, path));
+            actual.push(Actual::from_effect(effect, start));
+            continue;
+        }
+        let mut call = Actual::from_effect(effect, start);
+        if let (EffectKind::Media(message), Some((media_id, path))) = (&effect.kind, uploaded) {
+            if message.source == MediaSource::Id(media_id.to_string()) {
+                actual.pop();
+                call.args.insert("media_id", J::Null);
+                call.args.insert("file", J::String(path.to_string()));
+            }
+        }
+        uploaded = None;
+        actual.push(call);
+    }
+    actual
 }
 
 /// An effect as a call: the action and its arguments by parameter name.
@@ -345,8 +367,42 @@ impl Actual {
             match &effect.kind {
                 EffectKind::Template(m) => (
                     "whatsapp.send_template",
-                    &["sender", "template", "to", "name", "variables"],
+                    &[
+                        "sender",
+                        "template",
+                        "to",
+                        "name",
+                        "variables",
+                        "header",
+                        "buttons",
+                    ],
                     vec![
+                        (
+                            "header",
+                            match &m.header {
+                                None => J::Null,
+                                Some(TemplateHeader::Text { text, .. }) => s(text),
+                                Some(TemplateHeader::Media { source, .. }) => match source {
+                                    MediaSource::Link(file) | MediaSource::Id(file) => s(file),
+                                },
+                            },
+                        ),
+                        (
+                            "buttons",
+                            if m.buttons.is_empty() {
+                                J::Null
+                            } else {
+                                J::Array(
+                                    m.buttons
+                                        .iter()
+                                        .map(|b| match &b.parameter {
+                                            TemplateButtonParameter::Payload(text)
+                                            | TemplateButtonParameter::UrlSuffix(text) => s(text),
+                                        })
+                                        .collect(),
+                                )
+                            },
+                        ),
                         ("sender", s(&m.sender.name)),
                         ("template", s(&m.template)),
                         ("to", s(&m.to)),
@@ -393,6 +449,111 @@ impl Actual {
                                 )
                             },
                         ),
+                    ],
+                ),
+                EffectKind::Interactive(m) => {
+                    let opt = |text: &Option<String>| text.as_deref().map_or(J::Null, s);
+                    let choice = |c: &Choice| {
+                        let mut fields = serde_json::Map::new();
+                        fields.insert("id".into(), s(&c.id));
+                        fields.insert("title".into(), s(&c.title));
+                        if let Some(description) = &c.description {
+                            fields.insert("description".into(), s(description));
+                        }
+                        J::Object(fields)
+                    };
+                    let mut args = vec![
+                        ("sender", s(&m.sender.name)),
+                        ("to", s(&m.to)),
+                        ("body", s(&m.body)),
+                        ("header", opt(&m.header)),
+                        ("footer", opt(&m.footer)),
+                    ];
+                    match &m.choices {
+                        Choices::Buttons(buttons) => {
+                            args.push(("buttons", J::Array(buttons.iter().map(choice).collect())));
+                            (
+                                "whatsapp.send_buttons",
+                                &["sender", "to", "body", "buttons", "header", "footer"],
+                                args,
+                            )
+                        }
+                        Choices::List { button, sections } => {
+                            args.push(("button", s(button)));
+                            let sections = sections
+                                .iter()
+                                .map(|section| {
+                                    let mut fields = serde_json::Map::new();
+                                    if let Some(title) = &section.title {
+                                        fields.insert("title".into(), s(title));
+                                    }
+                                    fields.insert(
+                                        "rows".into(),
+                                        J::Array(section.rows.iter().map(choice).collect()),
+                                    );
+                                    J::Object(fields)
+                                })
+                                .collect();
+                            args.push(("sections", J::Array(sections)));
+                            (
+                                "whatsapp.send_list",
+                                &[
+                                    "sender", "to", "body", "button", "sections", "header",
+                                    "footer",
+                                ],
+                                args,
+                            )
+                        }
+                    }
+                }
+                EffectKind::Media(m) => {
+                    let (link, media_id) = match &m.source {
+                        MediaSource::Link(link) => (s(link), J::Null),
+                        MediaSource::Id(id) => (J::Null, s(id)),
+                    };
+                    (
+                        m.kind.send_action(),
+                        &[
+                            "sender", "to", "link", "media_id", "file", "caption", "filename",
+                        ],
+                        vec![
+                            ("sender", s(&m.sender.name)),
+                            ("to", s(&m.to)),
+                            ("link", link),
+                            ("media_id", media_id),
+                            ("caption", m.caption.as_deref().map_or(J::Null, s)),
+                            ("filename", m.filename.as_deref().map_or(J::Null, s)),
+                        ],
+                    )
+                }
+                EffectKind::Upload {
+                    sender,
+                    path,
+                    mime_type,
+                    ..
+                } => (
+                    "whatsapp.upload_media",
+                    &["sender", "file", "mime_type"],
+                    vec![
+                        ("sender", s(sender)),
+                        ("file", s(path)),
+                        ("mime_type", s(mime_type)),
+                    ],
+                ),
+                EffectKind::Download {
+                    sender, media_id, ..
+                } => (
+                    "whatsapp.download_media",
+                    &["sender", "media_id"],
+                    vec![("sender", s(sender)), ("media_id", s(media_id))],
+                ),
+                EffectKind::Read(receipt) => (
+                    "whatsapp.mark_read",
+                    &["sender", "message_id", "typing"],
+                    vec![
+                        ("sender", s(&receipt.sender.name)),
+                        ("message_id", s(&receipt.message_id)),
+                        ("typing", J::Bool(receipt.typing)),
                     ],
                 ),
                 EffectKind::Notify { channel, message } => (
