@@ -256,9 +256,17 @@ impl WhatsApp for Console {
         }
         match &message.header {
             Some(TemplateHeader::Text { text, .. }) => entry.field("header", text),
-            Some(TemplateHeader::Media { kind, source }) => {
+            Some(TemplateHeader::Media {
+                kind,
+                source,
+                filename,
+            }) => {
                 let (label, file) = format_source(source);
-                entry.field("header", &format!("{kind}, {label} {file}"));
+                let name = filename
+                    .as_deref()
+                    .map(|name| format!(" as \"{}\"", clean(name)))
+                    .unwrap_or_default();
+                entry.field("header", &format!("{kind}, {label} {file}{name}"));
             }
             None => {}
         }

@@ -154,6 +154,8 @@ pub enum TemplateHeader {
         kind: MediaKind,
         /// The file.
         source: MediaSource,
+        /// For a document: the file name the customer sees.
+        filename: Option<String>,
     },
 }
 

@@ -890,8 +890,13 @@ impl<'a> Ctx<'a> {
         // The variables' texts move into the message.
         let variables = args.take("variables").unwrap_or(Value::None);
         let parameters = template_parameters(&name, template, variables)?;
-        let (header, buttons) =
-            rich::template_extras(&name, template, args.get("header"), args.get("buttons"))?;
+        let (header, buttons) = rich::template_extras(
+            &name,
+            template,
+            args.get("header"),
+            args.get("header_filename"),
+            args.get("buttons"),
+        )?;
         self.ensure_online(&sender).await?;
         let message = TemplateMessage {
             sender,

@@ -38,6 +38,10 @@ pub struct RunArgs {
     /// Rules for the scripted AI (TOML); by default its built-in rules.
     #[arg(long, value_name = "FILE", conflicts_with = "live")]
     ai_rules: Option<PathBuf>,
+    /// Where `whatsapp.download_media` saves files; by default flowc-media
+    /// in the system's temporary folder.
+    #[arg(long, value_name = "DIR")]
+    media_dir: Option<PathBuf>,
     /// Use the providers flow.toml configures: senders with `provider =
     /// "cloud-api"` send REAL WhatsApp messages, assistants with an [ai.NAME]
     /// endpoint ask a real model. Credentials come from the environment.
@@ -119,7 +123,11 @@ async fn run_async(args: RunArgs, start: Option<DateTime<Utc>>) -> ExitCode {
     };
     say!("flowc run: {banner}");
     let trace = Trace::new(clock.clone());
-    let engine = Engine::builder()
+    let mut builder = Engine::builder();
+    if let Some(dir) = &args.media_dir {
+        builder = builder.media_dir(dir);
+    }
+    let engine = builder
         .whatsapp(whatsapp)
         .notify(console.clone())
         .log(console.clone())

@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// default flows.db next to flow.toml.
     #[arg(long, value_name = "FILE")]
     store: Option<PathBuf>,
+    /// Where `whatsapp.download_media` saves the files customers send; by
+    /// default the folder media next to flow.toml.
+    #[arg(long, value_name = "DIR")]
+    media_dir: Option<PathBuf>,
     /// Print sends instead of making them, whatever flow.toml says.
     #[arg(long)]
     dry_run: bool,
@@ -119,8 +123,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     let console = Arc::new(Console::stdout());
     let metrics = Arc::new(Metrics::default());
+    let media_dir = args
+        .media_dir
+        .clone()
+        .unwrap_or_else(|| config_dir.join("media"));
     let mut builder = Engine::builder()
         .store(store)
+        .media_dir(media_dir)
         .clock(SystemClock)
         .notify(console.clone())
         .log(console.clone())

@@ -273,6 +273,7 @@ pub(super) fn template_extras(
     name: &str,
     template: &TemplateConfig,
     header: Option<&Value>,
+    header_filename: Option<&Value>,
     buttons: Option<&Value>,
 ) -> Result<(Option<TemplateHeader>, Vec<TemplateButton>), ActionError> {
     let mismatch = |reason: String| ActionError::TemplateParams {
@@ -306,6 +307,10 @@ pub(super) fn template_extras(
             Some(TemplateHeader::Media {
                 kind: *kind,
                 source,
+                filename: header_filename
+                    .and_then(Value::as_str)
+                    .filter(|name| !name.is_empty() && kind.takes_filename())
+                    .map(String::from),
             })
         }
         (Some(TemplateHeaderConfig::Text { placeholders, .. }), None)
