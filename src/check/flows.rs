@@ -8,12 +8,18 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use super::limits::{self, Breach};
+use super::replies::Offers;
 use super::rules;
 use super::schema::{ActionSchema, ParamSchema, Schemas, TriggerSchema};
 use super::types::{FieldTy, RecordTy, Ty};
-use crate::config::{Config, Placeholders, TemplateCategory};
-use crate::diag::Diagnostics;
-use crate::source::Span;
+use crate::config::{
+    Config, Placeholders, TemplateButtonConfig, TemplateButtonKind, TemplateCategory,
+    TemplateHeaderConfig,
+};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::media::MediaKind;
+use crate::source::{FileId, SourceMap, Span};
 use crate::syntax::ast::*;
 
 /// 24 hours in milliseconds: the customer service window.
@@ -79,12 +85,17 @@ pub(crate) struct FlowChecker<'a> {
     handler: Option<Handler<'a>>,
     /// Every action some flow calls, for the engine to check it can run them.
     pub(crate) called: BTreeSet<String>,
+    /// Where local files named in flows are looked for.
+    files: FileRoots<'a>,
+    /// The choices the project's sends offer, for branches on reply ids.
+    offers: Offers,
 }
 
 impl<'a> FlowChecker<'a> {
     pub(crate) fn new(
         schemas: &'a Schemas,
         config: Option<&'a Config>,
+        files: FileRoots<'a>,
         diagnostics: &'a mut Diagnostics,
     ) -> Self {
         FlowChecker {
@@ -96,11 +107,16 @@ impl<'a> FlowChecker<'a> {
             waited: Waited::Known(0),
             handler: None,
             called: BTreeSet::new(),
+            files,
+            offers: Offers::default(),
         }
     }
 
     /// Checks all flows; names must be unique across the project.
     pub(crate) fn check_flows(&mut self, flows: &[&Flow]) {
+        // Branches on reply ids are checked against every send of the
+        // project, so the sends are read first.
+        self.offers = Offers::collect(flows, self.schemas, self.config);
         let mut seen: HashMap<&str, Span> = HashMap::new();
         for flow in flows {
             if let Some(first) = seen.get(flow.name.name.as_str()) {
@@ -280,6 +296,10 @@ impl<'a> FlowChecker<'a> {
             }
             StmtKind::Branch { scrutinee, arms } => {
                 let ty = self.expr(scrutinee, &mut raises);
+                if self.is_reply_id(scrutinee) {
+                    self.offers
+                        .check_branch(scrutinee.span, arms, self.diagnostics);
+                }
                 let outcome = self.branch(&ty, arms);
                 raises.extend(outcome.raises);
                 terminates = outcome.terminates;
@@ -323,6 +343,29 @@ impl<'a> FlowChecker<'a> {
             self.bind(&name.name, ty, unset_by);
         }
         Outcome { terminates, raises }
+    }
+
+    /// Whether `value` is the reply id of the handler's event (a field
+    /// marked `@reply`), or that with a default: `msg.reply_id ?? ""`.
+    fn is_reply_id(&self, value: &Expr) -> bool {
+        let inner = match &value.kind {
+            ExprKind::Binary(BinaryOp::Default, left, _) => left,
+            _ => value,
+        };
+        let ExprKind::Field(base, field) = &inner.kind else {
+            return false;
+        };
+        let ExprKind::Var(var) = &base.kind else {
+            return false;
+        };
+        let Some(trigger) = self.handler.as_ref().and_then(|h| h.trigger) else {
+            return false;
+        };
+        // The variable must still be the event, not a `let` hiding it.
+        let is_event = self
+            .lookup(&var.name)
+            .is_some_and(|b| matches!(&b.ty, Ty::Record(r) if Arc::ptr_eq(r, &trigger.fields)));
+        is_event && trigger.reply.as_deref() == Some(field.name.as_str())
     }
 
     /// Types the value of a `let`, which must not be an action without a
@@ -590,12 +633,7 @@ impl<'a> FlowChecker<'a> {
                             ));
                         continue;
                     }
-                    out.push(FieldTy {
-                        name: key.name.clone(),
-                        ty,
-                        doc: None,
-                        span: key.span,
-                    });
+                    out.push(FieldTy::new(key.name.clone(), ty, None, key.span));
                 }
                 Ty::Record(Arc::new(RecordTy {
                     name: None,
@@ -710,37 +748,30 @@ impl<'a> FlowChecker<'a> {
         };
 
         let mut given: Vec<(&ParamSchema, &Expr, Span)> = Vec::new();
-        let mut positional = 0;
-        for arg in &call.args {
-            let param = match &arg.name {
-                Some(name) => match action.param(&name.name) {
-                    Some(p) => Some((p, name.span)),
-                    None => {
-                        let params: Vec<&str> =
-                            action.params.iter().map(|p| p.name.as_str()).collect();
-                        self.diagnostics.push(rules::unknown_argument::diagnostic(
-                            name,
+        // The arguments whose type fits: the rules on literal values look
+        // at these only.
+        let mut typed: Vec<(&ParamSchema, &Expr)> = Vec::new();
+        for (arg, target) in arg_targets(action, call) {
+            let param = match target {
+                ArgTarget::Param(p, span) => Some((p, span)),
+                ArgTarget::Unknown(name) => {
+                    let params: Vec<&str> = action.params.iter().map(|p| p.name.as_str()).collect();
+                    self.diagnostics.push(rules::unknown_argument::diagnostic(
+                        name,
+                        &action.name,
+                        &params,
+                    ));
+                    None
+                }
+                ArgTarget::Extra { first } => {
+                    if first {
+                        self.diagnostics.push(rules::too_many_arguments::diagnostic(
+                            arg.value.span,
                             &action.name,
-                            &params,
+                            action.params.len(),
                         ));
-                        None
                     }
-                },
-                None => {
-                    positional += 1;
-                    match action.params.get(positional - 1) {
-                        Some(p) => Some((p, arg.value.span)),
-                        None => {
-                            if positional == action.params.len() + 1 {
-                                self.diagnostics.push(rules::too_many_arguments::diagnostic(
-                                    arg.value.span,
-                                    &action.name,
-                                    action.params.len(),
-                                ));
-                            }
-                            None
-                        }
-                    }
+                    None
                 }
             };
             let ty = self.expr(&arg.value, raises);
@@ -762,7 +793,8 @@ impl<'a> FlowChecker<'a> {
                 &ty,
                 &format!("argument `{}`", param.name),
             ) {
-                self.literal_rules(&param.ty, param.max_chars, &arg.value);
+                self.literal_rules(&param.ty, &arg.value);
+                typed.push((param, &arg.value));
             }
         }
 
@@ -777,36 +809,24 @@ impl<'a> FlowChecker<'a> {
             }
         }
 
+        self.declared_limits(action, &typed);
+        self.one_of(action, &given, call);
+        self.media(action, &typed);
         self.template_variables(action, &given, call);
+        self.template_components(action, &given, call);
         self.window(action, &given, call);
         raises.extend(action.raises.iter().cloned());
         action.returns.clone()
     }
 
     /// Rules that look at literal argument values.
-    fn literal_rules(&mut self, ty: &Ty, max_chars: Option<usize>, value: &Expr) {
+    fn literal_rules(&mut self, ty: &Ty, value: &Expr) {
         // Each element of a list literal is checked like a single value.
         if let (Ty::List(element), ExprKind::List(items)) = (ty.non_optional(), &value.kind) {
             for item in items {
-                self.literal_rules(element, None, item);
+                self.literal_rules(element, item);
             }
             return;
-        }
-        let ExprKind::Str(parts) = &value.kind else {
-            return;
-        };
-        if let Some(max) = max_chars {
-            let chars: usize = parts
-                .iter()
-                .map(|p| match p {
-                    StrPart::Text(t) => t.chars().count(),
-                    StrPart::Expr(_) => 0,
-                })
-                .sum();
-            let interpolated = parts.iter().any(|p| matches!(p, StrPart::Expr(_)));
-            if let Some(d) = rules::message_too_long::check(chars, max, value.span, interpolated) {
-                self.diagnostics.push(d);
-            }
         }
         let Some(text) = value.kind.as_plain_str() else {
             return;
@@ -843,6 +863,308 @@ impl<'a> FlowChecker<'a> {
         };
         if let Some(d) = diagnostic {
             self.diagnostics.push(d);
+        }
+    }
+
+    /// F3002 / F3013 / F3014 / F3015: the declared limits the literal parts
+    /// of the arguments break.
+    fn declared_limits(&mut self, action: &ActionSchema, typed: &[(&ParamSchema, &Expr)]) {
+        let violations = limits::action_violations(action, |name| {
+            typed
+                .iter()
+                .find(|(p, _)| p.name == name)
+                .map(|(_, value)| *value)
+        });
+        for violation in violations {
+            let place = without_indices(&violation.path);
+            let span = violation.at.span;
+            let diagnostic = match &violation.breach {
+                Breach::TooLong { chars, max, exact } if violation.top_level => {
+                    rules::message_too_long::check(*chars, *max, span, !exact)
+                }
+                Breach::TooLong { .. } => Some(rules::text_too_long::diagnostic(
+                    &violation.breach,
+                    &place,
+                    span,
+                )),
+                Breach::TooFew { .. } | Breach::TooMany { .. } => {
+                    let across = action.across.iter().find(|a| a.path.join(".") == place);
+                    let declared = match across {
+                        Some(across) => format!(
+                            "`{}` declares `@across({place}, {})`",
+                            action.name,
+                            across.limits.args_text()
+                        ),
+                        None => {
+                            let declared = declared_place(action, &place);
+                            format!("`{}` declares `{place}: {declared}`", action.name)
+                        }
+                    };
+                    Some(rules::item_count::diagnostic(
+                        &violation.breach,
+                        &place,
+                        across.is_some(),
+                        span,
+                        &declared,
+                    ))
+                }
+                Breach::Duplicate { field, value } => {
+                    let list = place
+                        .strip_suffix(&format!(".{field}"))
+                        .unwrap_or(&place)
+                        .to_string();
+                    violation.first.as_ref().map(|(first, _)| {
+                        rules::duplicate_item::diagnostic(field, value, &list, span, first.span)
+                    })
+                }
+            };
+            if let Some(d) = diagnostic {
+                self.diagnostics.push(d);
+            }
+        }
+    }
+
+    /// F2007: a call passes exactly one argument of each `@one_of` group.
+    fn one_of(
+        &mut self,
+        action: &ActionSchema,
+        given: &[(&ParamSchema, &Expr, Span)],
+        call: &Call,
+    ) {
+        for group in &action.one_of {
+            // `link: none` passes nothing.
+            let passed: Vec<(&str, Span)> = given
+                .iter()
+                .filter(|(p, value, _)| {
+                    group.contains(&p.name) && !matches!(value.kind, ExprKind::None)
+                })
+                .map(|(p, _, span)| (p.name.as_str(), *span))
+                .collect();
+            match passed.as_slice() {
+                [] => self.diagnostics.push(rules::one_of_arguments::none_given(
+                    &action.name,
+                    group,
+                    call.name.span,
+                )),
+                [_] => {}
+                [first, second, ..] => self.diagnostics.push(rules::one_of_arguments::two_given(
+                    &action.name,
+                    group,
+                    *first,
+                    *second,
+                )),
+            }
+        }
+    }
+
+    /// F3016 / F3017: the literal `link` and `file` of a media send.
+    fn media(&mut self, action: &ActionSchema, typed: &[(&ParamSchema, &Expr)]) {
+        let Some(kind) = action.media else {
+            return;
+        };
+        for (param, value) in typed {
+            let problem = match param.name.as_str() {
+                "link" => self.media_link(value, kind),
+                "file" => self.media_file(value, kind),
+                _ => None,
+            };
+            if let Some(d) = problem {
+                self.diagnostics.push(d);
+            }
+        }
+    }
+
+    /// A link must be http(s), and its file extension fit `kind`.
+    fn media_link(&self, value: &Expr, kind: MediaKind) -> Option<Diagnostic> {
+        let ExprKind::Str(parts) = &value.kind else {
+            return None;
+        };
+        if let Some(StrPart::Text(head)) = parts.first() {
+            let head = head.to_ascii_lowercase();
+            let decided = head.len() >= "https://".len() || value.kind.as_plain_str().is_some();
+            let is_link = head.starts_with("https://") || head.starts_with("http://");
+            let may_become_link = "https://".starts_with(&head) || "http://".starts_with(&head);
+            if !is_link && (decided || !may_become_link) {
+                return Some(rules::invalid_media::not_a_link(value.span));
+            }
+        } else if value.kind.as_plain_str().is_some() {
+            // The empty string.
+            return Some(rules::invalid_media::not_a_link(value.span));
+        }
+        self.media_extension(value, kind)
+    }
+
+    /// The file extension of a literal (or of the literal end of an
+    /// interpolated string) must fit `kind`.
+    fn media_extension(&self, value: &Expr, kind: MediaKind) -> Option<Diagnostic> {
+        let ExprKind::Str(parts) = &value.kind else {
+            return None;
+        };
+        let Some(StrPart::Text(tail)) = parts.last() else {
+            return None;
+        };
+        let (mime, natural) = MediaKind::from_extension(tail)?;
+        if kind.accepts_mime(mime) {
+            return None;
+        }
+        let name = tail.split(['?', '#']).next().unwrap_or(tail);
+        let extension = name.rsplit_once('.').map_or("", |(_, e)| e);
+        let better = self
+            .schemas
+            .actions
+            .values()
+            .find(|a| a.media == Some(natural) && natural.accepts_mime(mime))
+            .map(|a| a.name.as_str());
+        Some(rules::invalid_media::wrong_kind(
+            value.span, extension, mime, kind, better,
+        ))
+    }
+
+    /// A local file: its extension must fit `kind`; when it exists, its
+    /// size too; when it does not, a warning.
+    fn media_file(&self, value: &Expr, kind: MediaKind) -> Option<Diagnostic> {
+        if let Some(d) = self.media_extension(value, kind) {
+            return Some(d);
+        }
+        let path = value.kind.as_plain_str()?;
+        let resolved = self.files.resolve(value.span, &path);
+        match std::fs::metadata(&resolved) {
+            Ok(meta) if meta.is_file() => {
+                let mime = MediaKind::from_extension(&path).map(|(mime, _)| mime);
+                kind.check(mime, Some(meta.len()))
+                    .err()
+                    .map(|problem| rules::invalid_media::too_large(value.span, &problem))
+            }
+            Ok(_) => None,
+            Err(_) => Some(rules::media_file_missing::diagnostic(
+                value.span,
+                &path,
+                &resolved.display().to_string(),
+            )),
+        }
+    }
+
+    /// F3018 (and F3016 for header links): the header and button
+    /// parameters of a call with a literal catalog template.
+    fn template_components(
+        &mut self,
+        action: &ActionSchema,
+        given: &[(&ParamSchema, &Expr, Span)],
+        call: &Call,
+    ) {
+        let Some(config) = self.config else {
+            return;
+        };
+        let Some(template_name) = given
+            .iter()
+            .find(|(p, _, _)| *p.ty.non_optional() == Ty::Template)
+            .and_then(|(_, value, _)| value.kind.as_plain_str())
+        else {
+            return;
+        };
+        let Some(template) = config.templates.get(&template_name) else {
+            return;
+        };
+        let arg = |name: &str| {
+            given
+                .iter()
+                .find(|(p, value, _)| p.name == name && !matches!(value.kind, ExprKind::None))
+                .map(|(_, value, _)| *value)
+        };
+        if action.param("header").is_some() {
+            let needed = match &template.header {
+                Some(TemplateHeaderConfig::Media(kind)) => Some((
+                    format!(
+                        "is {} {kind}",
+                        if *kind == MediaKind::Image { "an" } else { "a" }
+                    ),
+                    format!("an https link to the {kind} or an uploaded media id"),
+                )),
+                Some(TemplateHeaderConfig::Text { text, placeholders })
+                    if placeholders.count() > 0 =>
+                {
+                    Some((
+                        format!("has a placeholder: \"{text}\""),
+                        "the value of the placeholder".to_string(),
+                    ))
+                }
+                _ => None,
+            };
+            match (arg("header"), needed) {
+                (None, Some((what, value))) => {
+                    self.diagnostics
+                        .push(rules::template_parameters::header_missing(
+                            &template_name,
+                            call.name.span,
+                            &what,
+                            &value,
+                        ))
+                }
+                (Some(header), None) => {
+                    self.diagnostics
+                        .push(rules::template_parameters::header_unexpected(
+                            &template_name,
+                            header.span,
+                            template.header.is_some(),
+                        ))
+                }
+                (Some(header), Some(_)) => {
+                    if let Some(TemplateHeaderConfig::Media(kind)) = &template.header {
+                        let is_link = header.kind.as_plain_str().is_some_and(|h| {
+                            let h = h.to_ascii_lowercase();
+                            h.starts_with("https://") || h.starts_with("http://")
+                        });
+                        if is_link {
+                            if let Some(d) = self.media_extension(header, *kind) {
+                                self.diagnostics.push(d);
+                            }
+                        }
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        if action.param("buttons").is_some() {
+            let taking: Vec<&TemplateButtonConfig> = template
+                .buttons
+                .iter()
+                .filter(|b| b.takes_parameter())
+                .collect();
+            match arg("buttons").map(|b| (b, &b.kind)) {
+                None => {
+                    // Quick replies send their text when no payload is given.
+                    if taking
+                        .iter()
+                        .any(|b| b.kind != TemplateButtonKind::QuickReply)
+                    {
+                        self.diagnostics
+                            .push(rules::template_parameters::buttons_count(
+                                &template_name,
+                                call.name.span,
+                                &taking,
+                                None,
+                            ));
+                    }
+                }
+                Some((buttons, ExprKind::List(items))) => {
+                    if items.len() != taking.len() {
+                        self.diagnostics
+                            .push(rules::template_parameters::buttons_count(
+                                &template_name,
+                                buttons.span,
+                                &taking,
+                                Some(items.len()),
+                            ));
+                        return;
+                    }
+                    for (button, item) in taking.iter().zip(items) {
+                        if let Some(d) = button_value_problem(button, item) {
+                            self.diagnostics.push(d);
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
         }
     }
 
@@ -989,6 +1311,175 @@ impl<'a> FlowChecker<'a> {
                 .push(rules::window_not_proven::after_unknown_wait(span, wait)),
             Waited::Known(_) => {}
         }
+    }
+}
+
+/// Where an argument goes.
+enum ArgTarget<'a, 'c> {
+    /// This parameter; the span of the name, or of the value when positional.
+    Param(&'a ParamSchema, Span),
+    /// A named argument the action does not take.
+    Unknown(&'c Ident),
+    /// A positional argument past the last parameter; `first` for the
+    /// first of them.
+    Extra {
+        /// Whether it is the first one past the last parameter.
+        first: bool,
+    },
+}
+
+/// Each argument of `call` with where it goes: named ones by name,
+/// positional ones in order.
+fn arg_targets<'a, 'c>(
+    action: &'a ActionSchema,
+    call: &'c Call,
+) -> Vec<(&'c Arg, ArgTarget<'a, 'c>)> {
+    let mut positional = 0;
+    call.args
+        .iter()
+        .map(|arg| {
+            let target = match &arg.name {
+                Some(name) => match action.param(&name.name) {
+                    Some(p) => ArgTarget::Param(p, name.span),
+                    None => ArgTarget::Unknown(name),
+                },
+                None => {
+                    positional += 1;
+                    match action.params.get(positional - 1) {
+                        Some(p) => ArgTarget::Param(p, arg.value.span),
+                        None => ArgTarget::Extra {
+                            first: positional == action.params.len() + 1,
+                        },
+                    }
+                }
+            };
+            (arg, target)
+        })
+        .collect()
+}
+
+/// The parameters a call's arguments fill, each once (the first argument
+/// for it), with the values.
+pub(crate) fn bound_args<'a, 'c>(
+    action: &'a ActionSchema,
+    call: &'c Call,
+) -> Vec<(&'a ParamSchema, &'c Expr)> {
+    let mut out: Vec<(&ParamSchema, &Expr)> = Vec::new();
+    for (arg, target) in arg_targets(action, call) {
+        if let ArgTarget::Param(param, _) = target {
+            if !out.iter().any(|(p, _)| p.name == param.name) {
+                out.push((param, &arg.value));
+            }
+        }
+    }
+    out
+}
+
+/// `buttons[3].title` without indices: `buttons.title`.
+fn without_indices(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => in_index = true,
+            ']' => in_index = false,
+            c if !in_index => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The declared type, with limits, of a place of an action's arguments
+/// (`buttons`, `sections.rows`), as declarations write it.
+fn declared_place(action: &ActionSchema, place: &str) -> String {
+    let steps: Vec<String> = place.split('.').map(String::from).collect();
+    let Some((first, rest)) = steps.split_first() else {
+        return String::new();
+    };
+    let Some(param) = action.param(first) else {
+        return String::new();
+    };
+    let mut declared = limits::type_text(&param.ty, &param.limits);
+    let mut ty = &param.ty;
+    for step in rest {
+        let field = match ty.non_optional() {
+            Ty::List(element) => match element.non_optional() {
+                Ty::Record(record) => record.field(step),
+                _ => None,
+            },
+            Ty::Record(record) => record.field(step),
+            _ => None,
+        };
+        let Some(field) = field else {
+            break;
+        };
+        declared = limits::type_text(&field.ty, &field.limits);
+        ty = &field.ty;
+    }
+    declared
+}
+
+/// A literal button parameter of a template send that WhatsApp would refuse.
+fn button_value_problem(button: &TemplateButtonConfig, value: &Expr) -> Option<Diagnostic> {
+    let text = value.kind.as_plain_str()?;
+    let problem = match button.kind {
+        TemplateButtonKind::QuickReply if text.trim().is_empty() => Some((
+            "an empty payload",
+            "a non-empty id the flow will receive as `reply_id`, e.g. \"CONFIRM\"",
+        )),
+        TemplateButtonKind::Url if text.trim().is_empty() => Some((
+            "an empty end of the link",
+            "the part that completes the link, e.g. an order number",
+        )),
+        TemplateButtonKind::Url
+            if text.to_ascii_lowercase().starts_with("http://")
+                || text.to_ascii_lowercase().starts_with("https://") =>
+        {
+            Some((
+                "a whole link, but the template has the start of it",
+                "only the part after the template's link, e.g. \"order-1234\"",
+            ))
+        }
+        TemplateButtonKind::Url if text.chars().any(char::is_whitespace) => Some((
+            "spaces cannot be part of a link",
+            "the end of the link without spaces",
+        )),
+        _ => None,
+    }?;
+    Some(rules::template_parameters::bad_button_value(
+        value.span, button, problem.0, problem.1,
+    ))
+}
+
+/// Where local files named in flows are looked for: the project root (the
+/// folder of flow.toml) when known, else the folder of the flow file.
+pub(crate) struct FileRoots<'a> {
+    /// The folder of flow.toml, if the check has one.
+    pub(crate) project_root: Option<std::path::PathBuf>,
+    /// The sources, for the folder of a flow file.
+    pub(crate) sources: &'a SourceMap,
+}
+
+impl FileRoots<'_> {
+    /// `path` as written in the file of `span`, resolved.
+    fn resolve(&self, span: Span, path: &str) -> std::path::PathBuf {
+        let written = std::path::Path::new(path);
+        if written.is_absolute() {
+            return written.to_path_buf();
+        }
+        let root = self
+            .project_root
+            .clone()
+            .unwrap_or_else(|| self.folder_of(span.file));
+        root.join(written)
+    }
+
+    fn folder_of(&self, file: FileId) -> std::path::PathBuf {
+        std::path::Path::new(self.sources.get(file).name())
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
     }
 }
 

@@ -37,13 +37,16 @@
 //! ```
 
 mod flows;
+pub mod limits;
 pub mod program;
+mod replies;
 pub mod rules;
 pub mod schema;
 pub mod test_defs;
 pub mod types;
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 pub use program::{CheckedFlow, Program};
@@ -89,6 +92,8 @@ pub struct Compiler {
     sources: SourceMap,
     modules: Vec<ast::Module>,
     config: Option<Config>,
+    /// Where relative paths of local files in flows start.
+    project_root: Option<PathBuf>,
     diagnostics: Diagnostics,
 }
 
@@ -125,6 +130,7 @@ impl Compiler {
             sources: SourceMap::new(),
             modules: Vec::new(),
             config: None,
+            project_root: None,
             diagnostics: Diagnostics::new(),
         }
     }
@@ -143,13 +149,34 @@ impl Compiler {
     /// Adds and parses the project configuration (the text of `flow.toml`).
     /// With a configuration, sender, template and assistant names are checked
     /// against it.
+    ///
+    /// The configuration's folder (from its name, a path) becomes the project
+    /// root unless [`Compiler::set_project_root`] says otherwise: local files
+    /// named in flows (`file: "brochures/solar.pdf"`) are looked for there.
     pub fn add_config(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
         let text: String = text.into();
+        let name: String = name.into();
+        if self.project_root.is_none() {
+            self.project_root = Some(
+                Path::new(&name)
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+            );
+        }
         let id = self.sources.add(name, text.as_str());
         let (config, diagnostics) = Config::parse(&text, id);
         self.diagnostics.extend(diagnostics);
         self.config = Some(config);
         id
+    }
+
+    /// Sets the project root: where relative paths of local files in flows
+    /// start, as they do for the runtime. Without it, the folder of
+    /// flow.toml, or without a configuration the folder of each flow file.
+    pub fn set_project_root(&mut self, root: impl Into<PathBuf>) -> &mut Self {
+        self.project_root = Some(root.into());
+        self
     }
 
     /// Uses a configuration built in code.
@@ -164,6 +191,7 @@ impl Compiler {
             sources,
             modules,
             config,
+            project_root,
             mut diagnostics,
         } = self;
 
@@ -177,7 +205,12 @@ impl Compiler {
                 _ => None,
             })
             .collect();
-        let mut checker = flows::FlowChecker::new(&schemas, config.as_ref(), &mut diagnostics);
+        let files = flows::FileRoots {
+            project_root,
+            sources: &sources,
+        };
+        let mut checker =
+            flows::FlowChecker::new(&schemas, config.as_ref(), files, &mut diagnostics);
         checker.check_flows(&flows);
         let called_actions = std::mem::take(&mut checker.called);
         let test_defs: Vec<&ast::TestDef> = modules
@@ -370,5 +403,264 @@ mod tests {
         }
         source.push_str(" else { log(\"none matched\") }\n}\n");
         assert_eq!(messages(&source), Vec::<String>::new());
+    }
+
+    use crate::config::{TemplateButtonConfig, TemplateButtonKind, TemplateHeaderConfig};
+    use crate::media::MediaKind;
+    use crate::source::FileId;
+
+    const CONFIG: &str = "[senders.office]\nphone_number_id = \"1\"\n\n[templates.order_shipped]\nlanguage = \"en\"\ncategory = \"utility\"\nbody = \"Your order is on its way.\"\n";
+
+    /// A configuration whose `order_shipped` template has `header` and
+    /// `buttons` (built in code until flow.toml parses them).
+    fn config_with(
+        header: Option<TemplateHeaderConfig>,
+        buttons: Vec<TemplateButtonConfig>,
+    ) -> Config {
+        let (mut config, diagnostics) = Config::parse(CONFIG, FileId(99));
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let template = config.templates.get_mut("order_shipped").expect("template");
+        template.header = header;
+        template.buttons = buttons;
+        config
+    }
+
+    fn button(kind: TemplateButtonKind, text: &str, url: Option<&str>) -> TemplateButtonConfig {
+        TemplateButtonConfig {
+            kind,
+            text: text.into(),
+            url: url.map(String::from),
+        }
+    }
+
+    fn messages_with(source: &str, config: Config) -> Vec<String> {
+        let mut compiler = Compiler::new();
+        compiler.add_source("t.flow", source);
+        compiler.set_config(config);
+        compiler
+            .check()
+            .diagnostics
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}: {} / {}",
+                    d.code,
+                    d.message,
+                    d.primary.as_ref().map_or("", |l| l.text.as_str())
+                )
+            })
+            .collect()
+    }
+
+    fn template_send(args: &str) -> String {
+        format!("flow f\non call.ended as c {{\n    whatsapp.send_template(sender: \"office\", template: \"order_shipped\", to: c.customer_phone{args})\n}}\n")
+    }
+
+    #[test]
+    fn template_headers_are_required_refused_and_checked() {
+        let image = || {
+            config_with(
+                Some(TemplateHeaderConfig::Media(MediaKind::Image)),
+                Vec::new(),
+            )
+        };
+        assert_eq!(
+            messages_with(&template_send(""), image()),
+            ["F3018: template `order_shipped` needs `header:` / its header is an image, and no `header:` is given"]
+        );
+        assert_eq!(
+            messages_with(&template_send(", header: \"https://x.example/order.pdf\""), image()),
+            ["F3016: a PDF file cannot be sent as an image / application/pdf; an image must be JPEG or PNG, at most 5 MB"]
+        );
+        assert!(messages_with(
+            &template_send(", header: \"https://x.example/order.png\""),
+            image()
+        )
+        .is_empty());
+        assert!(messages_with(&template_send(", header: \"4711\""), image()).is_empty());
+        assert_eq!(
+            messages_with(
+                &template_send(", header: \"Hi\""),
+                config_with(None, Vec::new())
+            ),
+            ["F3018: template `order_shipped` takes no `header:` / the template has no header"]
+        );
+    }
+
+    #[test]
+    fn template_buttons_take_one_value_per_parameter() {
+        let buttons = || {
+            config_with(
+                None,
+                vec![
+                    button(TemplateButtonKind::QuickReply, "Yes", None),
+                    button(TemplateButtonKind::PhoneNumber, "Call us", None),
+                    button(
+                        TemplateButtonKind::Url,
+                        "Track",
+                        Some("https://shop.example/track/{{1}}"),
+                    ),
+                ],
+            )
+        };
+        let missing = messages_with(&template_send(""), buttons());
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert!(missing[0].contains("its buttons take 2 parameters and no `buttons:` is given"));
+        let mut compiler = Compiler::new();
+        compiler.add_source("t.flow", template_send(", buttons: [\"YES\"]"));
+        compiler.set_config(buttons());
+        let checked = compiler.check();
+        let help = checked
+            .diagnostics
+            .iter()
+            .next()
+            .and_then(|d| d.help.clone());
+        assert_eq!(
+            help.as_deref(),
+            Some("pass one value per button that takes one, in order: the payload of quick-reply button \"Yes\", then the end of the link of URL button \"Track\" (https://shop.example/track/{{1}})")
+        );
+        assert!(messages_with(
+            &template_send(", buttons: [\"YES\", \"order-1\"]"),
+            buttons()
+        )
+        .is_empty());
+        assert_eq!(
+            messages_with(&template_send(", buttons: [\"\", \"https://shop.example/track/1\"]"), buttons()),
+            [
+                "F3018: this is not a valid parameter for button \"Yes\" / an empty payload",
+                "F3018: this is not a valid parameter for button \"Track\" / a whole link, but the template has the start of it",
+            ]
+        );
+        // Quick replies alone may go without payloads: their texts are sent.
+        let quick = config_with(
+            None,
+            vec![button(TemplateButtonKind::QuickReply, "Yes", None)],
+        );
+        assert!(messages_with(&template_send(""), quick).is_empty());
+    }
+
+    #[test]
+    fn template_quick_replies_are_offered_reply_ids() {
+        let config = || {
+            config_with(
+                None,
+                vec![
+                    button(TemplateButtonKind::QuickReply, "Yes", None),
+                    button(TemplateButtonKind::QuickReply, "Stop", None),
+                ],
+            )
+        };
+        let reply = |arms: &str| {
+            format!(
+                "{}flow g\non whatsapp.message_received as msg {{\n    branch msg.reply_id ?? \"\" {{\n{arms}        _ => stop\n    }}\n}}\n",
+                template_send("")
+            )
+        };
+        // Without payloads, the buttons' texts come back.
+        assert!(messages_with(
+            &reply("        \"Yes\" => stop\n        \"Stop\" => stop\n"),
+            config()
+        )
+        .is_empty());
+        assert_eq!(
+            messages_with(&reply("        \"Yes\" => stop\n"), config()),
+            ["F4009: this branch has no arm for \"Stop\" offered by `whatsapp.send_template` / handles other choices of the same `whatsapp.send_template` but not \"Stop\""]
+        );
+        assert_eq!(
+            messages_with(&reply("        \"yes\" => stop\n"), config()),
+            ["F4008: no send offers the reply id \"yes\" / this arm never runs"]
+        );
+    }
+
+    #[test]
+    fn reply_branches_stay_quiet_when_ids_are_computed() {
+        let source = "flow f\non whatsapp.message_received as msg {\n    whatsapp.send_buttons(sender: msg.sender_id, to: msg.phone, body: \"?\", buttons: [{ id: msg.text, title: \"A\" }])\n    branch msg.reply_id ?? \"\" {\n        \"anything\" => stop\n        _ => stop\n    }\n}\n";
+        assert_eq!(messages(source), Vec::<String>::new());
+    }
+
+    #[test]
+    fn partly_literal_values_are_checked_where_known() {
+        let source = "flow f\non whatsapp.message_received as msg {\n    whatsapp.send_buttons(sender: msg.sender_id, to: msg.phone, body: \"?\", buttons: [\n        { id: \"a\", title: msg.text },\n        { id: \"b\", title: \"{msg.text} and twenty more chars\" },\n        { id: msg.text, title: \"C\" },\n        { id: \"d\", title: \"D\" },\n    ])\n}\n";
+        assert_eq!(
+            messages(source),
+            [
+                "F3014: `buttons.title` is longer than 20 characters",
+                "F3013: `buttons` takes at most 3 buttons",
+            ]
+        );
+    }
+
+    #[test]
+    fn one_of_needs_exactly_one() {
+        let source = "flow f\non whatsapp.message_received as msg {\n    whatsapp.send_audio(sender: msg.sender_id, to: msg.phone, link: none)\n}\n";
+        assert_eq!(
+            messages(source),
+            ["F2007: `whatsapp.send_audio` needs one of `link`, `media_id` or `file`"]
+        );
+    }
+
+    #[test]
+    fn media_links_and_files_are_checked() {
+        let send = |args: &str| {
+            format!("flow f\non whatsapp.message_received as msg {{\n    whatsapp.send_sticker(sender: msg.sender_id, to: msg.phone, {args})\n}}\n")
+        };
+        assert_eq!(
+            messages(&send("link: \"ftp://example.com/a.webp\"")),
+            ["F3016: media link is not an http(s) address"]
+        );
+        assert_eq!(
+            messages(&send("link: \"https://example.com/{msg.text}.png\"")),
+            ["F3016: a PNG file cannot be sent as a sticker"]
+        );
+        assert!(messages(&send("link: \"https://{msg.text}\"")).is_empty());
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let big = std::fs::File::create(dir.path().join("big.webp")).expect("create");
+        big.set_len(600 * 1024).expect("size");
+        std::fs::write(dir.path().join("small.webp"), b"RIFF").expect("write");
+        let check = |args: &str| {
+            let mut compiler = Compiler::new();
+            compiler.add_source("t.flow", send(args));
+            compiler.set_project_root(dir.path());
+            compiler
+                .check()
+                .diagnostics
+                .iter()
+                .map(|d| format!("{}: {}", d.code, d.message))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            check("file: \"big.webp\""),
+            ["F3016: media file is too large"]
+        );
+        assert!(check("file: \"small.webp\"").is_empty());
+        assert_eq!(
+            check("file: \"missing.webp\""),
+            ["F3017: media file `missing.webp` does not exist"]
+        );
+    }
+
+    #[test]
+    fn limits_and_attributes_in_declarations_are_checked() {
+        let source = "type Row { id: String, n: Int }\n@across(rows.id, max: 2)\n@media(gif)\naction x.send(rows: [Row](min: 1, unique: n, most: 2), title: Text(max: 3, min: 1), file: String?)\n";
+        assert_eq!(
+            messages(source),
+            [
+                "F1008: `@across` has the wrong arguments",
+                "F1008: `@media` has the wrong arguments",
+                "F1008: `unique: n` is not a limit a list can have",
+                "F1008: `most: 2` is not a limit a list can have",
+                "F1008: `min: 1` is not a limit Text can have",
+            ]
+        );
+    }
+
+    #[test]
+    fn trigger_defaults_fill_events_and_tests() {
+        let source = "flow f\non whatsapp.message_received as msg {\n    log(msg.kind)\n}\ntest \"no kind\" {\n    given whatsapp.message_received { phone: \"+4915112345678\", text: \"hi\", sender_id: \"office\", timestamp: \"2026-01-01T10:00:00Z\", conversation_id: \"c\", message_id: \"m\" }\n    expect { log(\"text\") completes }\n}\ntrigger x.happened {\n    n: Int = \"one\"\n}\n";
+        assert_eq!(
+            messages(source),
+            ["F2003: the default value must be Int, found String"]
+        );
     }
 }

@@ -8,11 +8,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::limits::{AcrossLimits, DeclaredLimits};
 use super::rules;
 use super::types::{self, FieldTy, RecordTy, Ty};
 use crate::diag::Diagnostics;
+use crate::media::MediaKind;
 use crate::source::Span;
-use crate::syntax::ast::{self, Declaration, DeclarationKind, TypeExpr, TypeExprKind};
+use crate::syntax::ast::{
+    self, Declaration, DeclarationKind, TypeArg, TypeArgValue, TypeExpr, TypeExprKind,
+};
 
 /// Everything declared: the vocabulary flows are checked against.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +40,9 @@ pub struct TriggerSchema {
     pub fields: Arc<RecordTy>,
     /// The field whose phone number gets an open 24-hour window.
     pub opens_window: Option<String>,
+    /// `@reply(FIELD)`: the field that carries the id of the choice a
+    /// customer made (a reply button, a list row, a quick reply).
+    pub reply: Option<String>,
     /// Documentation.
     pub doc: Option<String>,
     /// Where it is declared.
@@ -58,6 +65,17 @@ pub struct ActionSchema {
     /// `@one_of(a, b, c)`: groups of optional parameters of which a call
     /// passes exactly one.
     pub one_of: Vec<Vec<String>>,
+    /// `@media(KIND)`: the action sends media of this kind; its `link`
+    /// parameter takes an http(s) link, its `file` parameter a local file.
+    pub media: Option<MediaKind>,
+    /// `@offers(PATH)`: where the ids of the choices a send offers are, e.g.
+    /// `["buttons", "id"]`. On an action with a Template parameter, the path
+    /// names the list of button parameters, read against the template's
+    /// quick-reply buttons.
+    pub offers: Vec<Vec<String>>,
+    /// `@across(PATH, ...)`: limits on the items of nested lists taken
+    /// together.
+    pub across: Vec<AcrossLimits>,
     /// Documentation.
     pub doc: Option<String>,
     /// Where it is declared.
@@ -78,8 +96,8 @@ pub struct ParamSchema {
     pub name: String,
     /// The accepted type.
     pub ty: Ty,
-    /// `Text(max: N)`: the most characters a value may have.
-    pub max_chars: Option<usize>,
+    /// Declared limits: `Text(max: N)`, `[T](min: N, max: N, unique: FIELD)`.
+    pub limits: DeclaredLimits,
     /// The value used when the argument is left out.
     pub default: Option<ast::Expr>,
     /// Documentation.
@@ -111,11 +129,8 @@ pub struct ErrorSchema {
 impl Schemas {
     /// The fields of a caught error: `e.kind`, `e.message`.
     pub fn error_value_type() -> Ty {
-        let field = |name: &str, doc: &str| FieldTy {
-            name: name.into(),
-            ty: Ty::String,
-            doc: Some(doc.into()),
-            span: Span::default(),
+        let field = |name: &str, doc: &str| {
+            FieldTy::new(name, Ty::String, Some(doc.into()), Span::default())
         };
         Ty::Record(Arc::new(RecordTy {
             name: Some("Error".into()),
@@ -263,57 +278,137 @@ impl Resolver<'_> {
                     ));
                 continue;
             }
-            let (ty, _) = self.type_expr(&field.ty);
+            let (ty, limits) = self.type_expr(&field.ty);
+            let default = field
+                .default
+                .as_ref()
+                .and_then(|default| self.default_value(default, &ty));
             out.push(FieldTy {
                 name: field.name.name.clone(),
                 ty,
                 doc: field.doc.clone(),
                 span: field.name.span,
+                limits,
+                default,
             });
         }
         out
     }
 
-    /// The type and, for `Text(max: N)`, the length limit.
-    fn type_expr(&mut self, ty: &TypeExpr) -> (Ty, Option<usize>) {
-        let (base, max_chars) = match &ty.kind {
-            TypeExprKind::List(element) => (Ty::List(Box::new(self.type_expr(element).0)), None),
+    /// The type and its declared limits.
+    fn type_expr(&mut self, ty: &TypeExpr) -> (Ty, DeclaredLimits) {
+        let (base, limits) = match &ty.kind {
+            TypeExprKind::List(element, args) => {
+                let (element_ty, item_limits) = self.type_expr(element);
+                let mut limits = self.list_limits(args, &element_ty);
+                if !item_limits.is_empty() {
+                    limits.items = Some(Box::new(item_limits));
+                }
+                (Ty::List(Box::new(element_ty)), limits)
+            }
             TypeExprKind::Record(fields) => (
                 Ty::Record(Arc::new(RecordTy {
                     name: None,
                     fields: self.fields(fields),
                 })),
-                None,
+                DeclaredLimits::default(),
             ),
             TypeExprKind::Named { name, args } => {
-                let max_chars = args
-                    .iter()
-                    .find(|(key, _)| key.name == "max")
-                    .and_then(|(_, n)| usize::try_from(*n).ok());
-                if let Some(builtin) = types::builtin(&name.name) {
-                    (builtin, max_chars)
+                let ty = if let Some(builtin) = types::builtin(&name.name) {
+                    builtin
                 } else if let Some(record) = self.record_type(&name.name) {
-                    (Ty::Record(record), None)
+                    Ty::Record(record)
                 } else if self.type_decls.contains_key(name.name.as_str()) {
-                    (Ty::Any, None)
+                    Ty::Any
                 } else {
                     let mut candidates: Vec<&str> = types::BUILTIN_NAMES.to_vec();
                     candidates.extend(self.type_decls.keys().copied());
                     self.diagnostics
                         .push(rules::unknown_type::diagnostic(name, &candidates));
-                    (Ty::Unknown, None)
+                    Ty::Unknown
+                };
+                let mut limits = DeclaredLimits::default();
+                for arg in args {
+                    match (arg.name.name.as_str(), count_arg(arg)) {
+                        ("max", Some(max)) if ty.is_text() => limits.max_chars = Some(max),
+                        _ => self
+                            .diagnostics
+                            .push(rules::unknown_attribute::bad_type_arg(
+                                arg,
+                                &name.name,
+                                if ty.is_text() {
+                                    "`max: N` (the most characters)"
+                                } else {
+                                    "no arguments"
+                                },
+                            )),
+                    }
                 }
+                (ty, limits)
             }
         };
         let ty = if ty.optional { base.optional() } else { base };
-        (ty, max_chars)
+        (ty, limits)
+    }
+
+    /// `min: N`, `max: N` and `unique: FIELD` of a list of `element`s, in a
+    /// list type or an `@across` attribute.
+    fn list_limits(&mut self, args: &[TypeArg], element: &Ty) -> DeclaredLimits {
+        let mut limits = DeclaredLimits::default();
+        for arg in args {
+            match (arg.name.name.as_str(), &arg.value) {
+                ("min", _) if count_arg(arg).is_some() => limits.min_items = count_arg(arg),
+                ("max", _) if count_arg(arg).is_some() => limits.max_items = count_arg(arg),
+                ("unique", TypeArgValue::Name(field))
+                    if record_field(element, &field.name).is_some_and(|f| f.ty.is_text()) =>
+                {
+                    limits.unique = Some(field.name.clone())
+                }
+                _ => self.diagnostics.push(rules::unknown_attribute::bad_type_arg(
+                    arg,
+                    "a list",
+                    "`min: N`, `max: N` (the fewest and most items) and `unique: FIELD` (a text field of the items that no two items may share)",
+                )),
+            }
+        }
+        limits
+    }
+
+    /// A trigger field's default as event JSON, if it is a literal of the
+    /// field's type.
+    fn default_value(&mut self, default: &ast::Expr, ty: &Ty) -> Option<serde_json::Value> {
+        let default_ty = literal_type(default);
+        if !ty.accepts(&default_ty) {
+            self.diagnostics.push(rules::type_mismatch::diagnostic(
+                default.span,
+                ty,
+                &default_ty,
+                "the default value",
+            ));
+            return None;
+        }
+        super::test_defs::literal_json(default).ok()
     }
 
     fn trigger(&mut self, decl: &Declaration, name: &ast::Ident, fields: &[ast::FieldDecl]) {
         let fields = self.fields(fields);
         let mut opens_window = None;
+        let mut reply = None;
         for attr in &decl.attributes {
+            if !attr.options.is_empty() {
+                self.diagnostics
+                    .push(rules::unknown_attribute::diagnostic(attr, "trigger"));
+                continue;
+            }
             match (attr.name.name.as_str(), attr.args.as_slice()) {
+                ("reply", [field]) => match fields.iter().find(|f| f.name == field.name) {
+                    Some(f) if f.ty.non_optional().is_text() => reply = Some(field.name.clone()),
+                    _ => self.diagnostics.push(rules::unknown_attribute::bad_path(
+                        attr,
+                        field,
+                        "names no text field of the trigger",
+                    )),
+                },
                 ("opens_window", [field]) => match fields.iter().find(|f| f.name == field.name) {
                     Some(f) if Ty::Phone.accepts(&f.ty) && !matches!(f.ty, Ty::Optional(_)) => {
                         opens_window = Some(field.name.clone())
@@ -338,6 +433,7 @@ impl Resolver<'_> {
                     fields,
                 }),
                 opens_window,
+                reply,
                 doc: decl.doc.clone(),
                 span: name.span,
             },
@@ -364,7 +460,7 @@ impl Resolver<'_> {
                     ));
                 continue;
             }
-            let (ty, max_chars) = self.type_expr(&param.ty);
+            let (ty, limits) = self.type_expr(&param.ty);
             if let Some(default) = &param.default {
                 let default_ty = literal_type(default);
                 if !ty.accepts(&default_ty) {
@@ -379,7 +475,7 @@ impl Resolver<'_> {
             schemas.push(ParamSchema {
                 name: param.name.name.clone(),
                 ty,
-                max_chars,
+                limits,
                 default: param.default.clone(),
                 doc: param.doc.clone(),
                 span: param.name.span,
@@ -398,8 +494,52 @@ impl Resolver<'_> {
         }
         let mut requires_window = None;
         let mut one_of = Vec::new();
+        let mut media = None;
+        let mut offers = Vec::new();
+        let mut across = Vec::new();
+        let has_template = schemas.iter().any(|p| *p.ty.non_optional() == Ty::Template);
         for attr in &decl.attributes {
+            if attr.name.name == "across" {
+                across.extend(self.across(attr, &schemas));
+                continue;
+            }
+            if !attr.options.is_empty() {
+                self.diagnostics
+                    .push(rules::unknown_attribute::diagnostic(attr, "action"));
+                continue;
+            }
             match (attr.name.name.as_str(), attr.args.as_slice()) {
+                ("media", [kind]) => match MediaKind::from_name(&kind.name) {
+                    Some(_) if schemas.iter().all(|p| p.name != "link" && p.name != "file") => {
+                        self.diagnostics.push(rules::unknown_attribute::bad_path(
+                            attr,
+                            kind,
+                            "needs an action with a `link` or `file` parameter",
+                        ))
+                    }
+                    Some(found) => media = Some(found),
+                    None => self.diagnostics.push(rules::unknown_attribute::bad_path(
+                        attr,
+                        kind,
+                        "is no media kind: image, document, audio, video or sticker",
+                    )),
+                },
+                ("offers", [path]) => {
+                    let steps: Vec<String> = path.name.split('.').map(String::from).collect();
+                    match path_type(&schemas, &steps).map(Ty::non_optional) {
+                        Some(ty) if ty.is_text() => offers.push(steps),
+                        Some(Ty::List(element))
+                            if has_template && steps.len() == 1 && element.is_text() =>
+                        {
+                            offers.push(steps)
+                        }
+                        _ => self.diagnostics.push(rules::unknown_attribute::bad_path(
+                            attr,
+                            path,
+                            "leads to no text field of the parameters",
+                        )),
+                    }
+                }
                 ("requires_window", [param]) => match schemas.iter().find(|p| p.name == param.name)
                 {
                     Some(p) if Ty::Phone.accepts(&p.ty) && !matches!(p.ty, Ty::Optional(_)) => {
@@ -439,11 +579,73 @@ impl Resolver<'_> {
                 raises: raise_names,
                 requires_window,
                 one_of,
+                media,
+                offers,
+                across,
                 doc: decl.doc.clone(),
                 span: name.span,
             },
         );
     }
+}
+
+impl Resolver<'_> {
+    /// `@across(PATH, min: N, max: N, unique: FIELD)`: the path must lead
+    /// through lists of records to a list.
+    fn across(&mut self, attr: &ast::Attribute, params: &[ParamSchema]) -> Option<AcrossLimits> {
+        let [path] = attr.args.as_slice() else {
+            self.diagnostics
+                .push(rules::unknown_attribute::diagnostic(attr, "action"));
+            return None;
+        };
+        let steps: Vec<String> = path.name.split('.').map(String::from).collect();
+        let item_ty = match path_type(params, &steps).map(|ty| ty.non_optional().clone()) {
+            Some(Ty::List(element)) if steps.len() >= 2 => *element,
+            _ => {
+                self.diagnostics.push(rules::unknown_attribute::bad_path(
+                    attr,
+                    path,
+                    "leads to no list inside a list parameter",
+                ));
+                return None;
+            }
+        };
+        let limits = self.list_limits(&attr.options, &item_ty);
+        Some(AcrossLimits {
+            path: steps,
+            limits,
+            item_ty,
+        })
+    }
+}
+
+/// The number of a `max: N` or `min: N` type argument.
+fn count_arg(arg: &TypeArg) -> Option<usize> {
+    match arg.value {
+        TypeArgValue::Int(n) => usize::try_from(n).ok(),
+        TypeArgValue::Name(_) => None,
+    }
+}
+
+/// The field `name` of the records a type holds (through lists and `?`).
+fn record_field<'t>(ty: &'t Ty, name: &str) -> Option<&'t FieldTy> {
+    match ty.non_optional() {
+        Ty::List(element) => record_field(element, name),
+        Ty::Record(record) => record.field(name),
+        _ => None,
+    }
+}
+
+/// The type a path of a parameter and record fields leads to; lists on the
+/// way are stepped into (`sections.rows.id`: the id of each row of each
+/// section).
+pub(crate) fn path_type<'t>(params: &'t [ParamSchema], steps: &[String]) -> Option<&'t Ty> {
+    let (first, rest) = steps.split_first()?;
+    let mut ty = &params.iter().find(|p| &p.name == first)?.ty;
+    for step in rest {
+        ty = &record_field(ty, step)?.ty;
+    }
+    Some(ty)
 }
 
 /// The type of a literal default value.

@@ -245,7 +245,7 @@ impl TestChecker<'_> {
             }
         }
         for field in &trigger.fields.fields {
-            if !matches!(field.ty, Ty::Optional(_)) && !out.contains_key(&field.name) {
+            if field.is_required() && !out.contains_key(&field.name) {
                 let written = given.fields.iter().any(|(n, _)| n.name == field.name);
                 if !written {
                     self.push(
@@ -491,7 +491,7 @@ impl TestChecker<'_> {
 }
 
 /// A literal as JSON; the span of the first part that is not a literal.
-fn literal_json(expr: &Expr) -> Result<J, Span> {
+pub(crate) fn literal_json(expr: &Expr) -> Result<J, Span> {
     Ok(match &expr.kind {
         ExprKind::Str(_) => J::String(expr.kind.as_plain_str().ok_or(expr.span)?),
         ExprKind::Int(i) => J::from(*i),

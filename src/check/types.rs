@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::limits::DeclaredLimits;
 use crate::source::Span;
 
 /// A value's type.
@@ -71,6 +72,31 @@ pub struct FieldTy {
     pub doc: Option<String>,
     /// Where it is declared.
     pub span: Span,
+    /// Declared limits: `title: Text(max: 20)`, `rows: [ListRow](max: 10)`.
+    pub limits: DeclaredLimits,
+    /// A trigger field's default, as event JSON: the value an event that
+    /// leaves the field out gets.
+    pub default: Option<serde_json::Value>,
+}
+
+impl FieldTy {
+    /// A field without limits or default.
+    pub fn new(name: impl Into<String>, ty: Ty, doc: Option<String>, span: Span) -> FieldTy {
+        FieldTy {
+            name: name.into(),
+            ty,
+            doc,
+            span,
+            limits: DeclaredLimits::default(),
+            default: None,
+        }
+    }
+
+    /// Whether an event or a test's `given` must have it: not optional and
+    /// no default.
+    pub fn is_required(&self) -> bool {
+        self.default.is_none() && !matches!(self.ty, Ty::Optional(_))
+    }
 }
 
 impl RecordTy {

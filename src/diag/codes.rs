@@ -60,7 +60,7 @@ codes! {
     UnknownErrorKind = "F1005", "unknown-error-kind", Error, "A `catch` or `raises` names an error kind that is not declared.";
     DuplicateDefinition = "F1006", "duplicate-definition", Error, "A flow, declaration, field or parameter is defined twice.";
     UnknownType = "F1007", "unknown-type", Error, "A declaration uses a type that does not exist.";
-    UnknownAttribute = "F1008", "unknown-attribute", Error, "A declaration carries an attribute the checker does not know, or one with wrong arguments.";
+    UnknownAttribute = "F1008", "unknown-attribute", Error, "A declaration carries an attribute or type argument the checker does not know, or one with wrong arguments.";
 
     UnknownArgument = "F2001", "unknown-argument", Error, "A call passes a named argument the action does not take.";
     MissingArgument = "F2002", "missing-argument", Error, "A call leaves out a required argument.";
@@ -68,6 +68,7 @@ codes! {
     DuplicateArgument = "F2004", "duplicate-argument", Error, "A call passes the same argument twice.";
     TooManyArguments = "F2005", "too-many-arguments", Error, "A call passes more positional arguments than the action has parameters.";
     NoValue = "F2006", "no-value", Error, "The result of an action that returns nothing is used as a value.";
+    OneOfArguments = "F2007", "one-of-arguments", Error, "A call passes none, or more than one, of a group of arguments of which it needs exactly one.";
 
     PhoneNotE164 = "F3001", "phone-not-e164", Error, "A phone number literal is not in strict E.164 format.";
     MessageTooLong = "F3002", "message-too-long", Error, "A message literal is longer than WhatsApp allows.";
@@ -81,6 +82,12 @@ codes! {
     MarketingWithoutOptOut = "F3010", "marketing-without-opt-out", Warning, "A marketing template offers no way to opt out.";
     InvalidPattern = "F3011", "invalid-pattern", Error, "A branch pattern is not a valid regular expression.";
     InvalidDateFormat = "F3012", "invalid-date-format", Error, "A date format string has an unknown `%` directive.";
+    ItemCount = "F3013", "item-count", Error, "A list literal has more or fewer items than its declaration allows, e.g. four reply buttons.";
+    TextTooLong = "F3014", "text-too-long", Error, "A text inside an argument (a button title, a row description) is longer than its declaration allows.";
+    DuplicateItem = "F3015", "duplicate-item", Error, "Two items of a list literal share a value that must be unique, e.g. two buttons with the same id.";
+    InvalidMedia = "F3016", "invalid-media", Error, "A media link or file literal cannot be sent: not an http(s) link, the wrong kind of file, or too large.";
+    MediaFileMissing = "F3017", "media-file-missing", Warning, "A local media file named by a literal does not exist (yet).";
+    TemplateParameters = "F3018", "template-parameters", Error, "The header or button parameters of a template send do not match the template.";
 
     CatchCannotRaise = "F4001", "catch-cannot-raise", Error, "A `catch` names an error kind that its statement cannot raise.";
     UnreachableCode = "F4002", "unreachable-code", Warning, "A statement or branch arm can never run.";
@@ -89,6 +96,8 @@ codes! {
     UnsetAfterCatch = "F4005", "unset-after-catch", Error, "A variable is used after a caught error may have left it unset.";
     InvalidRetry = "F4006", "invalid-retry", Error, "A `retry` clause has a count, interval or backoff that cannot work.";
     CatchShadowed = "F4007", "catch-shadowed", Warning, "A `catch` comes after one that already catches everything it would.";
+    UnknownReplyId = "F4008", "unknown-reply-id", Error, "A branch on a reply id has an arm for an id that no send in the project offers.";
+    UnhandledReplyId = "F4009", "unhandled-reply-id", Warning, "A branch on a reply id handles some choices of a send but not all of them.";
 
     ConfigSyntax = "F5001", "config-syntax", Error, "flow.toml is not valid TOML or has the wrong shape.";
     ConfigValue = "F5002", "config-value", Error, "A value in flow.toml is invalid.";

@@ -263,7 +263,12 @@ impl<'a> Printer<'a> {
             out.push('@');
             out.push_str(&attr.name.name);
             if !attr.args.is_empty() || self.text(attr.span).contains('(') {
-                let args: Vec<&str> = attr.args.iter().map(|a| a.name.as_str()).collect();
+                let args: Vec<String> = attr
+                    .args
+                    .iter()
+                    .map(|a| a.name.clone())
+                    .chain(attr.options.iter().map(TypeArg::to_string))
+                    .collect();
                 out.push_str(&format!("({})", args.join(", ")));
             }
             out.push_str(&self.trailing(attr.span.end as usize));
@@ -393,6 +398,10 @@ impl<'a> Printer<'a> {
             self.forbid_comments(f.span)?;
             out.push_str(&ind(level + 1));
             out.push_str(&format!("{}: {}", f.name.name, self.type_expr(&f.ty)?));
+            if let Some(default) = &f.default {
+                out.push_str(" = ");
+                out.push_str(&self.flat(default)?);
+            }
             out.push_str(&self.trailing(f.span.end as usize));
             out.push('\n');
         }
@@ -407,18 +416,10 @@ impl<'a> Printer<'a> {
     fn type_expr(&self, ty: &TypeExpr) -> Out {
         self.forbid_comments(ty.span)?;
         let mut out = match &ty.kind {
-            TypeExprKind::Named { name, args } => {
-                let mut s = name.name.clone();
-                if !args.is_empty() {
-                    let args: Vec<String> = args
-                        .iter()
-                        .map(|(k, v)| format!("{}: {v}", k.name))
-                        .collect();
-                    s.push_str(&format!("({})", args.join(", ")));
-                }
-                s
+            TypeExprKind::Named { name, args } => format!("{}{}", name.name, type_args(args)),
+            TypeExprKind::List(inner, args) => {
+                format!("[{}]{}", self.type_expr(inner)?, type_args(args))
             }
-            TypeExprKind::List(inner) => format!("[{}]", self.type_expr(inner)?),
             TypeExprKind::Record(fields) if fields.is_empty() => "{}".to_string(),
             TypeExprKind::Record(fields) => {
                 let fields = fields
@@ -1100,4 +1101,13 @@ fn item_span(item: &Item) -> Span {
         Item::Declaration(d) => d.span,
         Item::Test(t) => t.span,
     }
+}
+
+/// `(max: 3, unique: id)` of a type, or nothing.
+fn type_args(args: &[TypeArg]) -> String {
+    if args.is_empty() {
+        return String::new();
+    }
+    let args: Vec<String> = args.iter().map(TypeArg::to_string).collect();
+    format!("({})", args.join(", "))
 }

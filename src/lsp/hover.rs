@@ -12,6 +12,7 @@ use super::analysis::Analysis;
 use super::completion::string_argument_type;
 use super::context::{self, Binding, FrameKind};
 use super::documents::{floor_char_boundary, LineIndex};
+use crate::check::limits::type_text;
 use crate::check::schema::{ActionSchema, ErrorSchema, ParamSchema, Schemas, TriggerSchema};
 use crate::check::types::{FieldTy, RecordTy, Ty};
 use crate::config::{AssistantConfig, SenderConfig, TemplateConfig};
@@ -237,7 +238,12 @@ pub fn markdown(symbol: &Symbol) -> String {
             (!a.raises.is_empty()).then(|| format!("Raises: {}", a.raises.join(", "))),
         ),
         Symbol::Param(a, p) => (
-            format!("{}: {}{}", p.name, p.ty, default_text(p)),
+            format!(
+                "{}: {}{}",
+                p.name,
+                type_text(&p.ty, &p.limits),
+                default_text(p)
+            ),
             p.doc.clone(),
             Some(format!(
                 "Parameter of `{}`{}",
@@ -247,7 +253,7 @@ pub fn markdown(symbol: &Symbol) -> String {
         ),
         Symbol::Trigger(t) => (trigger_signature(t), t.doc.clone(), None),
         Symbol::Field { owner, field } => (
-            format!("{}: {}", field.name, field.ty),
+            field_text(field),
             field.doc.clone(),
             Some(format!("Field of `{owner}`")),
         ),
@@ -296,7 +302,14 @@ fn action_signature(a: &ActionSchema) -> String {
     let params: Vec<String> = a
         .params
         .iter()
-        .map(|p| format!("{}: {}{}", p.name, p.ty, default_text(p)))
+        .map(|p| {
+            format!(
+                "{}: {}{}",
+                p.name,
+                type_text(&p.ty, &p.limits),
+                default_text(p)
+            )
+        })
         .collect();
     let returns = match &a.returns {
         Ty::Nothing => String::new(),
@@ -314,11 +327,14 @@ fn action_signature(a: &ActionSchema) -> String {
 }
 
 fn trigger_signature(t: &TriggerSchema) -> String {
-    let attribute = t
+    let mut attribute = t
         .opens_window
         .as_ref()
         .map(|f| format!("@opens_window({f})\n"))
         .unwrap_or_default();
+    if let Some(reply) = &t.reply {
+        attribute.push_str(&format!("@reply({reply})\n"));
+    }
     format!(
         "{attribute}trigger {} {{\n{}}}",
         t.name,
@@ -329,6 +345,20 @@ fn trigger_signature(t: &TriggerSchema) -> String {
 fn fields_text(fields: &[FieldTy]) -> String {
     fields
         .iter()
-        .map(|f| format!("    {}: {}\n", f.name, f.ty))
+        .map(|f| format!("    {}\n", field_text(f)))
         .collect()
+}
+
+/// `title: Text(max: 20)`, `kind: String = "text"`.
+fn field_text(field: &FieldTy) -> String {
+    let default = field
+        .default
+        .as_ref()
+        .map(|d| format!(" = {d}"))
+        .unwrap_or_default();
+    format!(
+        "{}: {}{default}",
+        field.name,
+        type_text(&field.ty, &field.limits)
+    )
 }

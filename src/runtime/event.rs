@@ -155,6 +155,16 @@ fn fill(
     for field in &trigger.fields.fields {
         // `null` for an optional field converts to `none` too.
         let value = match convert(&field.name, &field.ty) {
+            // A declared default (`kind: String = "text"`) fills the field.
+            None if field.default.is_some() => field
+                .default
+                .as_ref()
+                .map_or(Ok(Value::None), |default| self::convert(default, &field.ty))
+                .map_err(|(_, problem)| EventError::BadField {
+                    trigger: trigger_name.to_string(),
+                    field: field.name.clone(),
+                    problem,
+                })?,
             None if matches!(field.ty, Ty::Optional(_)) => Value::None,
             None => {
                 return Err(EventError::MissingField {
@@ -323,6 +333,23 @@ mod tests {
         let value = event.to_value(&schemas()).unwrap();
         assert_eq!(value.field("duration"), Some(&Value::Duration(270_000)));
         assert_eq!(value.field("customer_name"), Some(&Value::None));
+    }
+
+    #[test]
+    fn a_field_left_out_gets_its_declared_default() {
+        let fields = serde_json::json!({
+            "phone": "+4915112345678", "text": "hi", "sender_id": "berlin-office",
+            "timestamp": "2026-12-01T10:00:00+01:00", "conversation_id": "c1",
+            "message_id": "wamid.1"
+        });
+        let event = Event::new("whatsapp.message_received", fields.clone());
+        let value = event.to_value(&schemas()).unwrap();
+        assert_eq!(value.field("kind"), Some(&Value::String("text".into())));
+        let mut with_kind = fields;
+        with_kind["kind"] = serde_json::json!("reply");
+        let mut event = Event::new("whatsapp.message_received", with_kind);
+        let value = event.take_value(&schemas()).unwrap();
+        assert_eq!(value.field("kind"), Some(&Value::String("reply".into())));
     }
 
     #[test]

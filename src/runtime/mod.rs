@@ -8,6 +8,7 @@ mod engine;
 mod error;
 mod event;
 mod interp;
+pub(crate) mod limits;
 mod observe;
 mod pacing;
 mod phones;

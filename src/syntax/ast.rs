@@ -166,8 +166,12 @@ pub struct Handler {
 pub struct Attribute {
     /// The attribute's name without `@`.
     pub name: Ident,
-    /// Its arguments, if written with parentheses.
+    /// Its arguments, if written with parentheses: names, or paths such as
+    /// `sections.rows.id` (one `Ident` whose text contains the dots).
     pub args: Vec<Ident>,
+    /// `key: value` options after the arguments, as in
+    /// `@across(sections.rows, max: 10)`.
+    pub options: Vec<TypeArg>,
     /// The whole attribute.
     pub span: Span,
 }
@@ -242,13 +246,17 @@ pub enum DeclarationKind {
     },
 }
 
-/// `name: Type` in a trigger, type or record type.
+/// `name: Type` in a trigger, type or record type; `name: Type = default`
+/// in a trigger.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldDecl {
     /// The field's name.
     pub name: Ident,
     /// Its type.
     pub ty: TypeExpr,
+    /// A trigger field's default: the value an event that leaves the field
+    /// out gets. Always `None` outside triggers.
+    pub default: Option<Expr>,
     /// `##` lines directly above it.
     pub doc: Option<String>,
     /// The whole field.
@@ -288,13 +296,43 @@ pub enum TypeExprKind {
     Named {
         /// The type's name.
         name: Ident,
-        /// `(key: N, ...)` arguments.
-        args: Vec<(Ident, i64)>,
+        /// `(key: value, ...)` arguments.
+        args: Vec<TypeArg>,
     },
-    /// `[T]`.
-    List(Box<TypeExpr>),
+    /// `[T]`, or `[T](min: 1, max: 3, unique: id)` with declared limits.
+    List(Box<TypeExpr>, Vec<TypeArg>),
     /// `{ field: T, ... }`.
     Record(Vec<FieldDecl>),
+}
+
+/// `key: value` in a type's or an attribute's parentheses: `max: 20`,
+/// `unique: id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeArg {
+    /// The key.
+    pub name: Ident,
+    /// The value.
+    pub value: TypeArgValue,
+    /// The whole argument.
+    pub span: Span,
+}
+
+/// The value of a [`TypeArg`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum TypeArgValue {
+    /// A whole number: `max: 20`.
+    Int(i64),
+    /// A name: `unique: id`.
+    Name(Ident),
+}
+
+impl std::fmt::Display for TypeArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.value {
+            TypeArgValue::Int(n) => write!(f, "{}: {n}", self.name.name),
+            TypeArgValue::Name(value) => write!(f, "{}: {}", self.name.name, value.name),
+        }
+    }
 }
 
 /// `{ statements }`.

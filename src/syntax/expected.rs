@@ -252,10 +252,11 @@ fn describe(rule: Rule) -> Option<&'static str> {
         params | param => "a parameter `name: Type`",
         returns => "`->`",
         raises | kw_raises => "`raises`",
-        field_decl => "a field `name: Type`",
+        field_decl | trigger_field => "a field `name: Type`",
         type_expr | named_type | list_type | record_type => "a type",
         optional => "`?`",
-        type_arg => "a type argument `name: number`",
+        type_args => "`(`",
+        type_arg => "a type argument such as `max: 20` or `unique: id`",
         block => "`{`",
         stmt | let_stmt | if_stmt | branch_stmt | delay_stmt | stop_stmt | fail_stmt => {
             "a statement"

@@ -489,18 +489,48 @@ impl Builder<'_, '_> {
         let span = self.span(&pair);
         let mut name = None;
         let mut args = Vec::new();
+        let mut options = Vec::new();
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::name => name = Some(self.ident(p)),
-                Rule::attribute_args => args = p.into_inner().map(|a| self.ident(a)).collect(),
+                Rule::attribute_args => {
+                    for arg in p.into_inner() {
+                        if arg.as_rule() == Rule::type_arg {
+                            options.extend(self.type_arg(arg));
+                        } else {
+                            args.push(self.ident(arg));
+                        }
+                    }
+                }
                 _ => {}
             }
         }
         Attribute {
             name: name.unwrap_or_else(|| missing_ident(span)),
             args,
+            options,
             span,
         }
+    }
+
+    /// `key: value` of a type or an attribute.
+    fn type_arg(&mut self, pair: Pair<'_, Rule>) -> Option<TypeArg> {
+        let span = self.span(&pair);
+        let mut parts = pair.into_inner();
+        let name = self.ident(parts.next()?);
+        let value = parts.next()?;
+        let value = match value.as_rule() {
+            Rule::int => TypeArgValue::Int(self.int(&value)?),
+            _ => TypeArgValue::Name(self.ident(value)),
+        };
+        Some(TypeArg { name, value, span })
+    }
+
+    /// The `(key: value, ...)` of a type.
+    fn type_args(&mut self, pair: Pair<'_, Rule>) -> Vec<TypeArg> {
+        pair.into_inner()
+            .filter_map(|arg| self.type_arg(arg))
+            .collect()
     }
 
     fn action_decl(&mut self, pair: Pair<'_, Rule>, span: Span) -> DeclarationKind {
@@ -546,14 +576,17 @@ impl Builder<'_, '_> {
         }
     }
 
+    /// A `field_decl`, or a `trigger_field` with its default.
     fn field_decl(&mut self, pair: Pair<'_, Rule>) -> FieldDecl {
         let span = self.span(&pair);
         let mut inner = pair.into_inner();
         let name = inner.next().map(|p| self.ident(p));
         let ty = inner.next().map(|p| self.type_expr(p));
+        let default = inner.next().map(|p| self.expr_atom(p));
         FieldDecl {
             name: name.unwrap_or_else(|| missing_ident(span)),
             ty: ty.unwrap_or_else(|| any_type(span)),
+            default,
             doc: self.doc(span),
             span,
         }
@@ -567,10 +600,13 @@ impl Builder<'_, '_> {
             match p.as_rule() {
                 Rule::optional => optional = true,
                 Rule::list_type => {
-                    let inner = p.into_inner().next().map(|t| self.type_expr(t));
-                    kind = Some(TypeExprKind::List(Box::new(
-                        inner.unwrap_or_else(|| any_type(span)),
-                    )));
+                    let mut inner = p.into_inner();
+                    let element = inner.next().map(|t| self.type_expr(t));
+                    let args = inner.next().map(|a| self.type_args(a)).unwrap_or_default();
+                    kind = Some(TypeExprKind::List(
+                        Box::new(element.unwrap_or_else(|| any_type(span))),
+                        args,
+                    ));
                 }
                 Rule::record_type => {
                     kind = Some(TypeExprKind::Record(
@@ -580,15 +616,7 @@ impl Builder<'_, '_> {
                 Rule::named_type => {
                     let mut inner = p.into_inner();
                     let name = inner.next().map(|n| self.ident(n));
-                    let args = inner
-                        .filter_map(|arg| {
-                            let mut parts = arg.into_inner();
-                            let key = self.ident(parts.next()?);
-                            let value = parts.next()?;
-                            let number = self.int(&value)?;
-                            Some((key, number))
-                        })
-                        .collect();
+                    let args = inner.next().map(|a| self.type_args(a)).unwrap_or_default();
                     kind = Some(TypeExprKind::Named {
                         name: name.unwrap_or_else(|| missing_ident(span)),
                         args,
@@ -1264,5 +1292,47 @@ mod tests {
                 });
             }
         });
+    }
+
+    const LIMITS: &str = "@offers(buttons.id)\n@across(sections.rows, max: 10, unique: id)\naction x.send(buttons: [Button](min: 1, max: 3, unique: id), tags: [Text(max: 20)](max: 3)?)\n\ntrigger x.received {\n    kind: String = \"text\"\n    n: Int = 3\n}\n";
+
+    #[test]
+    fn limits_defaults_and_attribute_options_parse_and_print_back() {
+        let (module, diagnostics) = crate::syntax::parse(FileId(0), LIMITS);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let Some(Item::Declaration(action)) = module.items.first() else {
+            panic!("an action");
+        };
+        let across = &action.attributes[1];
+        assert_eq!(across.args[0].name, "sections.rows");
+        assert_eq!(across.options.len(), 2);
+        assert_eq!(across.options[1].to_string(), "unique: id");
+        let DeclarationKind::Action { params, .. } = &action.kind else {
+            panic!("an action");
+        };
+        let TypeExprKind::List(_, args) = &params[0].ty.kind else {
+            panic!("a list type");
+        };
+        let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+        assert_eq!(args, ["min: 1", "max: 3", "unique: id"]);
+        let Some(Item::Declaration(trigger)) = module.items.get(1) else {
+            panic!("a trigger");
+        };
+        let DeclarationKind::Trigger { fields, .. } = &trigger.kind else {
+            panic!("a trigger");
+        };
+        assert!(matches!(
+            fields[1].default.as_ref().map(|d| &d.kind),
+            Some(ExprKind::Int(3))
+        ));
+        let formatted = crate::format::format_source(LIMITS).map_err(|e| e.to_string());
+        assert_eq!(formatted.as_deref(), Ok(LIMITS));
+    }
+
+    #[test]
+    fn defaults_belong_to_trigger_fields_only() {
+        let (_, diagnostics) =
+            crate::syntax::parse(FileId(0), "type T {\n    kind: String = \"text\"\n}\n");
+        assert_eq!(diagnostics.len(), 1);
     }
 }

@@ -5,18 +5,35 @@
 //! lets a flow send free text); a misspelt one would silently do nothing.
 //!
 //! Known attributes: `@opens_window(FIELD)` on a trigger (FIELD is a Phone
-//! field), `@requires_window(PARAM)` on an action (PARAM is a Phone
-//! parameter), `@one_of(PARAM, PARAM, ...)` on an action (two or more
-//! optional parameters, of which calls pass exactly one), `@retryable` on an
-//! error kind.
+//! field), `@reply(FIELD)` on a trigger (the text field carrying the id of
+//! the choice a customer made), `@requires_window(PARAM)` on an action (PARAM
+//! is a Phone parameter), `@one_of(PARAM, PARAM, ...)` on an action (two or
+//! more optional parameters, of which calls pass exactly one),
+//! `@media(KIND)` on an action (it sends an image, document, audio, video or
+//! sticker from its `link` or `file` parameter), `@offers(PATH)` on an
+//! action (the ids of the choices it offers, e.g. `buttons.id`),
+//! `@across(PATH, min: N, max: N, unique: FIELD)` on an action (limits on
+//! the items of nested lists together, e.g. all rows of all sections),
+//! `@retryable` on an error kind.
+//!
+//! The same code reports type arguments a type does not take: `Text` takes
+//! `max: N`; lists take `min: N`, `max: N` and `unique: FIELD`.
 
 use crate::diag::{Code, Diagnostic};
-use crate::syntax::ast::{Attribute, Ident};
+use crate::syntax::ast::{Attribute, Ident, TypeArg};
 
 const KNOWN: &[(&str, &str, &str)] = &[
     ("trigger", "opens_window", "`@opens_window(FIELD)`"),
+    ("trigger", "reply", "`@reply(FIELD)`"),
     ("action", "requires_window", "`@requires_window(PARAM)`"),
     ("action", "one_of", "`@one_of(PARAM, PARAM, ...)`"),
+    ("action", "media", "`@media(KIND)`"),
+    ("action", "offers", "`@offers(PARAM.FIELD)`"),
+    (
+        "action",
+        "across",
+        "`@across(PARAM.FIELD, min: N, max: N, unique: FIELD)`",
+    ),
     ("error", "retryable", "`@retryable`"),
 ];
 
@@ -71,4 +88,29 @@ pub fn not_an_optional_parameter(attr: &Attribute, arg: &Ident) -> Diagnostic {
     .with_help(
         "name two or more parameters declared with `?` or a default, e.g. `@one_of(link, file)`",
     )
+}
+
+/// An attribute argument that does not name what the attribute needs;
+/// `why` completes "`x` ...".
+pub fn bad_path(attr: &Attribute, arg: &Ident, why: &str) -> Diagnostic {
+    let form = KNOWN
+        .iter()
+        .find(|(_, name, _)| *name == attr.name.name)
+        .map_or("", |(_, _, form)| *form);
+    Diagnostic::new(
+        Code::UnknownAttribute,
+        format!("`@{}` has the wrong arguments", attr.name.name),
+    )
+    .with_label(arg.span, format!("`{}` {why}", arg.name))
+    .with_help(format!("write it as {form}"))
+}
+
+/// A type argument the type does not take; `allowed` lists what it takes.
+pub fn bad_type_arg(arg: &TypeArg, on: &str, allowed: &str) -> Diagnostic {
+    Diagnostic::new(
+        Code::UnknownAttribute,
+        format!("`{arg}` is not a limit {on} can have"),
+    )
+    .with_label(arg.span, "not understood here")
+    .with_help(format!("{on} takes {allowed}"))
 }
