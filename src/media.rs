@@ -9,9 +9,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The most characters a media caption may have.
-pub const MAX_CAPTION_CHARS: usize = 1024;
-
 /// A kind of media message.
 ///
 /// ```

@@ -171,7 +171,11 @@ async fn computed_duplicate_ids_fail_before_anything_is_sent() {
         |_| {},
     )
     .await;
-    failed_with(&run, "InvalidRequest", "\"same\" is offered twice");
+    failed_with(
+        &run,
+        "InvalidRequest",
+        "buttons[1].id: `id` \"same\" appears twice",
+    );
     assert!(run.recorder.interactive().is_empty());
 }
 
@@ -194,9 +198,12 @@ async fn rich_messages_need_the_customers_window() {
 async fn a_computed_link_of_the_wrong_type_is_a_media_error() {
     let run = run(
         r#"
-    whatsapp.send_image(sender: msg.sender_id, to: msg.phone, link: "https://example.com/{msg.text}.pdf")
+    whatsapp.send_image(sender: msg.sender_id, to: msg.phone, link: msg.text)
 "#,
-        message("invoice", chrono::Duration::minutes(1)),
+        message(
+            "https://example.com/invoice.pdf",
+            chrono::Duration::minutes(1),
+        ),
         |_| {},
     )
     .await;
@@ -315,4 +322,38 @@ async fn read_receipts_show_typing_when_asked() {
             && transcript.ends_with("whatsapp.mark_read for berlin-office: wamid.in.1\n"),
         "{transcript}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn computed_values_get_the_declared_limits() {
+    let title = run(
+        r#"
+    whatsapp.send_buttons(
+        sender: msg.sender_id, to: msg.phone, body: "Pick one",
+        buttons: [{ id: "a", title: msg.text }],
+    )
+"#,
+        message(
+            "a title far too long for a button",
+            chrono::Duration::minutes(1),
+        ),
+        |_| {},
+    )
+    .await;
+    failed_with(
+        &title,
+        "InvalidRequest",
+        "buttons[0].title: 33 characters, more than the 20 allowed",
+    );
+    assert!(title.recorder.interactive().is_empty());
+
+    let caption = run(
+        r#"
+    whatsapp.send_image(sender: msg.sender_id, to: msg.phone, link: "https://example.com/a.jpg", caption: msg.text)
+"#,
+        message(&"x".repeat(1025), chrono::Duration::minutes(1)),
+        |_| {},
+    )
+    .await;
+    failed_with(&caption, "MessageTooLong", "1025");
 }

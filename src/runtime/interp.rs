@@ -28,8 +28,6 @@ use crate::syntax::ast::*;
 
 mod rich;
 
-/// WhatsApp's limit on a text message, in characters.
-const MAX_TEXT_CHARS: usize = 4096;
 /// The customer service window.
 const WINDOW: Duration = Duration::hours(24);
 /// The product document's default retry: wait one minute, retry once.
@@ -655,7 +653,15 @@ impl<'a> Ctx<'a> {
                     .collect(),
             );
         }
-        let result = self.perform(&schema.name, args, wanted).await;
+        // Values the run computed get the limits the checker gave literals:
+        // a message WhatsApp would refuse is never sent.
+        let result = match super::limits::violations(schema, |name| args.get(name))
+            .into_iter()
+            .next()
+        {
+            Some(violation) => Err(violation.into_error()),
+            None => self.perform(&schema.name, args, wanted).await,
+        };
         let at = self.inner.clock.now();
         match &result {
             Ok(value) => self.inner.observe(&RunEvent::ActionDone {
@@ -924,14 +930,8 @@ impl<'a> Ctx<'a> {
     async fn send_text(&self, args: &Args<'_>, wanted: bool) -> Result<Value, ActionError> {
         let sender = self.sender(args)?;
         let to = recipient(args)?;
+        // Its length was checked against the declared `Text(max: 4096)`.
         let body = text(args, "message").unwrap_or("").to_string();
-        let chars = body.chars().count();
-        if chars > MAX_TEXT_CHARS {
-            return Err(ActionError::MessageTooLong {
-                chars,
-                max: MAX_TEXT_CHARS,
-            });
-        }
         self.ensure_window(&sender, &to).await?;
         self.ensure_online(&sender).await?;
         let message = TextMessage { sender, to, body };

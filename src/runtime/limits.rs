@@ -7,23 +7,18 @@
 //! checked here, with the same conditions and words (`check::limits`), so a
 //! provider never sends WhatsApp a message it would reject.
 //!
-//! ```ignore
-//! let problems = limits::violations(action, |name| args.get(name));
-//! if let Some(first) = problems.first() {
-//!     return Err(ActionError::InvalidRequest(first.to_string()));
-//! }
-//! ```
+//! The interpreter calls [`violations`] with the bound arguments and fails
+//! the action with the first one ([`LimitViolation::into_error`]).
 
 use std::borrow::Cow;
 use std::fmt;
 
 use super::value::Value;
-use crate::check::limits::{action_violations, Inspect, TextLength};
+use super::ActionError;
+use crate::check::limits::{action_violations, Breach, Inspect, TextLength};
 use crate::check::schema::ActionSchema;
 
 /// One broken limit of an argument.
-// The interpreter calls `violations` before an action runs (issue #12).
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LimitViolation {
     /// Where, from the parameter: `buttons[3]`, `sections[0].rows[2].title`
@@ -31,6 +26,26 @@ pub(crate) struct LimitViolation {
     pub path: String,
     /// What is wrong: `23 characters, more than the 20 allowed`.
     pub message: String,
+    /// The limit broken.
+    pub breach: Breach,
+    /// Whether the place is a parameter itself (not inside one).
+    pub top_level: bool,
+}
+
+impl LimitViolation {
+    /// The action's error: a parameter's own text that is too long is
+    /// `MessageTooLong` (as for `whatsapp.send_text`'s message), everything
+    /// else an `InvalidRequest` naming the place.
+    pub(crate) fn into_error(self) -> ActionError {
+        match self.breach {
+            Breach::TooLong { chars, max, .. } if self.top_level => {
+                ActionError::MessageTooLong { chars, max }
+            }
+            _ => ActionError::InvalidRequest {
+                message: self.to_string(),
+            },
+        }
+    }
 }
 
 impl fmt::Display for LimitViolation {
@@ -43,7 +58,6 @@ impl fmt::Display for LimitViolation {
 /// Every declared limit of `action` that the arguments break, in parameter
 /// order; `arg` gives an argument's value by parameter name (`None` when
 /// the call leaves it out).
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn violations<'v>(
     action: &ActionSchema,
     arg: impl Fn(&str) -> Option<&'v Value>,
@@ -58,6 +72,8 @@ pub(crate) fn violations<'v>(
             LimitViolation {
                 path: violation.path,
                 message,
+                breach: violation.breach,
+                top_level: violation.top_level,
             }
         })
         .collect()
