@@ -5,14 +5,25 @@
 //! other table stay as they were; only `[templates.NAME]` entries are added
 //! or updated. Nothing is deleted: a template that is no longer approved is
 //! reported, and the person decides.
+//!
+//! Each entry gets Meta's `language`, `category` and `body`, its `header`
+//! (`{ format = "text", text = "..." }` or `{ format = "image" }`,
+//! `document`, `video`) and its `buttons` (`[{ type = "quick_reply", text =
+//! "..." }, { type = "url", text = "...", url = "..." }, ...]`), written as
+//! `flow.toml` reads them ([`crate::config`]); a `header` or `buttons` the
+//! template no longer has is removed from its entry. An authentication
+//! template's one-time-password button is written as `copy_code`.
+//! Templates with parts `flow.toml` cannot describe (a location header,
+//! flow or catalog buttons) are skipped with the reason.
 
 use std::collections::BTreeMap;
 
+use serde_json::{json, Map, Value as Json};
 use thiserror::Error;
-use toml_edit::{value, DocumentMut, Item, Table};
+use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table, Value};
 
-use crate::config::Config;
-use crate::providers::cloud_api::ApprovedTemplate;
+use crate::config::{Config, TemplateButtonKind};
+use crate::providers::cloud_api::{ApprovedButton, ApprovedHeader, ApprovedTemplate};
 use crate::source::FileId;
 
 /// What a merge did.
@@ -20,7 +31,7 @@ use crate::source::FileId;
 pub struct MergeReport {
     /// Templates new in flow.toml.
     pub added: Vec<String>,
-    /// Templates whose language, category or body changed.
+    /// Templates whose language, category, body, header or buttons changed.
     pub updated: Vec<String>,
     /// Templates already up to date.
     pub unchanged: Vec<String>,
@@ -28,7 +39,8 @@ pub struct MergeReport {
     /// `("spring_sale", "PAUSED")`; `MISSING` when Meta does not list them.
     pub not_approved: Vec<(String, String)>,
     /// Approved templates left out, with the reason (another language of a
-    /// template already in flow.toml, no body, an unknown category).
+    /// template already in flow.toml, no body, an unknown category, a
+    /// header or button flow.toml cannot describe).
     pub skipped: Vec<(String, String)>,
 }
 
@@ -57,7 +69,7 @@ pub enum MergeError {
 /// let approved = ApprovedTemplate {
 ///     name: "missed_you".into(), language: "en".into(), status: "APPROVED".into(),
 ///     category: "utility".into(), body: Some("Hello {{1}}, we tried to call you.".into()),
-///     parameter_format: Some("POSITIONAL".into()),
+///     parameter_format: Some("POSITIONAL".into()), header: None, buttons: vec![],
 /// };
 /// let (text, report) = merge_templates(toml, &[approved]).unwrap();
 /// assert!(text.starts_with("# our catalog\n"));
@@ -136,6 +148,20 @@ pub fn merge_templates(
             ));
             continue;
         }
+        let header = match chosen.header.as_ref().map(header_json).transpose() {
+            Ok(header) => header,
+            Err(reason) => {
+                report.skipped.push((name.to_string(), reason));
+                continue;
+            }
+        };
+        let buttons = match buttons_json(&chosen.buttons) {
+            Ok(buttons) => buttons,
+            Err(reason) => {
+                report.skipped.push((name.to_string(), reason));
+                continue;
+            }
+        };
         let entry = catalog
             .entry(name)
             .or_insert_with(|| Item::Table(Table::new()));
@@ -157,6 +183,21 @@ pub fn merge_templates(
                 table.insert(key, value(new_value));
                 changed = true;
             }
+        }
+        for (key, new_value) in [("header", header), ("buttons", buttons)] {
+            let old_value = table.get(key).and_then(item_json);
+            if old_value == new_value {
+                continue;
+            }
+            match new_value {
+                Some(new_value) => {
+                    table.insert(key, Item::Value(toml_value(&new_value)));
+                }
+                None => {
+                    table.remove(key);
+                }
+            }
+            changed = true;
         }
         if was_new {
             report.added.push(name.to_string());
@@ -182,9 +223,131 @@ pub fn merge_templates(
     Ok((text, report))
 }
 
+/// A header as flow.toml writes it: `{format, text?}`; an error for a
+/// format flow.toml does not know.
+fn header_json(header: &ApprovedHeader) -> Result<Json, String> {
+    match (header.format.as_str(), &header.text) {
+        ("text", Some(text)) => Ok(json!({"format": "text", "text": text})),
+        ("text", None) => Err("its text header has no text".to_string()),
+        (format @ ("image" | "document" | "video"), _) => Ok(json!({ "format": format })),
+        (format, _) => Err(format!(
+            "its {format} header cannot be described in flow.toml"
+        )),
+    }
+}
+
+/// The buttons as flow.toml writes them: `[{type, text, url?}, ...]`, or
+/// `None` for none; an error for a button type flow.toml does not know.
+fn buttons_json(buttons: &[ApprovedButton]) -> Result<Option<Json>, String> {
+    if buttons.is_empty() {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    for button in buttons {
+        let (kind, text) = match button.kind.parse::<TemplateButtonKind>() {
+            Ok(kind) => (kind, button.text.clone()),
+            // An authentication template's one-time password: shown as a
+            // copy-code button ("Copy code" unless Meta names it).
+            Err(()) if button.kind == "otp" => {
+                let text = Some(button.text.trim())
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or("Copy code");
+                (TemplateButtonKind::CopyCode, text.to_string())
+            }
+            Err(()) => {
+                return Err(format!(
+                    "its {} button cannot be described in flow.toml",
+                    button.kind
+                ))
+            }
+        };
+        let mut entry = Map::new();
+        entry.insert("type".into(), json!(kind.as_str()));
+        entry.insert("text".into(), json!(text));
+        if kind == TemplateButtonKind::Url {
+            if let Some(url) = &button.url {
+                entry.insert("url".into(), json!(url));
+            }
+        }
+        out.push(Json::Object(entry));
+    }
+    Ok(Some(Json::Array(out)))
+}
+
+/// An item of flow.toml as plain JSON, for comparing what is there with
+/// what Meta has, whatever the TOML form (inline or not) and formatting;
+/// `None` for what these values never are (dates).
+fn item_json(item: &Item) -> Option<Json> {
+    match item {
+        Item::Value(value) => value_json(value),
+        Item::Table(table) => {
+            let mut out = Map::new();
+            for (key, item) in table.iter() {
+                out.insert(key.to_string(), item_json(item)?);
+            }
+            Some(Json::Object(out))
+        }
+        Item::ArrayOfTables(array) => array
+            .iter()
+            .map(|table| item_json(&Item::Table(table.clone())))
+            .collect::<Option<Vec<_>>>()
+            .map(Json::Array),
+        Item::None => None,
+    }
+}
+
+fn value_json(value: &Value) -> Option<Json> {
+    Some(match value {
+        Value::String(s) => json!(s.value()),
+        Value::Integer(i) => json!(i.value()),
+        Value::Float(f) => json!(f.value()),
+        Value::Boolean(b) => json!(b.value()),
+        Value::Datetime(_) => return None,
+        Value::Array(array) => Json::Array(array.iter().map(value_json).collect::<Option<_>>()?),
+        Value::InlineTable(table) => {
+            let mut out = Map::new();
+            for (key, value) in table.iter() {
+                out.insert(key.to_string(), value_json(value)?);
+            }
+            Json::Object(out)
+        }
+    })
+}
+
+/// The TOML value of [`header_json`] or [`buttons_json`]: inline tables,
+/// keys in the order flow.toml documents them; a list of buttons one per
+/// line.
+fn toml_value(json: &Json) -> Value {
+    match json {
+        Json::Array(items) => {
+            let mut array = Array::new();
+            for item in items {
+                let mut item = toml_value(item);
+                item.decor_mut().set_prefix("\n    ");
+                array.push_formatted(item);
+            }
+            array.set_trailing_comma(true);
+            array.set_trailing("\n");
+            Value::Array(array)
+        }
+        Json::Object(map) => {
+            let mut table = InlineTable::new();
+            for key in ["format", "type", "text", "url"] {
+                if let Some(value) = map.get(key) {
+                    table.insert(key, toml_value(value));
+                }
+            }
+            Value::InlineTable(table)
+        }
+        Json::String(s) => Value::from(s.as_str()),
+        other => Value::from(other.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::TemplateHeaderConfig;
 
     fn template(name: &str, language: &str, status: &str, body: &str) -> ApprovedTemplate {
         ApprovedTemplate {
@@ -194,6 +357,8 @@ mod tests {
             category: "utility".into(),
             body: Some(body.into()),
             parameter_format: None,
+            header: None,
+            buttons: Vec::new(),
         }
     }
 
@@ -239,6 +404,152 @@ mod tests {
         assert!(report
             .not_approved
             .contains(&("reminder".to_string(), "PAUSED".to_string())));
+    }
+
+    fn button(kind: &str, text: &str, url: Option<&str>) -> ApprovedButton {
+        ApprovedButton {
+            kind: kind.into(),
+            text: text.into(),
+            url: url.map(str::to_string),
+        }
+    }
+
+    fn order_shipped() -> ApprovedTemplate {
+        ApprovedTemplate {
+            header: Some(ApprovedHeader {
+                format: "text".into(),
+                text: Some("Order {{1}}".into()),
+            }),
+            buttons: vec![
+                button("quick_reply", "Stop updates", None),
+                button("url", "Track", Some("https://example.com/track/{{1}}")),
+                button("phone_number", "Call us", None),
+            ],
+            ..template(
+                "order_shipped",
+                "en",
+                "APPROVED",
+                "Hi {{1}}, your order has shipped.",
+            )
+        }
+    }
+
+    #[test]
+    fn headers_and_buttons_are_written() {
+        let (text, report) = merge_templates(TOML, &[order_shipped()]).unwrap();
+        assert_eq!(report.added, ["order_shipped"]);
+        assert!(
+            text.ends_with(
+                "[templates.order_shipped]\nlanguage = \"en\"\ncategory = \"utility\"\n\
+                 body = \"Hi {{1}}, your order has shipped.\"\n\
+                 header = { format = \"text\", text = \"Order {{1}}\" }\n\
+                 buttons = [\n    { type = \"quick_reply\", text = \"Stop updates\" },\n    \
+                 { type = \"url\", text = \"Track\", url = \"https://example.com/track/{{1}}\" },\n    \
+                 { type = \"phone_number\", text = \"Call us\" },\n]\n"
+            ),
+            "{text}"
+        );
+        let (config, diagnostics) = Config::parse(&text, FileId(0));
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let entry = &config.templates["order_shipped"];
+        assert!(matches!(
+            &entry.header,
+            Some(TemplateHeaderConfig::Text { text, .. }) if text == "Order {{1}}"
+        ));
+        let kinds: Vec<TemplateButtonKind> = entry.buttons.iter().map(|b| b.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                TemplateButtonKind::QuickReply,
+                TemplateButtonKind::Url,
+                TemplateButtonKind::PhoneNumber
+            ]
+        );
+
+        // Again: nothing changes.
+        let (twice, report) = merge_templates(&text, &[order_shipped()]).unwrap();
+        assert_eq!(twice, text);
+        assert_eq!(report.unchanged, ["order_shipped"]);
+    }
+
+    #[test]
+    fn headers_and_buttons_are_compared_by_content_and_updated() {
+        // The same header and buttons written by hand in other TOML forms.
+        let by_hand = "[templates.order_shipped]\nlanguage = \"en\"\ncategory = \"utility\"\n\
+                       body = \"Hi {{1}}, your order has shipped.\"\n\n\
+                       [templates.order_shipped.header]\nformat = \"text\"\ntext = \"Order {{1}}\"\n\n\
+                       [[templates.order_shipped.buttons]]\ntype = \"quick_reply\"\ntext = \"Stop updates\"\n\n\
+                       [[templates.order_shipped.buttons]]\ntype = \"url\"\ntext = \"Track\"\n\
+                       url = \"https://example.com/track/{{1}}\"\n\n\
+                       [[templates.order_shipped.buttons]]\ntype = \"phone_number\"\ntext = \"Call us\"\n";
+        let (text, report) = merge_templates(by_hand, &[order_shipped()]).unwrap();
+        assert_eq!(report.unchanged, ["order_shipped"]);
+        assert_eq!(text, by_hand);
+
+        // Meta changed the header to an image and dropped the buttons.
+        let changed = ApprovedTemplate {
+            header: Some(ApprovedHeader {
+                format: "image".into(),
+                text: None,
+            }),
+            buttons: vec![],
+            ..order_shipped()
+        };
+        let (text, report) = merge_templates(by_hand, &[changed]).unwrap();
+        assert_eq!(report.updated, ["order_shipped"]);
+        assert!(text.contains("header = { format = \"image\" }"), "{text}");
+        assert!(!text.contains("buttons"), "{text}");
+        let (config, diagnostics) = Config::parse(&text, FileId(0));
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert_eq!(
+            config.templates["order_shipped"].header,
+            Some(TemplateHeaderConfig::Media(crate::media::MediaKind::Image))
+        );
+    }
+
+    #[test]
+    fn one_time_passwords_are_copy_code_buttons() {
+        let login = ApprovedTemplate {
+            category: "authentication".into(),
+            buttons: vec![button("otp", "", None)],
+            ..template("login_code", "en", "APPROVED", "{{1}} is your code.")
+        };
+        let (text, _) = merge_templates("", &[login]).unwrap();
+        assert!(
+            text.contains("{ type = \"copy_code\", text = \"Copy code\" }"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn templates_flow_toml_cannot_describe_are_skipped() {
+        let location = ApprovedTemplate {
+            header: Some(ApprovedHeader {
+                format: "location".into(),
+                text: None,
+            }),
+            ..template("store_visit", "en", "APPROVED", "See you at {{1}}.")
+        };
+        let flow = ApprovedTemplate {
+            buttons: vec![button("flow", "Book now", None)],
+            ..template("booking", "en", "APPROVED", "Book a slot.")
+        };
+        let (text, report) = merge_templates(TOML, &[location, flow]).unwrap();
+        assert!(report.added.is_empty());
+        assert_eq!(
+            report.skipped,
+            [
+                (
+                    "booking".to_string(),
+                    "its flow button cannot be described in flow.toml".to_string()
+                ),
+                (
+                    "store_visit".to_string(),
+                    "its location header cannot be described in flow.toml".to_string()
+                ),
+            ]
+        );
+        assert!(!text.contains("store_visit") && !text.contains("booking"));
     }
 
     #[test]

@@ -48,6 +48,7 @@ use serde::{Deserialize, Serialize};
 use toml_edit::{ImDocument, Item, TableLike};
 
 use crate::diag::{Code, Diagnostic};
+use crate::media::MediaKind;
 use crate::phone;
 use crate::source::{FileId, Span};
 
@@ -391,6 +392,17 @@ impl fmt::Display for AssistantProvider {
 
 /// The `provider` value of the scripted AI.
 const SCRIPTED: &str = "scripted";
+
+/// The `format`s of a template header.
+const HEADER_FORMATS: &[&str] = &["text", "image", "document", "video"];
+/// The most characters of a text header.
+const MAX_HEADER_CHARS: usize = 60;
+/// The most buttons of a template.
+const MAX_BUTTONS: usize = 10;
+/// The most URL buttons of a template.
+const MAX_URL_BUTTONS: usize = 2;
+/// The most characters of a button's text.
+const MAX_BUTTON_TEXT_CHARS: usize = 25;
 
 /// An approved WhatsApp template: `[templates.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -934,8 +946,9 @@ impl Config {
 }
 
 /// The kinds of tables, with what differs between them: the named entries of
-/// `[senders]`, `[templates]`, `[assistants]` and `[ai]`, and the single
-/// `[whatsapp]` table.
+/// `[senders]`, `[templates]`, `[assistants]` and `[ai]`, the single
+/// `[whatsapp]` table, and the tables inside a template: its `header` and
+/// each of its `buttons` (by position, from 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum EntryKind {
     Sender,
@@ -943,6 +956,8 @@ enum EntryKind {
     Assistant,
     WhatsApp,
     AiEndpoint,
+    TemplateHeader,
+    TemplateButton(usize),
 }
 
 impl EntryKind {
@@ -966,6 +981,7 @@ impl EntryKind {
             EntryKind::Assistant => "assistants",
             EntryKind::WhatsApp => "whatsapp",
             EntryKind::AiEndpoint => "ai",
+            EntryKind::TemplateHeader | EntryKind::TemplateButton(_) => "templates",
         }
     }
 
@@ -977,6 +993,8 @@ impl EntryKind {
             EntryKind::Assistant => "assistant",
             EntryKind::WhatsApp => "`[whatsapp]`",
             EntryKind::AiEndpoint => "AI endpoint",
+            EntryKind::TemplateHeader => "template header",
+            EntryKind::TemplateButton(_) => "template button",
         }
     }
 
@@ -988,6 +1006,8 @@ impl EntryKind {
             EntryKind::Assistant => "an assistant",
             EntryKind::WhatsApp => "`[whatsapp]`",
             EntryKind::AiEndpoint => "an AI endpoint",
+            EntryKind::TemplateHeader => "a template header",
+            EntryKind::TemplateButton(_) => "a template button",
         }
     }
 
@@ -1007,6 +1027,7 @@ impl EntryKind {
             EntryKind::Assistant => "lead-qualifier",
             EntryKind::WhatsApp => "whatsapp",
             EntryKind::AiEndpoint => "openai",
+            EntryKind::TemplateHeader | EntryKind::TemplateButton(_) => "appointment_confirmed",
         }
     }
 
@@ -1026,6 +1047,23 @@ impl EntryKind {
                     r#"body = "Hello {{1}}, your appointment is confirmed.""#,
                 ),
                 ("opt_out", "opt_out = true"),
+                (
+                    "header",
+                    r#"header = { format = "text", text = "Order {{1}}" }"#,
+                ),
+                (
+                    "buttons",
+                    r#"buttons = [{ type = "quick_reply", text = "Yes, confirm" }]"#,
+                ),
+            ],
+            EntryKind::TemplateHeader => &[
+                ("format", r#"format = "text""#),
+                ("text", r#"text = "Order {{1}}""#),
+            ],
+            EntryKind::TemplateButton(_) => &[
+                ("type", r#"type = "quick_reply""#),
+                ("text", r#"text = "Yes, confirm""#),
+                ("url", r#"url = "https://example.com/track/{{1}}""#),
             ],
             EntryKind::Assistant => &[
                 ("model", r#"model = "gpt-4o-mini""#),
@@ -1086,11 +1124,17 @@ struct Entry<'doc> {
 }
 
 impl Entry<'_> {
-    /// The entry in messages: `` sender `berlin` `` or `` `[whatsapp]` ``.
+    /// The entry in messages: `` sender `berlin` ``, `` `[whatsapp]` ``,
+    /// `` the header of template `t` `` or `` button 2 of template `t` ``.
     fn describe(&self) -> String {
+        let name = self.name.escape_debug();
         match self.kind {
             EntryKind::WhatsApp => self.kind.noun().to_owned(),
-            kind => format!("{} `{}`", kind.noun(), self.name.escape_debug()),
+            EntryKind::TemplateHeader => format!("the header of template `{name}`"),
+            EntryKind::TemplateButton(index) => {
+                format!("button {} of template `{name}`", index + 1)
+            }
+            kind => format!("{} `{name}`", kind.noun()),
         }
     }
 }
@@ -1374,8 +1418,9 @@ impl Loader {
             EntryKind::Template => self.template(&entry).map(ParsedEntry::Template),
             EntryKind::Assistant => self.assistant(&entry),
             EntryKind::AiEndpoint => self.ai_endpoint(&entry).map(ParsedEntry::AiEndpoint),
-            // `[whatsapp]` is one table, read by `whatsapp_table`.
-            EntryKind::WhatsApp => None,
+            // `[whatsapp]` is one table, read by `whatsapp_table`; headers
+            // and buttons are read with their template.
+            EntryKind::WhatsApp | EntryKind::TemplateHeader | EntryKind::TemplateButton(_) => None,
         }
     }
 
@@ -1622,6 +1667,10 @@ impl Loader {
             .as_ref()
             .and_then(|(text, span)| self.body_placeholders(text, *span));
         let opt_out = self.optional_bool(entry, "opt_out");
+        let header = self.template_header(entry, placeholders.as_ref());
+        let buttons = self.template_buttons(entry);
+        // A header or button with a problem has been reported; the entry is
+        // left out by `section`.
         Some(TemplateConfig {
             name: entry.name.to_owned(),
             language: language?.0,
@@ -1629,10 +1678,396 @@ impl Loader {
             body: body?.0,
             placeholders: placeholders?,
             opt_out,
-            header: None,
-            buttons: Vec::new(),
+            header,
+            buttons,
             span: entry.key_span,
         })
+    }
+
+    /// The table at `key` of `entry` as the entry of `kind`, or a
+    /// diagnostic when it is not a table.
+    fn sub_entry<'doc>(
+        &mut self,
+        entry: &Entry<'doc>,
+        key: &str,
+        kind: EntryKind,
+    ) -> Option<Entry<'doc>> {
+        let (item, span) = self.lookup(entry, key)?;
+        match item.as_table_like() {
+            Some(table) => Some(Entry {
+                kind,
+                name: entry.name,
+                table,
+                key_span: span,
+            }),
+            None => {
+                self.wrong_type(entry, key, item, span, "a table");
+                None
+            }
+        }
+    }
+
+    /// `header = { format = "text", text = "..." }` or `{ format = "image" }`
+    /// (`document`, `video`): a text header has at most 60 characters and at
+    /// most one placeholder, in the body's format; a media header has no
+    /// text.
+    fn template_header(
+        &mut self,
+        entry: &Entry<'_>,
+        body: Option<&Placeholders>,
+    ) -> Option<TemplateHeaderConfig> {
+        let header = self.sub_entry(entry, "header", EntryKind::TemplateHeader)?;
+        self.unknown_keys(&header);
+        let text = self.optional_string(&header, "text");
+        let (format, format_span) = self.required_string(&header, "format")?;
+        match self.header_format(&format, format_span)? {
+            Some(kind) => {
+                if let Some((_, span)) = text {
+                    self.report(
+                        Diagnostic::new(
+                            Code::ConfigValue,
+                            format!("{} has no text", header.describe()),
+                        )
+                        .with_label(span, format!("{format} headers have no text"))
+                        .with_help(format!(
+                            "remove `text`: a send gives the {format} as a link or media id;                              for a text line above the body use `format = \"text\"`"
+                        )),
+                    );
+                    return None;
+                }
+                Some(TemplateHeaderConfig::Media(kind))
+            }
+            None => {
+                let Some((text, span)) = text else {
+                    self.missing_key(&header, "text");
+                    return None;
+                };
+                let placeholders = self.header_text(&text, span, body)?;
+                Some(TemplateHeaderConfig::Text { text, placeholders })
+            }
+        }
+    }
+
+    /// The header's `format`: `Some(kind)` for a media header, `None` for
+    /// text; a diagnostic (and `None` outside) for anything else.
+    fn header_format(&mut self, format: &str, span: Span) -> Option<Option<MediaKind>> {
+        match format {
+            "text" => return Some(None),
+            "image" => return Some(Some(MediaKind::Image)),
+            "document" => return Some(Some(MediaKind::Document)),
+            "video" => return Some(Some(MediaKind::Video)),
+            _ => {}
+        }
+        let list = english_list(HEADER_FORMATS, "or");
+        let help = if format.eq_ignore_ascii_case("location") {
+            format!("location headers are not supported; a header is {list}")
+        } else {
+            match did_you_mean(format, HEADER_FORMATS) {
+                Some(suggestion) => format!("did you mean `{suggestion}`? a header is {list}"),
+                None => format!("a header is {list}, as approved by Meta"),
+            }
+        };
+        self.report(
+            Diagnostic::new(
+                Code::ConfigValue,
+                format!("unknown template header format `{}`", format.escape_debug()),
+            )
+            .with_label(span, "not a header format")
+            .with_help(help),
+        );
+        None
+    }
+
+    /// A text header's placeholders: at most one, in the body's format.
+    fn header_text(
+        &mut self,
+        text: &str,
+        span: Span,
+        body: Option<&Placeholders>,
+    ) -> Option<Placeholders> {
+        let problem = |message: &str, label: String, help: &str| {
+            Diagnostic::new(Code::ConfigValue, message.to_owned())
+                .with_label(span, label)
+                .with_help(help.to_owned())
+        };
+        if text.trim().is_empty() {
+            self.report(problem(
+                "template header text is empty",
+                "no text here".to_owned(),
+                "copy the header text of the approved template, or remove the header",
+            ));
+            return None;
+        }
+        let chars = text.chars().count();
+        if chars > MAX_HEADER_CHARS {
+            self.report(problem(
+                "template header text is too long",
+                format!("{chars} characters; WhatsApp allows at most {MAX_HEADER_CHARS}"),
+                "copy the header text of the approved template; WhatsApp headers are one \
+                 short line",
+            ));
+            return None;
+        }
+        let placeholders = match parse_placeholders(text) {
+            Ok(placeholders) => placeholders,
+            Err(problem) => {
+                self.report(
+                    Diagnostic::new(Code::ConfigValue, "invalid placeholder in template header")
+                        .with_label(span, problem.to_string())
+                        .with_help(problem.help()),
+                );
+                return None;
+            }
+        };
+        if placeholders.count() > 1 {
+            self.report(problem(
+                "a template header has at most one placeholder",
+                format!("{} placeholders", placeholders.count()),
+                "WhatsApp text headers take one variable, e.g. `text = \"Order {{1}}\"`",
+            ));
+            return None;
+        }
+        let mixed = match (body, &placeholders) {
+            (Some(Placeholders::Named(names)), Placeholders::Positional(1)) => !names.is_empty(),
+            (Some(Placeholders::Positional(n)), Placeholders::Named(_)) => *n > 0,
+            _ => false,
+        };
+        if mixed {
+            self.report(problem(
+                "header and body placeholders are mixed",
+                "the body's placeholders are of the other format".to_owned(),
+                "a WhatsApp template uses positional placeholders {{1}}, {{2}}, ... or named \
+                 ones like {{customer_name}} throughout, header included",
+            ));
+            return None;
+        }
+        Some(placeholders)
+    }
+
+    /// `buttons = [{ type = "quick_reply", text = "Yes" }, ...]` (or
+    /// `[[templates.NAME.buttons]]` tables): each button checked, then
+    /// WhatsApp's limits on the whole set.
+    fn template_buttons(&mut self, entry: &Entry<'_>) -> Vec<TemplateButtonConfig> {
+        let Some((item, span)) = self.lookup(entry, "buttons") else {
+            return Vec::new();
+        };
+        let mut tables: Vec<(&dyn TableLike, Span)> = Vec::new();
+        if let Some(array) = item.as_array_of_tables() {
+            for table in array.iter() {
+                tables.push((table, self.span(table.span(), span)));
+            }
+        } else if let Some(array) = item.as_array() {
+            for value in array.iter() {
+                let value_span = self.span(value.span(), span);
+                match value.as_inline_table() {
+                    Some(table) => tables.push((table, value_span)),
+                    None => self.report(
+                        Diagnostic::new(Code::ConfigSyntax, "each button must be a table")
+                            .with_label(
+                                value_span,
+                                format!("found {}", with_article(value.type_name())),
+                            )
+                            .with_help(format!(
+                                "write it like `{}`",
+                                EntryKind::Template.example_line("buttons")
+                            )),
+                    ),
+                }
+            }
+        } else {
+            self.wrong_type(entry, "buttons", item, span, "a list of tables");
+            return Vec::new();
+        }
+        let mut buttons = Vec::new();
+        for (index, (table, button_span)) in tables.into_iter().enumerate() {
+            let button = Entry {
+                kind: EntryKind::TemplateButton(index),
+                name: entry.name,
+                table,
+                key_span: button_span,
+            };
+            if let Some(parsed) = self.template_button(&button) {
+                buttons.push((parsed, button_span));
+            }
+        }
+        self.button_limits(entry, &buttons);
+        buttons.into_iter().map(|(button, _)| button).collect()
+    }
+
+    /// One button: a known `type`, a `text` of at most 25 characters, and a
+    /// `url` for URL buttons only, with a placeholder only at its end.
+    fn template_button(&mut self, button: &Entry<'_>) -> Option<TemplateButtonConfig> {
+        self.unknown_keys(button);
+        let kind = self
+            .required_string(button, "type")
+            .and_then(|(name, span)| self.button_kind(&name, span));
+        let text = self.required_string(button, "text");
+        if let Some((text, span)) = &text {
+            let chars = text.chars().count();
+            let label = if text.trim().is_empty() {
+                Some("no text here".to_owned())
+            } else if chars > MAX_BUTTON_TEXT_CHARS {
+                Some(format!(
+                    "{chars} characters; WhatsApp allows at most {MAX_BUTTON_TEXT_CHARS}"
+                ))
+            } else {
+                None
+            };
+            if let Some(label) = label {
+                self.report(
+                    Diagnostic::new(
+                        Code::ConfigValue,
+                        format!("the text of {} is not usable", button.describe()),
+                    )
+                    .with_label(*span, label)
+                    .with_help(format!(
+                        "copy the button text of the approved template: 1 to \
+                         {MAX_BUTTON_TEXT_CHARS} characters"
+                    )),
+                );
+            }
+        }
+        let url = self.optional_string(button, "url");
+        let kind = kind?;
+        match (kind, &url) {
+            (TemplateButtonKind::Url, None) => self.missing_key(button, "url"),
+            (TemplateButtonKind::Url, Some((url, span))) => self.check_button_url(url, *span),
+            (_, Some((_, span))) => self.report(
+                Diagnostic::new(
+                    Code::ConfigValue,
+                    format!("{} is not a URL button", button.describe()),
+                )
+                .with_label(*span, format!("`{kind}` buttons have no `url`"))
+                .with_help("remove `url`, or make it a link button with `type = \"url\"`"),
+            ),
+            (_, None) => {}
+        }
+        Some(TemplateButtonConfig {
+            kind,
+            text: text?.0,
+            url: url.map(|(url, _)| url),
+        })
+    }
+
+    fn button_kind(&mut self, name: &str, span: Span) -> Option<TemplateButtonKind> {
+        if let Ok(kind) = name.parse() {
+            return Some(kind);
+        }
+        let names: Vec<&str> = TemplateButtonKind::ALL.iter().map(|k| k.as_str()).collect();
+        let list = english_list(&names, "or");
+        let help = match did_you_mean(name, &names) {
+            Some(suggestion) => format!("did you mean `{suggestion}`? a button is {list}"),
+            None => format!("a button is {list}"),
+        };
+        self.report(
+            Diagnostic::new(
+                Code::ConfigValue,
+                format!("unknown template button type `{}`", name.escape_debug()),
+            )
+            .with_label(span, "not a button type")
+            .with_help(help),
+        );
+        None
+    }
+
+    /// A URL button's link: http(s), and at most one placeholder, `{{1}}`,
+    /// at its very end (the part a send fills in).
+    fn check_button_url(&mut self, url: &str, span: Span) {
+        let rule = "a URL button's link is http:// or https://, optionally ending in `{{1}}` \
+                    for the part each send fills in, e.g. \
+                    `url = \"https://example.com/track/{{1}}\"`";
+        let lower = url.to_ascii_lowercase();
+        let label = if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+            Some("not an http(s) link".to_owned())
+        } else {
+            match url.find("{{") {
+                None => None,
+                Some(at) if &url[at..] == "{{1}}" => None,
+                Some(at) if url[at..].ends_with("}}") && !url[at + 2..].contains("{{") => {
+                    Some(format!("`{}` is not `{{{{1}}}}`", &url[at..]))
+                }
+                Some(_) => Some("the placeholder is not at the end".to_owned()),
+            }
+        };
+        if let Some(label) = label {
+            self.report(
+                Diagnostic::new(Code::ConfigValue, "invalid URL button link")
+                    .with_label(span, label)
+                    .with_help(rule),
+            );
+        }
+    }
+
+    /// WhatsApp's limits on a template's buttons: at most 10, of which at
+    /// most 2 URL buttons, 1 phone number button and 1 copy-code button,
+    /// and the quick replies side by side (all before or all after the
+    /// others).
+    fn button_limits(&mut self, entry: &Entry<'_>, buttons: &[(TemplateButtonConfig, Span)]) {
+        if let Some((_, span)) = buttons.get(MAX_BUTTONS) {
+            self.report(
+                Diagnostic::new(
+                    Code::ConfigValue,
+                    format!(
+                        "template `{}` has {} buttons",
+                        entry.name.escape_debug(),
+                        buttons.len()
+                    ),
+                )
+                .with_label(*span, format!("button {} is one too many", MAX_BUTTONS + 1))
+                .with_help(format!(
+                    "WhatsApp templates have at most {MAX_BUTTONS} buttons"
+                )),
+            );
+        }
+        for (kind, max) in [
+            (TemplateButtonKind::Url, MAX_URL_BUTTONS),
+            (TemplateButtonKind::PhoneNumber, 1),
+            (TemplateButtonKind::CopyCode, 1),
+        ] {
+            let extra = buttons.iter().filter(|(b, _)| b.kind == kind).nth(max);
+            if let Some((_, span)) = extra {
+                self.report(
+                    Diagnostic::new(
+                        Code::ConfigValue,
+                        format!(
+                            "template `{}` has too many `{kind}` buttons",
+                            entry.name.escape_debug()
+                        ),
+                    )
+                    .with_label(*span, "one too many")
+                    .with_help(format!(
+                        "WhatsApp templates have at most {max} `{kind}` button{}",
+                        if max == 1 { "" } else { "s" }
+                    )),
+                );
+            }
+        }
+        // Quick replies side by side: the kind changes between quick reply
+        // and other at most once.
+        let is_quick =
+            |(b, _): &(TemplateButtonConfig, Span)| b.kind == TemplateButtonKind::QuickReply;
+        let switches: Vec<usize> = buttons
+            .windows(2)
+            .enumerate()
+            .filter(|(_, pair)| is_quick(&pair[0]) != is_quick(&pair[1]))
+            .map(|(i, _)| i + 1)
+            .collect();
+        if let Some(&at) = switches.get(1) {
+            self.report(
+                Diagnostic::new(
+                    Code::ConfigValue,
+                    format!(
+                        "the quick-reply buttons of template `{}` are not side by side",
+                        entry.name.escape_debug()
+                    ),
+                )
+                .with_label(buttons[at].1, "this button splits the group")
+                .with_help(
+                    "WhatsApp groups the quick replies before or after the other buttons; \
+                     copy the button order of the approved template",
+                ),
+            );
+        }
     }
 
     /// Meta's codes are a lower-case language, optionally `_` and an
@@ -2840,7 +3275,7 @@ helper.model = "gpt-4o"
         assert_eq!(covered, "footer");
         assert_eq!(
             help(&diagnostic),
-            "a template takes `language`, `category`, `body` and `opt_out`"
+            "a template takes `language`, `category`, `body`, `opt_out`, `header` and `buttons`"
         );
     }
 
@@ -4151,6 +4586,315 @@ base_url = "http://localhost:11434/v1"
             Err(PlaceholderProblem::Unclosed)
         );
         assert!(invalid(" 1 ").help().ends_with("write {{1}}"));
+    }
+
+    // Template headers and buttons -------------------------------------------
+
+    /// A template `order` with `extra` lines after its body.
+    fn order_toml(extra: &str) -> String {
+        format!(
+            "[templates.order]\nlanguage = \"en\"\ncategory = \"utility\"\n\
+             body = \"Hi {{{{1}}}}, your order has shipped.\"\n{extra}"
+        )
+    }
+
+    fn button(kind: TemplateButtonKind, text: &str, url: Option<&str>) -> TemplateButtonConfig {
+        TemplateButtonConfig {
+            kind,
+            text: text.into(),
+            url: url.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn headers_and_buttons_parse() {
+        let text = order_toml(
+            "header = { format = \"text\", text = \"Order {{1}}\" }\n\
+             buttons = [\n  { type = \"quick_reply\", text = \"Yes\" },\n  \
+             { type = \"url\", text = \"Track\", url = \"https://example.com/track/{{1}}\" },\n  \
+             { type = \"phone_number\", text = \"Call us\" },\n  \
+             { type = \"copy_code\", text = \"Copy code\" },\n]\n",
+        );
+        let (config, diagnostics) = parse(&text);
+        assert_eq!(diagnostics, vec![]);
+        let order = &config.templates["order"];
+        assert_eq!(
+            order.header,
+            Some(TemplateHeaderConfig::Text {
+                text: "Order {{1}}".into(),
+                placeholders: Placeholders::Positional(1),
+            })
+        );
+        assert_eq!(
+            order.buttons,
+            vec![
+                button(TemplateButtonKind::QuickReply, "Yes", None),
+                button(
+                    TemplateButtonKind::Url,
+                    "Track",
+                    Some("https://example.com/track/{{1}}")
+                ),
+                button(TemplateButtonKind::PhoneNumber, "Call us", None),
+                button(TemplateButtonKind::CopyCode, "Copy code", None),
+            ]
+        );
+        let takes: Vec<bool> = order.buttons.iter().map(|b| b.takes_parameter()).collect();
+        assert_eq!(takes, [true, true, false, false]);
+
+        for (format, kind) in [
+            ("image", MediaKind::Image),
+            ("document", MediaKind::Document),
+            ("video", MediaKind::Video),
+        ] {
+            let text = order_toml(&format!("header = {{ format = \"{format}\" }}\n"));
+            let (config, diagnostics) = parse(&text);
+            assert_eq!(diagnostics, vec![]);
+            assert_eq!(
+                config.templates["order"].header,
+                Some(TemplateHeaderConfig::Media(kind))
+            );
+            assert!(config.templates["order"].buttons.is_empty());
+        }
+
+        // Sub-tables and arrays of tables are the same.
+        let text = order_toml(
+            "\n[templates.order.header]\nformat = \"text\"\ntext = \"Your order\"\n\n\
+             [[templates.order.buttons]]\ntype = \"url\"\ntext = \"Track\"\nurl = \"https://example.com/t\"\n\n\
+             [[templates.order.buttons]]\ntype = \"quick_reply\"\ntext = \"Stop\"\n",
+        );
+        let (config, diagnostics) = parse(&text);
+        assert_eq!(diagnostics, vec![]);
+        let order = &config.templates["order"];
+        assert_eq!(
+            order.header,
+            Some(TemplateHeaderConfig::Text {
+                text: "Your order".into(),
+                placeholders: Placeholders::Positional(0),
+            })
+        );
+        assert_eq!(order.buttons.len(), 2);
+        assert!(!order.buttons[0].takes_parameter());
+
+        // A named header in a named template.
+        let text = "[templates.named]\nlanguage = \"en\"\ncategory = \"utility\"\n\
+                    body = \"Hi {{name}}\"\nheader = { format = \"text\", text = \"Order {{order_id}}\" }\n";
+        let (config, diagnostics) = parse(text);
+        assert_eq!(diagnostics, vec![]);
+        assert_eq!(
+            config.templates["named"].header,
+            Some(TemplateHeaderConfig::Text {
+                text: "Order {{order_id}}".into(),
+                placeholders: Placeholders::Named(vec!["order_id".into()]),
+            })
+        );
+    }
+
+    #[test]
+    fn header_problems() {
+        // Unknown key, with a suggestion.
+        let text = order_toml("header = { format = \"text\", txt = \"Order\" }\n");
+        let (config, diagnostics) = parse(&text);
+        assert!(config.templates.is_empty());
+        // Sorted by position: the missing key points at the whole header.
+        assert_eq!(diagnostics.len(), 2, "{diagnostics:#?}");
+        assert_eq!(
+            diagnostics[0].message,
+            "the header of template `order` has no `text`"
+        );
+        assert_eq!(
+            diagnostics[1].message,
+            "unknown key `txt` in the header of template `order`"
+        );
+        assert_eq!(label(&diagnostics[1]), "not a template header setting");
+        assert_eq!(
+            help(&diagnostics[1]),
+            "did you mean `text`? a template header takes `format` and `text`"
+        );
+
+        // Not a table.
+        let text = order_toml("header = \"text\"\n");
+        let (diagnostic, covered) = single(&text);
+        assert_eq!(diagnostic.message, "`header` must be a table");
+        assert_eq!(covered, "\"text\"");
+        assert_eq!(label(&diagnostic), "found a string");
+
+        // Unknown format, with a suggestion.
+        let text = order_toml("header = { format = \"imgae\" }\n");
+        let (diagnostic, covered) = single(&text);
+        assert_eq!(diagnostic.message, "unknown template header format `imgae`");
+        assert_eq!(covered, "\"imgae\"");
+        assert!(
+            help(&diagnostic).starts_with("did you mean `image`? a header is `text`, `image`"),
+            "{}",
+            help(&diagnostic)
+        );
+        let (diagnostic, _) = single(&order_toml("header = { format = \"IMAGE\" }\n"));
+        assert!(help(&diagnostic).starts_with("did you mean `image`?"));
+        let (diagnostic, _) = single(&order_toml("header = { format = \"location\" }\n"));
+        assert!(help(&diagnostic).starts_with("location headers are not supported"));
+
+        // Format missing.
+        let text = order_toml("header = { text = \"Order\" }\n");
+        let (diagnostic, covered) = single(&text);
+        assert_eq!(
+            diagnostic.message,
+            "the header of template `order` has no `format`"
+        );
+        assert_eq!(covered, "{ text = \"Order\" }");
+
+        // More than one placeholder.
+        let text = order_toml("header = { format = \"text\", text = \"Order {{1}} of {{2}}\" }\n");
+        let (diagnostic, covered) = single(&text);
+        assert_eq!(
+            diagnostic.message,
+            "a template header has at most one placeholder"
+        );
+        assert_eq!(covered, "\"Order {{1}} of {{2}}\"");
+        assert_eq!(label(&diagnostic), "2 placeholders");
+
+        // Too long, empty, and a broken placeholder.
+        let long = "x".repeat(61);
+        let (diagnostic, _) = single(&order_toml(&format!(
+            "header = {{ format = \"text\", text = \"{long}\" }}\n"
+        )));
+        assert_eq!(diagnostic.message, "template header text is too long");
+        assert_eq!(
+            label(&diagnostic),
+            "61 characters; WhatsApp allows at most 60"
+        );
+        let (diagnostic, _) = single(&order_toml(
+            "header = { format = \"text\", text = \" \" }\n",
+        ));
+        assert_eq!(diagnostic.message, "template header text is empty");
+        let (diagnostic, _) = single(&order_toml(
+            "header = { format = \"text\", text = \"{{2}}\" }\n",
+        ));
+        assert_eq!(diagnostic.message, "invalid placeholder in template header");
+
+        // Positional body, named header.
+        let (diagnostic, _) = single(&order_toml(
+            "header = { format = \"text\", text = \"Order {{order_id}}\" }\n",
+        ));
+        assert_eq!(diagnostic.message, "header and body placeholders are mixed");
+
+        // A media header with text.
+        let text = order_toml("header = { format = \"image\", text = \"Photo\" }\n");
+        let (diagnostic, covered) = single(&text);
+        assert_eq!(
+            diagnostic.message,
+            "the header of template `order` has no text"
+        );
+        assert_eq!(covered, "\"Photo\"");
+    }
+
+    #[test]
+    fn button_problems() {
+        // Unknown type with a suggestion, unknown key, text too long.
+        let text = order_toml(
+            "buttons = [{ type = \"quick-reply\", text = \"Yes\" }, \
+             { type = \"url\", text = \"Track\", ulr = \"https://x.example\" }, \
+             { type = \"quick_reply\", text = \"Yes, please confirm my appointment\" }]\n",
+        );
+        let (config, diagnostics) = parse(&text);
+        assert!(config.templates.is_empty());
+        let messages: Vec<&str> = diagnostics.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "unknown template button type `quick-reply`",
+                "button 2 of template `order` has no `url`",
+                "unknown key `ulr` in button 2 of template `order`",
+                "the text of button 3 of template `order` is not usable",
+            ]
+        );
+        assert!(help(&diagnostics[0]).starts_with("did you mean `quick_reply`?"));
+        assert!(help(&diagnostics[2]).starts_with("did you mean `url`?"));
+        assert_eq!(
+            label(&diagnostics[3]),
+            "34 characters; WhatsApp allows at most 25"
+        );
+
+        // A URL on another kind; placeholders not at the end.
+        let text = order_toml(
+            "buttons = [{ type = \"phone_number\", text = \"Call\", url = \"https://x.example\" }]\n",
+        );
+        let (diagnostic, covered) = single(&text);
+        assert_eq!(
+            diagnostic.message,
+            "button 1 of template `order` is not a URL button"
+        );
+        assert_eq!(covered, "\"https://x.example\"");
+        for (url, expected) in [
+            (
+                "https://example.com/{{1}}/track",
+                "the placeholder is not at the end",
+            ),
+            ("https://example.com/{{2}}", "`{{2}}` is not `{{1}}`"),
+            (
+                "https://example.com/{{1}}{{2}}",
+                "the placeholder is not at the end",
+            ),
+            ("example.com/{{1}}", "not an http(s) link"),
+        ] {
+            let (diagnostic, _) = single(&order_toml(&format!(
+                "buttons = [{{ type = \"url\", text = \"Track\", url = \"{url}\" }}]\n"
+            )));
+            assert_eq!(diagnostic.message, "invalid URL button link", "{url}");
+            assert_eq!(label(&diagnostic), expected, "{url}");
+        }
+
+        // Shapes.
+        let text = order_toml("buttons = [\"Yes\"]\n");
+        let (diagnostic, covered) = single(&text);
+        assert_eq!(diagnostic.message, "each button must be a table");
+        assert_eq!(covered, "\"Yes\"");
+        let (diagnostic, _) = single(&order_toml("buttons = { type = \"url\" }\n"));
+        assert_eq!(diagnostic.message, "`buttons` must be a list of tables");
+        // No buttons at all is fine.
+        let (config, diagnostics) = parse(&order_toml("buttons = []\n"));
+        assert_eq!(diagnostics, vec![]);
+        assert!(config.templates["order"].buttons.is_empty());
+    }
+
+    #[test]
+    fn button_limits() {
+        let quick = "{ type = \"quick_reply\", text = \"Q\" }";
+        let url = "{ type = \"url\", text = \"U\", url = \"https://example.com\" }";
+        let phone = "{ type = \"phone_number\", text = \"P\" }";
+        let code = "{ type = \"copy_code\", text = \"C\" }";
+        let with = |buttons: &[&str]| order_toml(&format!("buttons = [{}]\n", buttons.join(", ")));
+
+        // Ten is fine, eleven is not.
+        let (_, diagnostics) = parse(&with(&[quick; 10]));
+        assert_eq!(diagnostics, vec![]);
+        let text = with(&[quick; 11]);
+        let (diagnostic, covered) = single(&text);
+        assert_eq!(diagnostic.message, "template `order` has 11 buttons");
+        assert_eq!(covered, quick);
+        assert_eq!(label(&diagnostic), "button 11 is one too many");
+
+        for (buttons, kind) in [
+            (vec![url, url, url], "url"),
+            (vec![phone, phone], "phone_number"),
+            (vec![code, code], "copy_code"),
+        ] {
+            let (diagnostic, _) = single(&with(&buttons));
+            assert_eq!(
+                diagnostic.message,
+                format!("template `order` has too many `{kind}` buttons")
+            );
+        }
+        let (_, diagnostics) = parse(&with(&[quick, quick, url, url, phone, code]));
+        assert_eq!(diagnostics, vec![]);
+
+        // Quick replies side by side, before or after the others.
+        let (_, diagnostics) = parse(&with(&[url, phone, quick, quick]));
+        assert_eq!(diagnostics, vec![]);
+        let (diagnostic, _) = single(&with(&[quick, url, quick]));
+        assert_eq!(
+            diagnostic.message,
+            "the quick-reply buttons of template `order` are not side by side"
+        );
     }
 
     fn template_with(body: &str, opt_out: Option<bool>) -> TemplateConfig {

@@ -8,14 +8,25 @@
 //! - timeouts and connection failures;
 //! - sender status and its cache; the template catalog over two pages;
 //! - end to end: an `Engine` with the provider runs a checked flow, and a
-//!   rate-limited send is retried after the asked-for delay.
+//!   rate-limited send is retried after the asked-for delay;
+//! - rich messages: the exact bodies of reply buttons, lists, every media
+//!   kind, read receipts (with and without typing) and templates with
+//!   header and buttons; the multipart upload, part by part; media lookup
+//!   and the authenticated download, refused or stopped over the size
+//!   limit, expired, damaged, or pointing at another host; media error
+//!   codes as `MediaError`.
 
 use std::time::{Duration, Instant};
 
 use flowc::check::{Compiler, Program};
-use flowc::providers::cloud_api::{ApprovedTemplate, CloudApi, CloudApiSettings};
+use flowc::media::MediaKind;
+use flowc::providers::cloud_api::{
+    ApprovedButton, ApprovedHeader, ApprovedTemplate, CloudApi, CloudApiSettings,
+};
 use flowc::providers::{
-    RunOutcome, Secret, SenderRef, SenderStatus, TemplateMessage, TemplateParameters, TextMessage,
+    Choice, Choices, InteractiveMessage, ListSection, MediaInfo, MediaMessage, MediaSource,
+    MediaUpload, ReadReceipt, RunOutcome, Secret, SenderRef, SenderStatus, TemplateButton,
+    TemplateButtonParameter, TemplateHeader, TemplateMessage, TemplateParameters, TextMessage,
     WhatsApp,
 };
 use flowc::runtime::{ActionError, Engine, EngineLimits, Event, Limits, RunStatus};
@@ -820,6 +831,18 @@ async fn fetch_templates_follows_the_pages() {
                 {"name": "login_code", "language": "en_US", "status": "REJECTED",
                  "category": "AUTHENTICATION", "id": "3",
                  "components": [{"type": "BUTTONS", "buttons": []}]},
+                {"name": "order_shipped", "language": "en", "status": "APPROVED",
+                 "category": "UTILITY", "id": "4",
+                 "components": [
+                     {"type": "HEADER", "format": "IMAGE",
+                      "example": {"header_handle": ["https://scontent.example/x.png"]}},
+                     {"type": "BODY", "text": "Hi {{1}}, your order has shipped."},
+                     {"type": "BUTTONS", "buttons": [
+                         {"type": "QUICK_REPLY", "text": "Stop updates"},
+                         {"type": "URL", "text": "Track", "url": "https://example.com/track/{{1}}",
+                          "example": ["https://example.com/track/123"]},
+                         {"type": "PHONE_NUMBER", "text": "Call us", "phone_number": "+4930901820"},
+                         {"text": "a button without type is left out"}]}]},
             ],
             "paging": {"cursors": {"before": "QVFIUjC", "after": "QVFIUjD"}},
         })))
@@ -842,6 +865,11 @@ async fn fetch_templates_follows_the_pages() {
                         .into()
                 ),
                 parameter_format: Some("POSITIONAL".into()),
+                header: Some(ApprovedHeader {
+                    format: "text".into(),
+                    text: Some("Appointment".into()),
+                }),
+                buttons: vec![],
             },
             ApprovedTemplate {
                 name: "spring_sale".into(),
@@ -850,6 +878,8 @@ async fn fetch_templates_follows_the_pages() {
                 category: "marketing".into(),
                 body: Some("Hi {{customer_name}}, 20% off. Reply STOP to unsubscribe.".into()),
                 parameter_format: Some("NAMED".into()),
+                header: None,
+                buttons: vec![],
             },
             ApprovedTemplate {
                 name: "login_code".into(),
@@ -858,6 +888,37 @@ async fn fetch_templates_follows_the_pages() {
                 category: "authentication".into(),
                 body: None,
                 parameter_format: None,
+                header: None,
+                buttons: vec![],
+            },
+            ApprovedTemplate {
+                name: "order_shipped".into(),
+                language: "en".into(),
+                status: "APPROVED".into(),
+                category: "utility".into(),
+                body: Some("Hi {{1}}, your order has shipped.".into()),
+                parameter_format: None,
+                header: Some(ApprovedHeader {
+                    format: "image".into(),
+                    text: None,
+                }),
+                buttons: vec![
+                    ApprovedButton {
+                        kind: "quick_reply".into(),
+                        text: "Stop updates".into(),
+                        url: None,
+                    },
+                    ApprovedButton {
+                        kind: "url".into(),
+                        text: "Track".into(),
+                        url: Some("https://example.com/track/{{1}}".into()),
+                    },
+                    ApprovedButton {
+                        kind: "phone_number".into(),
+                        text: "Call us".into(),
+                        url: None,
+                    },
+                ],
             },
         ]
     );
@@ -866,7 +927,7 @@ async fn fetch_templates_follows_the_pages() {
         .filter(|t| t.is_approved())
         .map(|t| t.name.as_str())
         .collect();
-    assert_eq!(approved, ["appointment_confirmed"]);
+    assert_eq!(approved, ["appointment_confirmed", "order_shipped"]);
     assert_eq!(
         templates[0].placeholders(),
         Ok(flowc::config::Placeholders::Positional(4))
@@ -1193,4 +1254,905 @@ async fn a_rate_limited_send_is_retried_after_the_delay() {
     let sent = engine.store().sent_log().await.unwrap();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].message_id, WAMID);
+}
+
+// ---------------------------------------------------------------------------
+// Rich messages: interactive, media, uploads, downloads, read receipts,
+// templates with header and buttons
+// ---------------------------------------------------------------------------
+
+fn choice(id: &str, title: &str, description: Option<&str>) -> Choice {
+    Choice {
+        id: id.into(),
+        title: title.into(),
+        description: description.map(str::to_string),
+    }
+}
+
+/// Sends one message with `send` against a server that accepts it, checks
+/// the message id, and returns the body of the one request.
+async fn sent_body<F, Fut>(send: F) -> Value
+where
+    F: FnOnce(CloudApi) -> Fut,
+    Fut: std::future::Future<Output = Result<flowc::providers::SentMessage, ActionError>>,
+{
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(MESSAGES_PATH))
+        .respond_with(accepted())
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sent = send(api(&server)).await.expect("the send succeeds");
+    assert_eq!(sent.message_id, WAMID);
+    only_send(&server).await
+}
+
+#[tokio::test]
+async fn reply_buttons_request_is_exact() {
+    let message = InteractiveMessage {
+        sender: sender(),
+        to: RECIPIENT.into(),
+        header: None,
+        body: "Shall we confirm Tuesday 10:30?".into(),
+        footer: None,
+        choices: Choices::Buttons(vec![
+            choice("confirm", "Yes, confirm", None),
+            choice("reschedule", "Another time", None),
+        ]),
+    };
+    let body = sent_body(|api| async move { api.send_interactive(&message).await }).await;
+    assert_eq!(
+        body,
+        json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "4915112345678",
+            "type": "interactive",
+            "interactive": {
+                "type": "button",
+                "body": {"text": "Shall we confirm Tuesday 10:30?"},
+                "action": {"buttons": [
+                    {"type": "reply", "reply": {"id": "confirm", "title": "Yes, confirm"}},
+                    {"type": "reply", "reply": {"id": "reschedule", "title": "Another time"}},
+                ]},
+            },
+        })
+    );
+}
+
+#[tokio::test]
+async fn list_request_is_exact() {
+    let message = InteractiveMessage {
+        sender: sender(),
+        to: RECIPIENT.into(),
+        header: Some("Our plans".into()),
+        body: "Which plan would you like?".into(),
+        footer: Some("Prices incl. VAT".into()),
+        choices: Choices::List {
+            button: "Choose a plan".into(),
+            sections: vec![
+                ListSection {
+                    title: Some("Plans".into()),
+                    rows: vec![
+                        choice("basic", "Basic", Some("19 EUR / month")),
+                        choice("premium", "Premium", Some("49 EUR / month")),
+                    ],
+                },
+                ListSection {
+                    title: None,
+                    rows: vec![choice("talk", "Talk to us", None)],
+                },
+            ],
+        },
+    };
+    let body = sent_body(|api| async move { api.send_interactive(&message).await }).await;
+    assert_eq!(
+        body,
+        json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "4915112345678",
+            "type": "interactive",
+            "interactive": {
+                "type": "list",
+                "header": {"type": "text", "text": "Our plans"},
+                "body": {"text": "Which plan would you like?"},
+                "footer": {"text": "Prices incl. VAT"},
+                "action": {
+                    "button": "Choose a plan",
+                    "sections": [
+                        {"title": "Plans", "rows": [
+                            {"id": "basic", "title": "Basic", "description": "19 EUR / month"},
+                            {"id": "premium", "title": "Premium", "description": "49 EUR / month"},
+                        ]},
+                        {"rows": [{"id": "talk", "title": "Talk to us"}]},
+                    ],
+                },
+            },
+        })
+    );
+}
+
+fn media(
+    kind: MediaKind,
+    source: MediaSource,
+    caption: Option<&str>,
+    filename: Option<&str>,
+) -> MediaMessage {
+    MediaMessage {
+        sender: sender(),
+        to: RECIPIENT.into(),
+        kind,
+        source,
+        caption: caption.map(str::to_string),
+        filename: filename.map(str::to_string),
+    }
+}
+
+#[tokio::test]
+async fn media_requests_are_exact() {
+    let cases = [
+        (
+            media(
+                MediaKind::Image,
+                MediaSource::Link("https://example.com/roof.jpg".into()),
+                Some("Your roof plan"),
+                None,
+            ),
+            json!({"link": "https://example.com/roof.jpg", "caption": "Your roof plan"}),
+        ),
+        (
+            media(
+                MediaKind::Document,
+                MediaSource::Id("1166846181421424".into()),
+                Some("Your invoice"),
+                Some("Invoice 1234.pdf"),
+            ),
+            json!({"id": "1166846181421424", "caption": "Your invoice",
+                   "filename": "Invoice 1234.pdf"}),
+        ),
+        (
+            media(
+                MediaKind::Audio,
+                MediaSource::Id("2049781235391725".into()),
+                None,
+                None,
+            ),
+            json!({"id": "2049781235391725"}),
+        ),
+        (
+            media(
+                MediaKind::Video,
+                MediaSource::Link("https://example.com/tour.mp4".into()),
+                None,
+                None,
+            ),
+            json!({"link": "https://example.com/tour.mp4"}),
+        ),
+        (
+            media(
+                MediaKind::Sticker,
+                MediaSource::Link("https://example.com/thanks.webp".into()),
+                None,
+                None,
+            ),
+            json!({"link": "https://example.com/thanks.webp"}),
+        ),
+    ];
+    for (message, content) in cases {
+        let kind = message.kind.as_str();
+        let body = sent_body(|api| async move { api.send_media(&message).await }).await;
+        let mut expected = json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "4915112345678",
+            "type": kind,
+        });
+        expected[kind] = content;
+        assert_eq!(body, expected, "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn media_a_kind_does_not_take_never_reaches_the_network() {
+    let server = MockServer::start().await;
+    let api = api(&server);
+    let audio_caption = media(
+        MediaKind::Audio,
+        MediaSource::Id("1".into()),
+        Some("Listen"),
+        None,
+    );
+    let image_filename = media(
+        MediaKind::Image,
+        MediaSource::Id("1".into()),
+        None,
+        Some("a.jpg"),
+    );
+    for message in [audio_caption, image_filename] {
+        let error = api.send_media(&message).await.unwrap_err();
+        assert_eq!(error.kind(), "InvalidRequest", "{error}");
+    }
+    assert!(requests(&server).await.is_empty());
+}
+
+#[tokio::test]
+async fn media_error_codes_are_media_errors() {
+    let server = MockServer::start().await;
+    let api = api(&server);
+    let image = media(
+        MediaKind::Image,
+        MediaSource::Link("https://example.com/private.jpg".into()),
+        None,
+        None,
+    );
+    for code in [131052, 131053] {
+        server.reset().await;
+        Mock::given(method("POST"))
+            .respond_with(meta_error(400, code))
+            .mount(&server)
+            .await;
+        let error = api.send_media(&image).await.unwrap_err();
+        assert!(
+            matches!(&error, ActionError::Media { message }
+                if message.contains(&format!("WhatsApp error {code}"))
+                    && message.contains("AbCdEf123")),
+            "{error:?}"
+        );
+        assert!(error.is_permanent());
+        assert_no_token(&error);
+        let error = api.upload_media(&invoice_upload()).await.unwrap_err();
+        assert_eq!(error.kind(), "MediaError", "{error}");
+        // Text sends cannot raise MediaError: the same code is an invalid request.
+        let error = api.send_text(&text("hi")).await.unwrap_err();
+        assert_eq!(error.kind(), "InvalidRequest", "{error}");
+    }
+    // Other codes keep their kinds in media sends.
+    server.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(meta_error(400, 131047))
+        .mount(&server)
+        .await;
+    let error = api.send_media(&image).await.unwrap_err();
+    assert_eq!(
+        error,
+        ActionError::OutsideWindow {
+            recipient: RECIPIENT.into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn read_receipts_with_and_without_typing() {
+    for typing in [false, true] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(MESSAGES_PATH))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"success": true})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        api(&server)
+            .mark_read(&ReadReceipt {
+                sender: sender(),
+                message_id: "wamid.HBgNNDkxNTExMjM0NTY3OBUCABIYFjNFQjBDMUE3".into(),
+                typing,
+            })
+            .await
+            .unwrap();
+        let mut expected = json!({
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": "wamid.HBgNNDkxNTExMjM0NTY3OBUCABIYFjNFQjBDMUE3",
+        });
+        if typing {
+            expected["typing_indicator"] = json!({"type": "text"});
+        }
+        assert_eq!(only_send(&server).await, expected, "typing: {typing}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_read_receipt_is_an_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(meta_error(400, 100))
+        .mount(&server)
+        .await;
+    let error = api(&server)
+        .mark_read(&ReadReceipt {
+            sender: sender(),
+            message_id: "wamid.gone".into(),
+            typing: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "InvalidRequest", "{error}");
+}
+
+// Uploads -------------------------------------------------------------------
+
+const MEDIA_PATH: &str = "/v21.0/106540352242922/media";
+const MEDIA_ID: &str = "1166846181421424";
+
+fn invoice_upload() -> MediaUpload {
+    MediaUpload {
+        sender: sender(),
+        file_name: "invoice-1234.pdf".into(),
+        mime_type: "application/pdf".into(),
+        // Binary content with CR LF and a NUL: sent as is.
+        bytes: b"%PDF-1.7\r\n\x00\xff binary\r\n--not-a-boundary\r\n".to_vec(),
+    }
+}
+
+/// One part of a `multipart/form-data` body.
+#[derive(Debug, PartialEq)]
+struct Part {
+    name: String,
+    filename: Option<String>,
+    content_type: Option<String>,
+    bytes: Vec<u8>,
+}
+
+/// Splits a `multipart/form-data` body (RFC 7578) into its parts.
+fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<Part> {
+    let boundary = content_type
+        .strip_prefix("multipart/form-data; boundary=")
+        .expect("a multipart content type with a boundary");
+    let delimiter = format!("--{boundary}");
+    let find = |haystack: &[u8], needle: &[u8], from: usize| {
+        haystack[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    assert!(
+        body.starts_with(delimiter.as_bytes()),
+        "starts with the boundary"
+    );
+    assert!(
+        body.ends_with(format!("{delimiter}--\r\n").as_bytes()),
+        "ends with the closing boundary"
+    );
+    let separator = format!("\r\n{delimiter}");
+    let mut parts = Vec::new();
+    let mut at = delimiter.len();
+    while body[at..].starts_with(b"\r\n") {
+        let start = at + 2;
+        let head_end = find(body, b"\r\n\r\n", start).expect("part headers end");
+        let end = find(body, separator.as_bytes(), head_end).expect("part ends");
+        let head = std::str::from_utf8(&body[start..head_end]).unwrap();
+        let mut part = Part {
+            name: String::new(),
+            filename: None,
+            content_type: None,
+            bytes: body[head_end + 4..end].to_vec(),
+        };
+        for line in head.split("\r\n") {
+            let (key, value) = line.split_once(": ").unwrap();
+            match key.to_ascii_lowercase().as_str() {
+                "content-disposition" => {
+                    for attribute in value.split("; ").skip(1) {
+                        let (k, v) = attribute.split_once('=').unwrap();
+                        let v = v.trim_matches('"').to_string();
+                        match k {
+                            "name" => part.name = v,
+                            "filename" => part.filename = Some(v),
+                            other => panic!("unexpected attribute {other}"),
+                        }
+                    }
+                    assert!(value.starts_with("form-data; "), "{value}");
+                }
+                "content-type" => part.content_type = Some(value.to_string()),
+                other => panic!("unexpected part header {other}"),
+            }
+        }
+        parts.push(part);
+        at = end + separator.len();
+    }
+    parts
+}
+
+#[tokio::test]
+async fn upload_sends_a_multipart_form() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(MEDIA_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": MEDIA_ID})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let upload = invoice_upload();
+    let id = api(&server).upload_media(&upload).await.unwrap();
+    assert_eq!(id, MEDIA_ID);
+
+    let requests = requests(&server).await;
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(request.url.query(), None);
+    assert_eq!(
+        request.headers.get("authorization").unwrap(),
+        &format!("Bearer {TOKEN}")
+    );
+    let content_type = request
+        .headers
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert_eq!(
+        multipart_parts(content_type, &request.body),
+        vec![
+            Part {
+                name: "messaging_product".into(),
+                filename: None,
+                content_type: None,
+                bytes: b"whatsapp".to_vec(),
+            },
+            Part {
+                name: "type".into(),
+                filename: None,
+                content_type: None,
+                bytes: b"application/pdf".to_vec(),
+            },
+            Part {
+                name: "file".into(),
+                filename: Some("invoice-1234.pdf".into()),
+                content_type: Some("application/pdf".into()),
+                bytes: upload.bytes.clone(),
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_upload_answer_without_id_is_an_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(MEDIA_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .mount(&server)
+        .await;
+    let error = api(&server)
+        .upload_media(&invoice_upload())
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "Transient", "{error}");
+    assert!(error.to_string().contains("no media id"), "{error}");
+}
+
+// Lookups and downloads ---------------------------------------------------------
+
+const DOWNLOAD_PATH: &str = "/whatsapp_business/attachments/";
+
+fn photo() -> Vec<u8> {
+    (0..20_000u32).map(|i| (i % 251) as u8).collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Meta's answer to a media lookup, its url on the mock server.
+fn media_lookup(server: &MockServer, sha256: &str, size: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "messaging_product": "whatsapp",
+        "url": format!("{}{DOWNLOAD_PATH}?mid={MEDIA_ID}&ext=1764000300&hash=ATu", server.uri()),
+        "mime_type": "image/jpeg",
+        "sha256": sha256,
+        "file_size": size,
+        "id": MEDIA_ID,
+    }))
+}
+
+#[tokio::test]
+async fn media_is_looked_up_and_downloaded_with_the_token() {
+    let server = MockServer::start().await;
+    let photo = photo();
+    Mock::given(method("GET"))
+        .and(path(format!("/v21.0/{MEDIA_ID}")))
+        .and(query_param("phone_number_id", PHONE_NUMBER_ID))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(media_lookup(&server, &sha256_hex(&photo), json!("20000")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(DOWNLOAD_PATH))
+        .and(query_param("mid", MEDIA_ID))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "image/jpeg")
+                .set_body_bytes(photo.clone()),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let api = api(&server);
+    let info = api.media_info(&sender(), MEDIA_ID).await.unwrap();
+    assert_eq!(
+        info,
+        MediaInfo {
+            id: MEDIA_ID.into(),
+            url: format!(
+                "{}{DOWNLOAD_PATH}?mid={MEDIA_ID}&ext=1764000300&hash=ATu",
+                server.uri()
+            ),
+            mime_type: "image/jpeg".into(),
+            sha256: Some(sha256_hex(&photo)),
+            file_size: Some(20_000),
+        }
+    );
+    let bytes = api
+        .download_media(&sender(), &info, 100 * 1024 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(bytes, photo);
+    let agent_ok = requests(&server).await.iter().all(|r| {
+        r.headers
+            .get("user-agent")
+            .is_some_and(|a| a.to_str().unwrap().starts_with("flowc/"))
+    });
+    assert!(agent_ok);
+}
+
+#[tokio::test]
+async fn an_unknown_media_id_is_a_media_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": format!("Unsupported get request. Object with ID '{MEDIA_ID}' does not exist"),
+            "type": "GraphMethodException", "code": 100, "error_subcode": 33,
+            "fbtrace_id": "AbC"}})))
+        .mount(&server)
+        .await;
+    let api = api(&server);
+    let error = api.media_info(&sender(), MEDIA_ID).await.unwrap_err();
+    assert_eq!(error.kind(), "MediaError", "{error}");
+    assert!(error.to_string().contains("expire"), "{error}");
+
+    // An id that is no id never reaches the network.
+    let error = api.media_info(&sender(), "../../me").await.unwrap_err();
+    assert_eq!(error.kind(), "MediaError", "{error}");
+    assert_eq!(requests(&server).await.len(), 1);
+}
+
+fn info_at(server: &MockServer, sha256: Option<String>, file_size: Option<u64>) -> MediaInfo {
+    MediaInfo {
+        id: MEDIA_ID.into(),
+        url: format!("{}{DOWNLOAD_PATH}?mid={MEDIA_ID}", server.uri()),
+        mime_type: "image/jpeg".into(),
+        sha256,
+        file_size,
+    }
+}
+
+#[tokio::test]
+async fn a_download_over_the_limit_is_refused() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(DOWNLOAD_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(photo()))
+        .mount(&server)
+        .await;
+    let api = api(&server);
+
+    // The lookup's size is over the limit: no request at all.
+    let error = api
+        .download_media(&sender(), &info_at(&server, None, Some(20_000)), 10_000)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "MediaError");
+    assert!(
+        error.to_string().contains("larger than the limit"),
+        "{error}"
+    );
+    assert!(requests(&server).await.is_empty());
+
+    // Unknown size, but the Content-Length is over the limit.
+    let error = api
+        .download_media(&sender(), &info_at(&server, None, None), 10_000)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "MediaError");
+    assert!(error.to_string().contains("20 KB"), "{error}");
+
+    // Exactly the limit is fine.
+    let bytes = api
+        .download_media(&sender(), &info_at(&server, None, None), 20_000)
+        .await
+        .unwrap();
+    assert_eq!(bytes.len(), 20_000);
+}
+
+/// A raw HTTP server that answers one request with a chunked body of
+/// `chunks` × 64 KB without announcing its length; reports the request's
+/// head and how many bytes it managed to write.
+async fn chunked_server(
+    chunks: usize,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<(String, usize)>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = socket.read(&mut buffer).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buffer[..n]);
+        }
+        let mut written = 0;
+        let answer =
+            "HTTP/1.1 200 OK\r\ncontent-type: image/jpeg\r\ntransfer-encoding: chunked\r\n\r\n";
+        if socket.write_all(answer.as_bytes()).await.is_ok() {
+            let chunk = vec![7u8; 64 * 1024];
+            for _ in 0..chunks {
+                let frame = [
+                    format!("{:x}\r\n", chunk.len()).into_bytes(),
+                    chunk.clone(),
+                    b"\r\n".to_vec(),
+                ]
+                .concat();
+                if socket.write_all(&frame).await.is_err() {
+                    break;
+                }
+                written += chunk.len();
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let _ = socket.write_all(b"0\r\n\r\n").await;
+        }
+        (String::from_utf8_lossy(&head).into_owned(), written)
+    });
+    (address, task)
+}
+
+#[tokio::test]
+async fn a_download_without_length_stops_at_the_limit() {
+    // 64 MB offered, 256 KB accepted.
+    let (address, server) = chunked_server(1024).await;
+    let mut settings = CloudApiSettings::new(Secret::new(TOKEN));
+    settings.base_url = format!("http://{address}");
+    let api = CloudApi::new(settings).unwrap();
+    let info = MediaInfo {
+        id: MEDIA_ID.into(),
+        url: format!("http://{address}{DOWNLOAD_PATH}?mid={MEDIA_ID}"),
+        mime_type: "image/jpeg".into(),
+        sha256: None,
+        file_size: None,
+    };
+    let error = api
+        .download_media(&sender(), &info, 256 * 1024)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "MediaError", "{error}");
+    assert!(error.to_string().contains("was stopped"), "{error}");
+    let (head, written) = server.await.unwrap();
+    assert!(
+        head.to_ascii_lowercase().contains(&format!(
+            "authorization: bearer {}",
+            TOKEN.to_ascii_lowercase()
+        )),
+        "{head}"
+    );
+    assert!(
+        written < 32 * 1024 * 1024,
+        "the server wrote {written} bytes"
+    );
+
+    // Under the limit, the same kind of answer is read in full.
+    let (address, server) = chunked_server(3).await;
+    let mut settings = CloudApiSettings::new(Secret::new(TOKEN));
+    settings.base_url = format!("http://{address}");
+    let info = MediaInfo {
+        url: format!("http://{address}{DOWNLOAD_PATH}?mid={MEDIA_ID}"),
+        ..info
+    };
+    let bytes = CloudApi::new(settings)
+        .unwrap()
+        .download_media(&sender(), &info, 256 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(bytes.len(), 3 * 64 * 1024);
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn expired_links_and_damaged_files_are_media_errors() {
+    let server = MockServer::start().await;
+    let api = api(&server);
+    for status in [404, 410] {
+        server.reset().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(status))
+            .mount(&server)
+            .await;
+        let error = api
+            .download_media(&sender(), &info_at(&server, None, None), 1 << 20)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), "MediaError", "{error}");
+        assert!(error.to_string().contains("expired"), "{error}");
+    }
+
+    // Other failures keep their kinds.
+    server.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(meta_error(401, 190))
+        .mount(&server)
+        .await;
+    let error = api
+        .download_media(&sender(), &info_at(&server, None, None), 1 << 20)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "Unauthorized", "{error}");
+    assert_no_token(&error);
+
+    // A body that is not the file WhatsApp described.
+    server.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"tampered".to_vec()))
+        .mount(&server)
+        .await;
+    let error = api
+        .download_media(
+            &sender(),
+            &info_at(&server, Some(sha256_hex(&photo())), None),
+            1 << 20,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "MediaError", "{error}");
+    assert!(error.to_string().contains("SHA-256"), "{error}");
+}
+
+#[tokio::test]
+async fn the_token_goes_to_no_other_host() {
+    let server = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    let api = api(&server);
+    let error = api
+        .download_media(&sender(), &info_at(&elsewhere, None, None), 1 << 20)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), "MediaError", "{error}");
+    assert!(requests(&elsewhere).await.is_empty());
+    assert!(requests(&server).await.is_empty());
+}
+
+// Templates with header and buttons ------------------------------------------
+
+fn order_template(header: TemplateHeader) -> TemplateMessage {
+    TemplateMessage {
+        header: Some(header),
+        buttons: vec![
+            TemplateButton {
+                index: 0,
+                parameter: TemplateButtonParameter::Payload("CONFIRM".into()),
+            },
+            TemplateButton {
+                index: 1,
+                parameter: TemplateButtonParameter::UrlSuffix("order-1234".into()),
+            },
+        ],
+        ..template(
+            "order_shipped",
+            "en",
+            TemplateParameters::Positional(vec!["Anna".into()]),
+        )
+    }
+}
+
+/// The components every `order_template` ends with: body, then buttons.
+fn body_and_buttons() -> Vec<Value> {
+    vec![
+        json!({"type": "body", "parameters": [{"type": "text", "text": "Anna"}]}),
+        json!({"type": "button", "sub_type": "quick_reply", "index": "0",
+               "parameters": [{"type": "payload", "payload": "CONFIRM"}]}),
+        json!({"type": "button", "sub_type": "url", "index": "1",
+               "parameters": [{"type": "text", "text": "order-1234"}]}),
+    ]
+}
+
+#[tokio::test]
+async fn template_headers_and_buttons_are_exact() {
+    let cases = [
+        (
+            TemplateHeader::Text {
+                name: None,
+                text: "#1234".into(),
+            },
+            json!({"type": "text", "text": "#1234"}),
+        ),
+        (
+            TemplateHeader::Media {
+                kind: MediaKind::Image,
+                source: MediaSource::Link("https://example.com/order.png".into()),
+            },
+            json!({"type": "image", "image": {"link": "https://example.com/order.png"}}),
+        ),
+        (
+            TemplateHeader::Media {
+                kind: MediaKind::Document,
+                source: MediaSource::Id(MEDIA_ID.into()),
+            },
+            json!({"type": "document", "document": {"id": MEDIA_ID}}),
+        ),
+        (
+            TemplateHeader::Media {
+                kind: MediaKind::Video,
+                source: MediaSource::Link("https://example.com/tour.mp4".into()),
+            },
+            json!({"type": "video", "video": {"link": "https://example.com/tour.mp4"}}),
+        ),
+    ];
+    for (header, parameter) in cases {
+        let message = order_template(header);
+        let body = sent_body(|api| async move { api.send_template(&message).await }).await;
+        let mut components = vec![json!({"type": "header", "parameters": [parameter]})];
+        components.extend(body_and_buttons());
+        assert_eq!(
+            body,
+            json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": "4915112345678",
+                "type": "template",
+                "template": {
+                    "name": "order_shipped",
+                    "language": {"code": "en"},
+                    "components": components,
+                },
+            })
+        );
+    }
+}
+
+#[tokio::test]
+async fn named_template_header_and_buttons_without_body_parameters() {
+    let message = TemplateMessage {
+        header: Some(TemplateHeader::Text {
+            name: Some("order_id".into()),
+            text: "1234".into(),
+        }),
+        buttons: vec![TemplateButton {
+            index: 2,
+            parameter: TemplateButtonParameter::Payload("STOP".into()),
+        }],
+        ..template("order_named", "de", TemplateParameters::Named(vec![]))
+    };
+    let body = sent_body(|api| async move { api.send_template(&message).await }).await;
+    assert_eq!(
+        body["template"]["components"],
+        json!([
+            {"type": "header", "parameters": [
+                {"type": "text", "parameter_name": "order_id", "text": "1234"}]},
+            {"type": "button", "sub_type": "quick_reply", "index": "2",
+             "parameters": [{"type": "payload", "payload": "STOP"}]},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn an_audio_template_header_never_reaches_the_network() {
+    let server = MockServer::start().await;
+    let message = order_template(TemplateHeader::Media {
+        kind: MediaKind::Audio,
+        source: MediaSource::Id(MEDIA_ID.into()),
+    });
+    let error = api(&server).send_template(&message).await.unwrap_err();
+    assert_eq!(error.kind(), "InvalidRequest", "{error}");
+    assert!(requests(&server).await.is_empty());
 }

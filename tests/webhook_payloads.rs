@@ -1,7 +1,11 @@
 //! The WhatsApp webhook: realistic Cloud API payloads in, exact events out.
 //! Every event a test produces is also checked against the std declarations
 //! (`std_actions/whatsapp.flow`), so the parser and the declared triggers
-//! cannot drift apart.
+//! cannot drift apart: each message type (text, template quick reply,
+//! button and list replies, every media kind, location, contacts,
+//! reaction, unsupported, unknown) gives `whatsapp.message_received` with
+//! every declared field, `kind`, `reply_id`, `media_id`, `filename`,
+//! `replied_to` and the rest included.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -110,26 +114,47 @@ fn only_event(body: &[u8]) -> InboundEvent {
     parsed.events.into_iter().next().unwrap()
 }
 
+/// A received text message's event.
 fn received(id: &str, text: &str, name: Option<&str>) -> Event {
-    Event::new(
-        "whatsapp.message_received",
-        json!({
-            "phone": "+4915112345678",
-            "text": text,
-            "sender_id": "berlin-office",
-            "timestamp": T0_RFC,
-            "conversation_id": "4915112345678:berlin-office",
-            "message_id": id,
-            "name": name,
-        }),
-    )
+    received_with(id, text, name, json!({}))
 }
 
-fn assert_received(body: &[u8], text: &str) {
+/// A received message's event: a text message's fields, with `changes`
+/// (e.g. `kind`, `media_id`) put over them.
+fn received_with(id: &str, text: &str, name: Option<&str>, changes: Json) -> Event {
+    let mut fields = json!({
+        "phone": "+4915112345678",
+        "text": text,
+        "sender_id": "berlin-office",
+        "timestamp": T0_RFC,
+        "conversation_id": "4915112345678:berlin-office",
+        "message_id": id,
+        "name": name,
+        "kind": "text",
+        "reply_id": null,
+        "reply_title": null,
+        "media_id": null,
+        "mime_type": null,
+        "filename": null,
+        "replied_to": null,
+    });
+    for (key, value) in changes.as_object().unwrap() {
+        assert!(fields.get(key).is_some(), "{key} is no field");
+        fields[key] = value.clone();
+    }
+    Event::new("whatsapp.message_received", fields)
+}
+
+/// Anna's message is the one event, with `text` and `changes` over a text
+/// message's fields.
+fn assert_received(body: &[u8], text: &str, changes: Json) {
     let inbound = only_event(body);
     assert_eq!(inbound.id, WAMID_1);
     assert_eq!(inbound.kind, InboundKind::MessageReceived);
-    assert_eq!(inbound.event, received(WAMID_1, text, Some("Anna Schmidt")));
+    assert_eq!(
+        inbound.event,
+        received_with(WAMID_1, text, Some("Anna Schmidt"), changes)
+    );
 }
 
 fn message(kind: &str, content: Json) -> Json {
@@ -152,6 +177,18 @@ fn text_message() {
             json!({"body": "What does the premium plan cost?"}),
         )),
         "What does the premium plan cost?",
+        json!({}),
+    );
+}
+
+#[test]
+fn a_quoted_text_message_names_what_it_replied_to() {
+    let mut quoted = message("text", json!({"body": "Is this still valid?"}));
+    quoted["context"] = json!({"from": "4930901820", "id": SENT_WAMID});
+    assert_received(
+        &from_anna(quoted),
+        "Is this still valid?",
+        json!({"replied_to": SENT_WAMID}),
     );
 }
 
@@ -162,16 +199,37 @@ fn template_quick_reply_button() {
         json!({"payload": "CONFIRM", "text": "Yes, confirm"}),
     );
     reply["context"] = json!({"from": "4930901820", "id": SENT_WAMID});
-    assert_received(&from_anna(reply), "Yes, confirm");
+    assert_received(
+        &from_anna(reply),
+        "Yes, confirm",
+        json!({"kind": "reply", "reply_id": "CONFIRM", "reply_title": "Yes, confirm",
+               "replied_to": SENT_WAMID}),
+    );
+}
+
+#[test]
+fn a_quick_reply_without_payload_uses_its_text() {
+    let reply = message("button", json!({"text": "Yes, confirm"}));
+    assert_received(
+        &from_anna(reply),
+        "Yes, confirm",
+        json!({"kind": "reply", "reply_id": "Yes, confirm", "reply_title": "Yes, confirm"}),
+    );
 }
 
 #[test]
 fn interactive_button_reply() {
-    let reply = message(
+    let mut reply = message(
         "interactive",
         json!({"type": "button_reply", "button_reply": {"id": "reschedule", "title": "Another time"}}),
     );
-    assert_received(&from_anna(reply), "Another time");
+    reply["context"] = json!({"from": "4930901820", "id": SENT_WAMID});
+    assert_received(
+        &from_anna(reply),
+        "Another time",
+        json!({"kind": "reply", "reply_id": "reschedule", "reply_title": "Another time",
+               "replied_to": SENT_WAMID}),
+    );
 }
 
 #[test]
@@ -181,7 +239,23 @@ fn interactive_list_reply() {
         json!({"type": "list_reply",
                "list_reply": {"id": "basic", "title": "Basic", "description": "19 EUR / month"}}),
     );
-    assert_received(&from_anna(reply), "Basic");
+    assert_received(
+        &from_anna(reply),
+        "Basic",
+        json!({"kind": "reply", "reply_id": "basic", "reply_title": "Basic"}),
+    );
+}
+
+#[test]
+fn a_reply_without_id_names_the_path() {
+    let reply = message(
+        "interactive",
+        json!({"type": "button_reply", "button_reply": {"title": "Yes"}}),
+    );
+    assert_eq!(
+        error_of(&from_anna(reply)).to_string(),
+        "`entry[0].changes[0].value.messages[0].interactive.button_reply.id` is missing"
+    );
 }
 
 #[test]
@@ -191,17 +265,75 @@ fn image_with_caption() {
         json!({"caption": "The scratch on the door", "mime_type": "image/jpeg",
                "sha256": "u6L0vJmVdkuwTcVr4Tu5uH0cKSY4bbvB1xUpAOtY1Wc=", "id": "1481736359372283"}),
     );
-    assert_received(&from_anna(image), "The scratch on the door");
+    assert_received(
+        &from_anna(image),
+        "The scratch on the door",
+        json!({"kind": "image", "media_id": "1481736359372283", "mime_type": "image/jpeg"}),
+    );
 }
 
 #[test]
-fn document_without_caption() {
+fn document_with_filename_and_without_caption() {
     let document = message(
         "document",
         json!({"filename": "invoice-1234.pdf", "mime_type": "application/pdf",
                "sha256": "Y2Fuc3QgYmUgdG9vIGNhcmVmdWw=", "id": "2049781235391725"}),
     );
-    assert_received(&from_anna(document), "");
+    assert_received(
+        &from_anna(document),
+        "",
+        json!({"kind": "document", "media_id": "2049781235391725",
+               "mime_type": "application/pdf", "filename": "invoice-1234.pdf"}),
+    );
+}
+
+#[test]
+fn audio_video_and_sticker_carry_their_media() {
+    assert_received(
+        &from_anna(message(
+            "audio",
+            json!({"mime_type": "audio/ogg; codecs=opus", "id": "1", "voice": true}),
+        )),
+        "",
+        json!({"kind": "audio", "media_id": "1", "mime_type": "audio/ogg; codecs=opus"}),
+    );
+    assert_received(
+        &from_anna(message(
+            "sticker",
+            json!({"mime_type": "image/webp", "id": "2", "animated": false}),
+        )),
+        "",
+        json!({"kind": "sticker", "media_id": "2", "mime_type": "image/webp"}),
+    );
+    assert_received(
+        &from_anna(message(
+            "video",
+            json!({"caption": "See?", "id": "3", "mime_type": "video/mp4"}),
+        )),
+        "See?",
+        json!({"kind": "video", "media_id": "3", "mime_type": "video/mp4"}),
+    );
+}
+
+#[test]
+fn a_caption_or_file_name_where_the_kind_has_none_is_ignored() {
+    assert_received(
+        &from_anna(message(
+            "audio",
+            json!({"id": "1", "caption": "x", "filename": "y.ogg"}),
+        )),
+        "",
+        json!({"kind": "audio", "media_id": "1"}),
+    );
+}
+
+#[test]
+fn a_media_id_of_the_wrong_type_names_the_path() {
+    let image = message("image", json!({"id": 1481736359372283u64}));
+    assert_eq!(
+        error_of(&from_anna(image)).to_string(),
+        "`entry[0].changes[0].value.messages[0].image.id` should be a string, found a number"
+    );
 }
 
 #[test]
@@ -211,7 +343,7 @@ fn location_has_empty_text() {
         json!({"latitude": 52.520008, "longitude": 13.404954,
                "name": "Alexanderplatz", "address": "10178 Berlin"}),
     );
-    assert_received(&from_anna(location), "");
+    assert_received(&from_anna(location), "", json!({"kind": "location"}));
 }
 
 #[test]
@@ -220,7 +352,7 @@ fn reaction_has_empty_text() {
         "reaction",
         json!({"message_id": SENT_WAMID, "emoji": "\u{1F44D}"}),
     );
-    assert_received(&from_anna(reaction), "");
+    assert_received(&from_anna(reaction), "", json!({"kind": "reaction"}));
 }
 
 #[test]
@@ -229,37 +361,37 @@ fn unsupported_message_has_empty_text() {
     unsupported["errors"] = json!([{"code": 131051, "title": "Message type unknown",
         "message": "Message type unknown",
         "error_data": {"details": "Message type is currently not supported."}}]);
-    assert_received(&from_anna(unsupported), "");
+    assert_received(&from_anna(unsupported), "", json!({"kind": "unsupported"}));
 }
 
 #[test]
-fn audio_sticker_and_contacts_have_empty_text() {
-    for (kind, content) in [
-        (
-            "audio",
-            json!({"mime_type": "audio/ogg; codecs=opus", "id": "1", "voice": true}),
-        ),
-        (
-            "sticker",
-            json!({"mime_type": "image/webp", "id": "2", "animated": false}),
-        ),
-        (
+fn contacts_and_unknown_types() {
+    assert_received(
+        &from_anna(message(
             "contacts",
             json!([{"name": {"formatted_name": "Jonas Becker"},
-                            "phones": [{"phone": "+43 664 1234567", "type": "CELL"}]}]),
-        ),
-        ("a_type_from_the_future", json!({"anything": 1})),
-    ] {
-        assert_received(&from_anna(message(kind, content)), "");
-    }
+                    "phones": [{"phone": "+43 664 1234567", "type": "CELL"}]}]),
+        )),
+        "",
+        json!({"kind": "contacts"}),
+    );
+    assert_received(
+        &from_anna(message("a_type_from_the_future", json!({"anything": 1}))),
+        "",
+        json!({"kind": "unsupported"}),
+    );
+    assert_received(
+        &from_anna(message(
+            "order",
+            json!({"catalog_id": "1", "text": "For Friday", "product_items": []}),
+        )),
+        "For Friday",
+        json!({"kind": "unsupported"}),
+    );
 }
 
 #[test]
-fn video_caption_and_flow_reply() {
-    assert_received(
-        &from_anna(message("video", json!({"caption": "See?", "id": "3"}))),
-        "See?",
-    );
+fn flow_replies_are_unsupported_with_their_body() {
     assert_received(
         &from_anna(message(
             "interactive",
@@ -267,7 +399,20 @@ fn video_caption_and_flow_reply() {
                    "response_json": "{\"plan\": \"basic\"}"}}),
         )),
         "Sent",
+        json!({"kind": "unsupported"}),
     );
+}
+
+#[test]
+fn a_reply_starts_a_conversation_with_its_own_fields() {
+    let inbound = only_event(&from_anna(message(
+        "interactive",
+        json!({"type": "button_reply", "button_reply": {"id": "confirm", "title": "Yes"}}),
+    )));
+    let started = inbound.conversation_started().unwrap();
+    assert_eq!(started.event.fields["text"], "Yes");
+    assert!(!started.event.fields.contains_key("reply_id"));
+    assert_declared(&schemas(), &started.event);
 }
 
 #[test]
@@ -294,16 +439,14 @@ fn two_messages_in_one_payload() {
     // An empty profile name is no name.
     assert_eq!(
         parsed.events[1].event,
-        Event::new(
-            "whatsapp.message_received",
+        received_with(
+            WAMID_2,
+            "Servus",
+            None,
             json!({
                 "phone": "+436641234567",
-                "text": "Servus",
-                "sender_id": "berlin-office",
                 "timestamp": "2025-11-24T16:01:40Z",
                 "conversation_id": "436641234567:berlin-office",
-                "message_id": WAMID_2,
-                "name": null,
             }),
         )
     );
@@ -517,6 +660,12 @@ fn failed_statuses_map_meta_codes_like_failed_sends() {
         "title": "This message was not delivered to maintain healthy ecosystem engagement."}]));
     assert_eq!(kind, "Undeliverable");
     assert!(message.contains("131049"), "{message}");
+
+    // A media message WhatsApp could not fetch from its link.
+    let (kind, message) = kind_and_message(json!([{"code": 131053, "title": "Media upload error",
+        "error_data": {"details": "Downloading media from weblink failed with http code 403"}}]));
+    assert_eq!(kind, "MediaError");
+    assert!(message.contains("http code 403"), "{message}");
 
     // Without an error object, a failure is undeliverable.
     let (kind, message) = kind_and_message(Json::Null);

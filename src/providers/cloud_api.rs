@@ -1,6 +1,8 @@
-//! The WhatsApp Cloud API provider: sends template and free-text messages
-//! through Meta's Graph API, reads whether a sender is online, and reads the
-//! template catalog of a WhatsApp Business Account.
+//! The WhatsApp Cloud API provider: sends template, free-text, interactive
+//! (reply buttons, lists) and media messages through Meta's Graph API,
+//! uploads and downloads media, marks messages as read, reads whether a
+//! sender is online, and reads the template catalog of a WhatsApp Business
+//! Account.
 //!
 //! [`CloudApi`] implements [`WhatsApp`], so an engine sends for real with
 //! `Engine::builder().whatsapp(cloud_api)`. Every call carries the access token
@@ -13,7 +15,13 @@
 //! | call | request |
 //! |---|---|
 //! | [`WhatsApp::send_text`] | `POST {base}/{version}/{phone-number-id}/messages`, `"type": "text"` |
-//! | [`WhatsApp::send_template`] | the same, `"type": "template"` with the body parameters |
+//! | [`WhatsApp::send_template`] | the same, `"type": "template"` with the header, body and button parameters |
+//! | [`WhatsApp::send_interactive`] | the same, `"type": "interactive"`: reply buttons or a list |
+//! | [`WhatsApp::send_media`] | the same, `"type": "image"` (`document`, `audio`, `video`, `sticker`) by link or media id |
+//! | [`WhatsApp::mark_read`] | the same path, `"status": "read"` (and the typing indicator) |
+//! | [`WhatsApp::upload_media`] | `POST {base}/{version}/{phone-number-id}/media`, `multipart/form-data` |
+//! | [`WhatsApp::media_info`] | `GET {base}/{version}/{media-id}?phone_number_id=...` |
+//! | [`WhatsApp::download_media`] | `GET` of the media's URL (Meta's hosts only), size-limited while it streams |
 //! | [`WhatsApp::sender_status`] | `GET {base}/{version}/{phone-number-id}?fields=...`, cached per phone number id |
 //! | [`CloudApi::fetch_templates`] | `GET {base}/{version}/{waba-id}/message_templates?...`, every page |
 //!
@@ -33,6 +41,8 @@
 //! | 132005, 132007, 132012 | text too long / format policy / parameter format | `TemplateParams` |
 //! | 131008, 131009, 100 | missing / invalid parameter | `InvalidRequest`, `InvalidPhone` when Meta's text is about the phone number or recipient |
 //! | 131051 | unsupported message type | `InvalidRequest` |
+//! | 131052, 131053 | media download / upload error (link not public, type or size refused) | `MediaError` for media calls, else `InvalidRequest` |
+//! | 100 with subcode 33 in a media lookup | no media with this id (expired) | `MediaError` |
 //! | 131030 | recipient not in the allowed list of a test number | `InvalidPhone` |
 //! | 131021 | recipient is the sender's own number | `InvalidPhone` |
 //! | 131026 | undeliverable: not on WhatsApp, terms not accepted, old app | `Undeliverable` |
@@ -53,6 +63,11 @@
 //! | 429 | `RateLimited`, 60 s |
 //! | 408, 5xx | `Transient` |
 //! | other 4xx, 3xx | `InvalidRequest` |
+//!
+//! A media download answered with 404 or 410 (the link expired, the media
+//! is gone) is `MediaError`, as is a file larger than the caller's limit:
+//! refused before reading when its announced size is over it, stopped as
+//! soon as more arrived otherwise.
 //!
 //! A `RateLimited` error always carries `retry_after_ms`: the `Retry-After`
 //! header when Meta sends one (seconds or an HTTP date), otherwise the
@@ -94,17 +109,22 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
-use reqwest::{RequestBuilder, StatusCode, Url};
+use reqwest::header::{
+    HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+};
+use reqwest::{RequestBuilder, Response, StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value as Json};
+use serde_json::{json, Map, Value as Json};
+use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::{
-    SenderRef, SenderStatus, SentMessage, TemplateMessage, TemplateParameters, TextMessage,
-    WhatsApp,
+    Choice, Choices, InteractiveMessage, MediaInfo, MediaMessage, MediaSource, MediaUpload,
+    ReadReceipt, SenderRef, SenderStatus, SentMessage, TemplateButton, TemplateButtonParameter,
+    TemplateHeader, TemplateMessage, TemplateParameters, TextMessage, WhatsApp,
 };
 use crate::config::{parse_placeholders, PlaceholderProblem, Placeholders, TemplateCategory};
+use crate::media::{human_size, MediaKind};
 use crate::providers::Secret;
 use crate::runtime::ActionError;
 
@@ -129,6 +149,18 @@ const TEMPLATE_PAGE_SIZE: &str = "100";
 const MAX_TEMPLATE_PAGES: usize = 1_000;
 /// A bound on an answer's size; Meta's answers are a few KB.
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// The slowest transfer rate, in bytes per second, that uploads and
+/// downloads are given time for beyond the configured timeout.
+const MIN_TRANSFER_RATE: u64 = 256 * 1024;
+/// The hosts (and their subdomains) media download links may point to:
+/// Meta's (`lookaside.fbsbx.com` today). The token goes nowhere else.
+const MEDIA_HOSTS: &[&str] = &[
+    "fbsbx.com",
+    "facebook.com",
+    "fbcdn.net",
+    "whatsapp.net",
+    "whatsapp.com",
+];
 /// The longest `Retry-After` honoured; longer asks are capped.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 /// The longest piece of Meta's text quoted in an error message.
@@ -236,6 +268,32 @@ pub struct ApprovedTemplate {
     pub body: Option<String>,
     /// `POSITIONAL` or `NAMED`, when Meta says.
     pub parameter_format: Option<String>,
+    /// The `HEADER` component, if the template has one.
+    pub header: Option<ApprovedHeader>,
+    /// The buttons of the `BUTTONS` component, in order.
+    pub buttons: Vec<ApprovedButton>,
+}
+
+/// A template's `HEADER` component, as Meta lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovedHeader {
+    /// The format in lower case: `text`, `image`, `document`, `video` or
+    /// `location`.
+    pub format: String,
+    /// A text header's text, with its placeholder.
+    pub text: Option<String>,
+}
+
+/// One button of a template's `BUTTONS` component, as Meta lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovedButton {
+    /// The type in lower case: `quick_reply`, `url`, `phone_number`,
+    /// `copy_code`, `otp`, `flow`, ...
+    pub kind: String,
+    /// What the button says (may be empty for `otp` buttons).
+    pub text: String,
+    /// A URL button's link, with `{{1}}` at its end for a dynamic one.
+    pub url: Option<String>,
 }
 
 impl ApprovedTemplate {
@@ -284,6 +342,10 @@ pub struct ErrorContext {
     pub recipient: Option<String>,
     /// The template's name.
     pub template: Option<String>,
+    /// Whether the call is about a media file (a media send, an upload, a
+    /// lookup or a download): media errors are `MediaError` then, and
+    /// `InvalidRequest` for calls whose actions cannot raise `MediaError`.
+    pub media: bool,
 }
 
 /// The kind a Meta error code stands for, with its explanation.
@@ -300,6 +362,7 @@ enum Kind {
     QualityLimited,
     Unauthorized,
     Transient,
+    Media,
 }
 
 /// The mapping table of the module documentation: codes, kind, plain words.
@@ -365,6 +428,17 @@ const CODE_TABLE: &[(&[i64], Kind, &str)] = &[
         &[131051],
         Kind::InvalidRequest,
         "WhatsApp does not support this message type",
+    ),
+    (
+        &[131052],
+        Kind::Media,
+        "WhatsApp could not download the media file",
+    ),
+    (
+        &[131053],
+        Kind::Media,
+        "WhatsApp could not take the media file: its link is not publicly reachable, \
+         or its type or size is not one WhatsApp accepts",
     ),
     (
         &[131030],
@@ -613,6 +687,12 @@ impl MetaError {
             kind = Kind::InvalidPhone;
             plain = "WhatsApp does not accept the recipient's phone number";
         }
+        // Graph API's "object does not exist" (100/33) about a media id.
+        if context.media && self.code == Some(100) && self.subcode == Some(33) {
+            kind = Kind::Media;
+            plain = "WhatsApp has no media with this id (ids of received media expire \
+                     after 7 days, of uploaded media after 30 days)";
+        }
         let message = format!("{plain}; {}", self.describe(http_status));
         build_error(kind, message, retry_after_ms, context)
     }
@@ -663,7 +743,8 @@ impl MetaError {
 }
 
 /// Builds the variant for `kind`; kinds that need a name the context lacks
-/// (a template error outside a template send) become `InvalidRequest`.
+/// (a template error outside a template send) and media errors of calls
+/// that are not about media become `InvalidRequest`.
 fn build_error(
     kind: Kind,
     message: String,
@@ -714,6 +795,8 @@ fn build_error(
         Kind::QualityLimited => ActionError::QualityLimited { message },
         Kind::Unauthorized => ActionError::Unauthorized { message },
         Kind::Transient => ActionError::Transient { message },
+        Kind::Media if context.media => ActionError::Media { message },
+        Kind::Media => ActionError::InvalidRequest { message },
     }
 }
 
@@ -794,46 +877,308 @@ fn cursor_in_url(next: &str) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
-/// The JSON body of a template message.
-fn template_body(to: &str, message: &TemplateMessage) -> Json {
-    let parameters: Vec<Json> = match &message.parameters {
-        TemplateParameters::Positional(values) => values
-            .iter()
-            .map(|value| json!({"type": "text", "text": value}))
-            .collect(),
-        TemplateParameters::Named(pairs) => pairs
-            .iter()
-            .map(|(name, value)| json!({"type": "text", "parameter_name": name, "text": value}))
-            .collect(),
-    };
-    let mut template = json!({
-        "name": message.template,
-        "language": {"code": message.language},
-    });
-    if !parameters.is_empty() {
-        template["components"] = json!([{"type": "body", "parameters": parameters}]);
-    }
+/// The JSON body of every message: the envelope, with the content under a
+/// key named like its type (`"type": "image", "image": {...}`).
+fn message_body(to: &str, kind: &str, content: Json) -> Json {
     json!({
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
         "to": to,
-        "type": "template",
-        "template": template,
+        "type": kind,
+        kind: content,
     })
 }
 
 /// The JSON body of a free-text message.
 fn text_body(to: &str, message: &TextMessage) -> Json {
+    message_body(
+        to,
+        "text",
+        json!({"preview_url": false, "body": message.body}),
+    )
+}
+
+/// The JSON body of a template message: the `header`, `body` and `button`
+/// components in that order, each only when it has parameters, and no
+/// `components` at all when none has.
+fn template_body(to: &str, message: &TemplateMessage) -> Result<Json, ActionError> {
+    let mut components = Vec::new();
+    if let Some(header) = &message.header {
+        components.push(json!({"type": "header", "parameters": [header_parameter(header)?]}));
+    }
+    let parameters: Vec<Json> = match &message.parameters {
+        TemplateParameters::Positional(values) => values
+            .iter()
+            .map(|value| text_parameter(None, value))
+            .collect(),
+        TemplateParameters::Named(pairs) => pairs
+            .iter()
+            .map(|(name, value)| text_parameter(Some(name), value))
+            .collect(),
+    };
+    if !parameters.is_empty() {
+        components.push(json!({"type": "body", "parameters": parameters}));
+    }
+    components.extend(message.buttons.iter().map(button_component));
+    let mut template = json!({
+        "name": message.template,
+        "language": {"code": message.language},
+    });
+    if !components.is_empty() {
+        template["components"] = Json::Array(components);
+    }
+    Ok(message_body(to, "template", template))
+}
+
+/// A text parameter of a template: `{"type": "text", "text": ...}`, with
+/// `"parameter_name"` for a named placeholder.
+fn text_parameter(name: Option<&str>, value: &str) -> Json {
+    match name {
+        Some(name) => json!({"type": "text", "parameter_name": name, "text": value}),
+        None => json!({"type": "text", "text": value}),
+    }
+}
+
+/// The parameter of a template's header: a text parameter, or
+/// `{"type": "image", "image": {"link": ...}}` (or `document`, `video`).
+fn header_parameter(header: &TemplateHeader) -> Result<Json, ActionError> {
+    match header {
+        TemplateHeader::Text { name, text } => Ok(text_parameter(name.as_deref(), text)),
+        TemplateHeader::Media { kind, source } => {
+            if !matches!(
+                kind,
+                MediaKind::Image | MediaKind::Document | MediaKind::Video
+            ) {
+                return Err(ActionError::InvalidRequest {
+                    message: format!(
+                        "a template header is an image, a document or a video, not {} {kind}",
+                        if *kind == MediaKind::Audio { "an" } else { "a" }
+                    ),
+                });
+            }
+            let kind = kind.as_str();
+            Ok(json!({"type": kind, kind: media_object(source)}))
+        }
+    }
+}
+
+/// A template button's component: a quick reply's payload or a URL
+/// button's suffix, with the button's position as a string.
+fn button_component(button: &TemplateButton) -> Json {
+    let (sub_type, parameter) = match &button.parameter {
+        TemplateButtonParameter::Payload(payload) => (
+            "quick_reply",
+            json!({"type": "payload", "payload": payload}),
+        ),
+        TemplateButtonParameter::UrlSuffix(suffix) => {
+            ("url", json!({"type": "text", "text": suffix}))
+        }
+    };
     json!({
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": to,
-        "type": "text",
-        "text": {"preview_url": false, "body": message.body},
+        "type": "button",
+        "sub_type": sub_type,
+        "index": button.index.to_string(),
+        "parameters": [parameter],
     })
 }
 
-/// Whether a call may be repeated without effect: reads may, sends may not.
+/// Where a media file comes from: `{"link": ...}` or `{"id": ...}`.
+fn media_object(source: &MediaSource) -> Json {
+    match source {
+        MediaSource::Link(link) => json!({"link": link}),
+        MediaSource::Id(id) => json!({"id": id}),
+    }
+}
+
+/// The JSON body of reply buttons or a list: `"type": "interactive"`,
+/// optional keys left out when absent.
+fn interactive_body(to: &str, message: &InteractiveMessage) -> Json {
+    let (kind, action) = match &message.choices {
+        Choices::Buttons(buttons) => {
+            let buttons: Vec<Json> = buttons
+                .iter()
+                .map(|b| json!({"type": "reply", "reply": {"id": b.id, "title": b.title}}))
+                .collect();
+            ("button", json!({"buttons": buttons}))
+        }
+        Choices::List { button, sections } => {
+            let sections: Vec<Json> = sections
+                .iter()
+                .map(|section| {
+                    let mut out = Map::new();
+                    if let Some(title) = &section.title {
+                        out.insert("title".into(), json!(title));
+                    }
+                    let rows: Vec<Json> = section.rows.iter().map(list_row).collect();
+                    out.insert("rows".into(), Json::Array(rows));
+                    Json::Object(out)
+                })
+                .collect();
+            ("list", json!({"button": button, "sections": sections}))
+        }
+    };
+    let mut interactive = Map::new();
+    interactive.insert("type".into(), json!(kind));
+    if let Some(header) = &message.header {
+        interactive.insert("header".into(), json!({"type": "text", "text": header}));
+    }
+    interactive.insert("body".into(), json!({"text": message.body}));
+    if let Some(footer) = &message.footer {
+        interactive.insert("footer".into(), json!({"text": footer}));
+    }
+    interactive.insert("action".into(), action);
+    message_body(to, "interactive", Json::Object(interactive))
+}
+
+/// A row of a list: `id`, `title`, and `description` when there is one.
+fn list_row(row: &Choice) -> Json {
+    let mut out = json!({"id": row.id, "title": row.title});
+    if let Some(description) = &row.description {
+        out["description"] = json!(description);
+    }
+    out
+}
+
+/// The JSON body of a media message: `{"link"|"id", "caption"?,
+/// "filename"?}` under the kind. A caption or file name the kind does not
+/// take is refused before any request.
+fn media_body(to: &str, message: &MediaMessage) -> Result<Json, ActionError> {
+    let kind = message.kind;
+    let mut content = media_object(&message.source);
+    if let Some(caption) = &message.caption {
+        if !kind.takes_caption() {
+            return Err(ActionError::InvalidRequest {
+                message: format!("WhatsApp takes no caption with {kind} messages"),
+            });
+        }
+        content["caption"] = json!(caption);
+    }
+    if let Some(filename) = &message.filename {
+        if !kind.takes_filename() {
+            return Err(ActionError::InvalidRequest {
+                message: format!(
+                    "only documents have a file name; WhatsApp takes none with {kind} messages"
+                ),
+            });
+        }
+        content["filename"] = json!(filename);
+    }
+    Ok(message_body(to, kind.as_str(), content))
+}
+
+/// The JSON body of a read receipt, with the typing indicator when asked.
+fn read_receipt_body(receipt: &ReadReceipt) -> Json {
+    let mut body = json!({
+        "messaging_product": "whatsapp",
+        "status": "read",
+        "message_id": receipt.message_id,
+    });
+    if receipt.typing {
+        body["typing_indicator"] = json!({"type": "text"});
+    }
+    body
+}
+
+/// An upload's `multipart/form-data` body, as Meta's media endpoint takes
+/// it: `messaging_product=whatsapp`, `type=<mime>` and the `file` part with
+/// its name and type. Returns the `Content-Type` header and the body.
+///
+/// The boundary is made of the file's SHA-256, which the file cannot
+/// contain; the file name is escaped as browsers do (`"`, CR and LF
+/// percent-encoded).
+fn multipart_body(upload: &MediaUpload) -> Result<(String, Vec<u8>), ActionError> {
+    let mime = upload.mime_type.trim();
+    if !is_mime_type(mime) {
+        return Err(ActionError::Media {
+            message: format!(
+                "\"{}\" is not a mime type like \"image/jpeg\" or \"application/pdf\"",
+                quote(mime)
+            ),
+        });
+    }
+    if upload.file_name.trim().is_empty() {
+        return Err(ActionError::Media {
+            message: "the file to upload has no name".to_string(),
+        });
+    }
+    let file_name: String = upload
+        .file_name
+        .chars()
+        .map(|c| match c {
+            '"' => "%22".to_string(),
+            '\r' => "%0D".to_string(),
+            '\n' => "%0A".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
+    let digest = hex::encode(Sha256::digest(&upload.bytes));
+    let boundary = format!("flowc-{}", &digest[..40]);
+    let mut body = Vec::with_capacity(upload.bytes.len() + 512);
+    let mut field = |headers: String, value: &[u8]| {
+        body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    };
+    field(
+        "Content-Disposition: form-data; name=\"messaging_product\"".to_string(),
+        b"whatsapp",
+    );
+    field(
+        "Content-Disposition: form-data; name=\"type\"".to_string(),
+        mime.as_bytes(),
+    );
+    field(
+        format!(
+            "Content-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n\
+             Content-Type: {mime}"
+        ),
+        &upload.bytes,
+    );
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Ok((format!("multipart/form-data; boundary={boundary}"), body))
+}
+
+/// `type/subtype`, optionally with parameters, in the characters a header
+/// value and a form field can carry without quoting.
+fn is_mime_type(mime: &str) -> bool {
+    let essence = mime.split(';').next().unwrap_or("").trim();
+    let token = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let printable = mime.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"');
+    matches!(essence.split_once('/'), Some((kind, sub)) if token(kind) && token(sub)) && printable
+}
+
+/// A media lookup's answer as [`MediaInfo`]; `file_size` comes as a string
+/// or a number.
+fn parse_media_info(answer: &Json, media_id: &str) -> Option<MediaInfo> {
+    let text = |key: &str| {
+        answer
+            .get(key)
+            .and_then(Json::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let file_size = answer.get("file_size").and_then(|size| {
+        size.as_u64()
+            .or_else(|| size.as_str().and_then(|s| s.trim().parse().ok()))
+    });
+    Some(MediaInfo {
+        id: text("id").unwrap_or_else(|| media_id.to_string()),
+        url: text("url")?,
+        mime_type: text("mime_type").unwrap_or_else(|| "application/octet-stream".to_string()),
+        sha256: text("sha256"),
+        file_size,
+    })
+}
+
+/// Whether a call may be repeated without effect: sends of messages may
+/// not (a customer could get a message twice); reads, uploads (an unused
+/// upload expires) and read receipts may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CallKind {
     Send,
@@ -1096,7 +1441,19 @@ impl CloudApi {
         kind: CallKind,
         context: &ErrorContext,
     ) -> Result<Json, ActionError> {
-        self.call_inner(request, kind, context)
+        self.call_within(request, kind, context, self.inner.timeout)
+            .await
+    }
+
+    /// [`CloudApi::call`] with another time limit (uploads of large files).
+    async fn call_within(
+        &self,
+        request: RequestBuilder,
+        kind: CallKind,
+        context: &ErrorContext,
+        timeout: Duration,
+    ) -> Result<Json, ActionError> {
+        self.call_inner(request, kind, context, timeout)
             .await
             .map_err(|error| self.scrub(error))
     }
@@ -1106,33 +1463,12 @@ impl CloudApi {
         request: RequestBuilder,
         kind: CallKind,
         context: &ErrorContext,
+        timeout: Duration,
     ) -> Result<Json, ActionError> {
-        let mut response = request
-            .header(AUTHORIZATION, self.inner.authorization.clone())
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e, "sending the request"))?;
+        let mut response = self.execute(request, timeout).await?;
         let status = response.status();
         let retry_after = parse_retry_after(response.headers());
-        let mut bytes = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if bytes.len() + chunk.len() > MAX_BODY_BYTES {
-                        return Err(ActionError::Transient {
-                            message: format!(
-                                "WhatsApp's answer (HTTP {}) is larger than {} MB",
-                                status.as_u16(),
-                                MAX_BODY_BYTES / (1024 * 1024)
-                            ),
-                        });
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => return Err(self.transport_error(&e, "reading the answer")),
-            }
-        }
+        let bytes = self.read_answer(&mut response, timeout).await?;
         let body: Option<Json> = serde_json::from_slice(&bytes).ok();
         let meta = body.as_ref().and_then(MetaError::from_json);
         if status.is_success() {
@@ -1150,18 +1486,115 @@ impl CloudApi {
                 )),
             };
         }
-        let meta = meta.unwrap_or_else(|| MetaError {
-            message: non_json_summary(status, &bytes),
-            ..MetaError::default()
+        Err(error_answer(status, retry_after, &bytes, context))
+    }
+
+    /// Sends a request with the token and a time limit; the answer's head,
+    /// or the transport error.
+    async fn execute(
+        &self,
+        request: RequestBuilder,
+        timeout: Duration,
+    ) -> Result<Response, ActionError> {
+        request
+            .header(AUTHORIZATION, self.inner.authorization.clone())
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e, "sending the request", timeout))
+    }
+
+    /// Reads an API answer, at most [`MAX_BODY_BYTES`].
+    async fn read_answer(
+        &self,
+        response: &mut Response,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ActionError> {
+        let status = response.status().as_u16();
+        self.read_body(response, MAX_BODY_BYTES as u64, timeout, || {
+            ActionError::Transient {
+                message: format!(
+                    "WhatsApp's answer (HTTP {status}) is larger than {} MB",
+                    MAX_BODY_BYTES / (1024 * 1024)
+                ),
+            }
+        })
+        .await
+    }
+
+    /// Reads a body as it arrives and stops with `too_large()` as soon as
+    /// more than `limit` bytes came.
+    async fn read_body(
+        &self,
+        response: &mut Response,
+        limit: u64,
+        timeout: Duration,
+        too_large: impl Fn() -> ActionError,
+    ) -> Result<Vec<u8>, ActionError> {
+        let expected = response.content_length().unwrap_or(0).min(limit);
+        let mut bytes = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (bytes.len() + chunk.len()) as u64 > limit {
+                        return Err(too_large());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(bytes),
+                Err(e) => return Err(self.transport_error(&e, "reading the answer", timeout)),
+            }
+        }
+    }
+
+    /// The time limit of a transfer of `bytes`: the configured timeout plus
+    /// one second per [`MIN_TRANSFER_RATE`] bytes.
+    fn transfer_timeout(&self, bytes: u64) -> Duration {
+        self.inner.timeout + Duration::from_secs(bytes / MIN_TRANSFER_RATE)
+    }
+
+    /// The media download link, checked before the token is sent to it:
+    /// `https` on one of Meta's hosts ([`MEDIA_HOSTS`]), or the configured
+    /// base URL's scheme, host and port (a proxy, a test server).
+    fn download_url(&self, link: &str) -> Result<Url, ActionError> {
+        let refuse = |why: &str| ActionError::Media {
+            message: format!(
+                "the download link WhatsApp gave ({}) {why}; the access token is not sent there",
+                quote(link)
+            ),
+        };
+        let url = Url::parse(link).map_err(|_| refuse("is not a URL"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(refuse("contains credentials"));
+        }
+        let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+        let on_meta = url.scheme() == "https"
+            && MEDIA_HOSTS
+                .iter()
+                .any(|known| host == *known || host.ends_with(&format!(".{known}")));
+        let base = Url::parse(&self.inner.base_url).ok();
+        let on_base = base.is_some_and(|base| {
+            base.scheme() == url.scheme()
+                && base.host_str() == url.host_str()
+                && base.port_or_known_default() == url.port_or_known_default()
         });
-        Err(meta.to_action_error(Some(status.as_u16()), retry_after, context))
+        if on_meta || on_base {
+            Ok(url)
+        } else {
+            Err(refuse("is not on a WhatsApp host"))
+        }
     }
 
     /// A transport failure: timeout or connection trouble.
-    fn transport_error(&self, error: &reqwest::Error, doing: &str) -> ActionError {
+    fn transport_error(
+        &self,
+        error: &reqwest::Error,
+        doing: &str,
+        timeout: Duration,
+    ) -> ActionError {
         if error.is_timeout() {
             return ActionError::Timeout {
-                after_ms: self.inner.timeout.as_millis().min(u128::from(u64::MAX)) as u64,
+                after_ms: timeout.as_millis().min(u128::from(u64::MAX)) as u64,
             };
         }
         // The chain's innermost causes say what happened ("connection
@@ -1237,9 +1670,31 @@ impl CloudApi {
             ActionError::Transient { message } => ActionError::Transient {
                 message: clean(message),
             },
+            ActionError::Media { message } => ActionError::Media {
+                message: clean(message),
+            },
             other => other,
         }
     }
+}
+
+/// The error of an answer that is not a success: Meta's error object, or
+/// for an answer without one (a proxy's page) the HTTP status.
+fn error_answer(
+    status: StatusCode,
+    retry_after: Option<u64>,
+    bytes: &[u8],
+    context: &ErrorContext,
+) -> ActionError {
+    let meta = serde_json::from_slice::<Json>(bytes)
+        .ok()
+        .as_ref()
+        .and_then(MetaError::from_json)
+        .unwrap_or_else(|| MetaError {
+            message: non_json_summary(status, bytes),
+            ..MetaError::default()
+        });
+    meta.to_action_error(Some(status.as_u16()), retry_after, context)
 }
 
 /// A short description of an error answer that is not Meta's JSON (a proxy's
@@ -1254,24 +1709,52 @@ fn non_json_summary(status: StatusCode, bytes: &[u8]) -> Option<String> {
     Some(format!("{reason}; the answer is not JSON: {}", quote(text)))
 }
 
+/// `value[key]` as a string, when it is one.
+fn text_of(value: &Json, key: &str) -> Option<String> {
+    value.get(key).and_then(Json::as_str).map(str::to_string)
+}
+
 /// One entry of `data[]` of the template list; entries without a name are
-/// skipped.
+/// skipped. Components of other types (`FOOTER`, ...) and buttons without a
+/// type are left out.
 fn parse_template(entry: &Json) -> Option<ApprovedTemplate> {
-    let text = |key: &str| entry.get(key).and_then(Json::as_str).map(str::to_string);
+    let text = |key: &str| text_of(entry, key);
     let name = text("name").filter(|n| !n.is_empty())?;
-    let body = entry
+    let components = entry
         .get("components")
         .and_then(Json::as_array)
-        .and_then(|components| {
-            components.iter().find(|c| {
-                c.get("type")
-                    .and_then(Json::as_str)
-                    .is_some_and(|t| t.eq_ignore_ascii_case("BODY"))
-            })
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let component = |kind: &str| {
+        components.iter().find(|c| {
+            c.get("type")
+                .and_then(Json::as_str)
+                .is_some_and(|t| t.eq_ignore_ascii_case(kind))
         })
-        .and_then(|c| c.get("text"))
-        .and_then(Json::as_str)
-        .map(str::to_string);
+    };
+    let body = component("BODY").and_then(|c| text_of(c, "text"));
+    let header = component("HEADER").and_then(|c| {
+        Some(ApprovedHeader {
+            format: text_of(c, "format")?.to_lowercase(),
+            text: text_of(c, "text"),
+        })
+    });
+    let buttons = component("BUTTONS")
+        .and_then(|c| c.get("buttons"))
+        .and_then(Json::as_array)
+        .map(|buttons| {
+            buttons
+                .iter()
+                .filter_map(|button| {
+                    Some(ApprovedButton {
+                        kind: text_of(button, "type")?.to_lowercase(),
+                        text: text_of(button, "text").unwrap_or_default(),
+                        url: text_of(button, "url"),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Some(ApprovedTemplate {
         name,
         language: text("language").unwrap_or_default(),
@@ -1279,6 +1762,8 @@ fn parse_template(entry: &Json) -> Option<ApprovedTemplate> {
         category: text("category").unwrap_or_default().to_lowercase(),
         body,
         parameter_format: text("parameter_format").map(|f| f.to_uppercase()),
+        header,
+        buttons,
     })
 }
 
@@ -1302,20 +1787,84 @@ fn parse_sender_status(answer: &Json) -> SenderStatus {
     }
 }
 
+/// What a send to `to` from `sender` is about, for its errors.
+fn send_context(sender: &SenderRef, to: &str) -> ErrorContext {
+    ErrorContext {
+        sender: Some(sender.name.clone()),
+        recipient: Some(to.to_string()),
+        ..ErrorContext::default()
+    }
+}
+
+/// What a media call of `sender` is about, for its errors.
+fn media_context(sender: &SenderRef) -> ErrorContext {
+    ErrorContext {
+        sender: Some(sender.name.clone()),
+        media: true,
+        ..ErrorContext::default()
+    }
+}
+
+/// Whether `data` hashes to `expected`: Meta reports SHA-256 as hex (media
+/// lookups) or base64 (webhooks). An `expected` in neither form is not
+/// checked.
+fn sha256_matches(data: &[u8], expected: &str) -> bool {
+    let digest = Sha256::digest(data);
+    let expected = expected.trim();
+    if let Ok(bytes) = hex::decode(expected) {
+        if bytes.len() == digest.len() {
+            return bytes.as_slice() == digest.as_slice();
+        }
+    }
+    match decode_base64(expected) {
+        Some(bytes) if bytes.len() == digest.len() => bytes.as_slice() == digest.as_slice(),
+        _ => true,
+    }
+}
+
+/// The bytes of base64 `text` (standard or URL-safe alphabet, padding
+/// optional), or `None` when it is not base64; only for comparing Meta's
+/// hashes, so no dependency for it.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut buffer = 0u32;
+    let mut bits = 0;
+    for byte in text.bytes() {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        buffer = (buffer << 6) | u32::from(value);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+            buffer &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 #[async_trait]
 impl WhatsApp for CloudApi {
     /// `POST /{version}/{phone-number-id}/messages` with `"type": "template"`:
-    /// positional parameters as `{"type": "text", "text": ...}` in order,
-    /// named ones with `"parameter_name"`, and no `components` when there
-    /// are none.
+    /// the header's parameter (text, or an image, document or video by link
+    /// or id), the body's parameters (positional as `{"type": "text",
+    /// "text": ...}` in order, named with `"parameter_name"`), then one
+    /// `button` component per quick-reply payload or URL suffix, with its
+    /// `index`; no `components` when there are none.
     async fn send_template(&self, message: &TemplateMessage) -> Result<SentMessage, ActionError> {
         let to = wire_number(&message.to)?;
         let context = ErrorContext {
-            sender: Some(message.sender.name.clone()),
-            recipient: Some(message.to.clone()),
             template: Some(message.template.clone()),
+            ..send_context(&message.sender, &message.to)
         };
-        self.send(&message.sender, template_body(&to, message), &context)
+        self.send(&message.sender, template_body(&to, message)?, &context)
             .await
     }
 
@@ -1323,13 +1872,204 @@ impl WhatsApp for CloudApi {
     /// and link previews off.
     async fn send_text(&self, message: &TextMessage) -> Result<SentMessage, ActionError> {
         let to = wire_number(&message.to)?;
-        let context = ErrorContext {
-            sender: Some(message.sender.name.clone()),
-            recipient: Some(message.to.clone()),
-            template: None,
-        };
+        let context = send_context(&message.sender, &message.to);
         self.send(&message.sender, text_body(&to, message), &context)
             .await
+    }
+
+    /// `POST /{version}/{phone-number-id}/messages` with `"type":
+    /// "interactive"`: reply buttons (`"type": "button"`, `action.buttons[]`
+    /// of `{"type": "reply", "reply": {id, title}}`) or a list (`"type":
+    /// "list"`, `action.button` and `action.sections[]`), with the optional
+    /// text `header` and `footer` only when given.
+    async fn send_interactive(
+        &self,
+        message: &InteractiveMessage,
+    ) -> Result<SentMessage, ActionError> {
+        let to = wire_number(&message.to)?;
+        let context = send_context(&message.sender, &message.to);
+        self.send(&message.sender, interactive_body(&to, message), &context)
+            .await
+    }
+
+    /// `POST /{version}/{phone-number-id}/messages` with `"type": KIND` and
+    /// `KIND: {"link"|"id", "caption"?, "filename"?}`.
+    async fn send_media(&self, message: &MediaMessage) -> Result<SentMessage, ActionError> {
+        let to = wire_number(&message.to)?;
+        let context = ErrorContext {
+            media: true,
+            ..send_context(&message.sender, &message.to)
+        };
+        self.send(&message.sender, media_body(&to, message)?, &context)
+            .await
+    }
+
+    /// `POST /{version}/{phone-number-id}/media`, `multipart/form-data` with
+    /// `messaging_product=whatsapp`, `type=<mime>` and the `file`; answers
+    /// `{"id": ...}`. Large files get more time than the timeout (see
+    /// [`MIN_TRANSFER_RATE`]).
+    async fn upload_media(&self, upload: &MediaUpload) -> Result<String, ActionError> {
+        let url = format!("{}/media", self.phone_url(&upload.sender)?);
+        let (content_type, body) = multipart_body(upload)?;
+        let timeout = self.transfer_timeout(body.len() as u64);
+        let request = self
+            .inner
+            .client
+            .post(url)
+            .header(CONTENT_TYPE, content_type)
+            .body(body);
+        let context = media_context(&upload.sender);
+        let answer = self
+            .call_within(request, CallKind::Read, &context, timeout)
+            .await?;
+        answer
+            .get("id")
+            .and_then(Json::as_str)
+            .filter(|id| !id.trim().is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                self.malformed(
+                    CallKind::Read,
+                    "WhatsApp accepted the upload but its answer has no media id",
+                )
+            })
+    }
+
+    /// `GET /{version}/{media-id}?phone_number_id=...`: the download URL
+    /// (valid for minutes), mime type, SHA-256 and size. An id WhatsApp
+    /// does not know (expired) is `MediaError`.
+    async fn media_info(
+        &self,
+        sender: &SenderRef,
+        media_id: &str,
+    ) -> Result<MediaInfo, ActionError> {
+        if !is_plain_id(media_id) {
+            return Err(ActionError::Media {
+                message: format!(
+                    "\"{}\" is not a WhatsApp media id (digits)",
+                    quote(media_id)
+                ),
+            });
+        }
+        // Checks the sender's phone number id too.
+        self.phone_url(sender)?;
+        let url = format!(
+            "{}/{}/{media_id}",
+            self.inner.base_url, self.inner.api_version
+        );
+        let request = self
+            .inner
+            .client
+            .get(url)
+            .query(&[("phone_number_id", sender.phone_number_id.as_str())]);
+        let answer = self
+            .call(request, CallKind::Read, &media_context(sender))
+            .await?;
+        parse_media_info(&answer, media_id).ok_or_else(|| {
+            self.malformed(
+                CallKind::Read,
+                "WhatsApp's answer about the media has no download url",
+            )
+        })
+    }
+
+    /// `GET` of the media's URL with the token (only to Meta's hosts, see
+    /// [`MEDIA_HOSTS`]). Refuses up front when `file_size` or the
+    /// `Content-Length` is over `max_bytes`, and stops reading as soon as
+    /// more than `max_bytes` arrived; checks the SHA-256 WhatsApp reported.
+    /// A link that expired or media that is gone (404, 410) is `MediaError`.
+    async fn download_media(
+        &self,
+        sender: &SenderRef,
+        info: &MediaInfo,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, ActionError> {
+        let too_large = |size: Option<u64>| ActionError::Media {
+            message: match size {
+                Some(size) => format!(
+                    "the file has {} and is larger than the limit of {} (max_bytes)",
+                    human_size(size),
+                    human_size(max_bytes)
+                ),
+                None => format!(
+                    "the file is larger than the limit of {} (max_bytes); the download was stopped",
+                    human_size(max_bytes)
+                ),
+            },
+        };
+        if let Some(size) = info.file_size.filter(|size| *size > max_bytes) {
+            return Err(too_large(Some(size)));
+        }
+        let url = self.download_url(&info.url)?;
+        let timeout = self.transfer_timeout(info.file_size.unwrap_or(max_bytes).min(max_bytes));
+        let context = media_context(sender);
+        let download = async {
+            let mut response = self.execute(self.inner.client.get(url), timeout).await?;
+            let status = response.status();
+            if !status.is_success() {
+                let retry_after = parse_retry_after(response.headers());
+                let bytes = self.read_answer(&mut response, timeout).await?;
+                if matches!(status.as_u16(), 404 | 410) {
+                    return Err(ActionError::Media {
+                        message: format!(
+                            "WhatsApp no longer has the media {} or its download link expired \
+                             (links last 5 minutes): look the media id up again; HTTP {}",
+                            quote(&info.id),
+                            status.as_u16()
+                        ),
+                    });
+                }
+                return Err(error_answer(status, retry_after, &bytes, &context));
+            }
+            let announced = response
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if let Some(length) = announced.filter(|length| *length > max_bytes) {
+                return Err(too_large(Some(length)));
+            }
+            let bytes = self
+                .read_body(&mut response, max_bytes, timeout, || too_large(None))
+                .await?;
+            if let Some(expected) = &info.sha256 {
+                if !sha256_matches(&bytes, expected) {
+                    return Err(ActionError::Media {
+                        message: format!(
+                            "the downloaded file ({}) does not match the SHA-256 WhatsApp \
+                             reported; it was damaged on the way",
+                            human_size(bytes.len() as u64)
+                        ),
+                    });
+                }
+            }
+            Ok(bytes)
+        };
+        download.await.map_err(|error| self.scrub(error))
+    }
+
+    /// `POST /{version}/{phone-number-id}/messages` with `"status": "read"`
+    /// and the message id, plus `"typing_indicator": {"type": "text"}` when
+    /// asked.
+    async fn mark_read(&self, receipt: &ReadReceipt) -> Result<(), ActionError> {
+        let url = format!("{}/messages", self.phone_url(&receipt.sender)?);
+        let request = self
+            .inner
+            .client
+            .post(url)
+            .json(&read_receipt_body(receipt));
+        let context = ErrorContext {
+            sender: Some(receipt.sender.name.clone()),
+            ..ErrorContext::default()
+        };
+        let answer = self.call(request, CallKind::Read, &context).await?;
+        if answer.get("success").and_then(Json::as_bool) == Some(false) {
+            return Err(self.malformed(
+                CallKind::Read,
+                "WhatsApp answered that the message was not marked as read",
+            ));
+        }
+        Ok(())
     }
 
     /// `GET /{version}/{phone-number-id}?fields=...`: online when the status
@@ -1378,6 +2118,7 @@ mod tests {
             sender: Some("berlin-office".into()),
             recipient: Some("+4915112345678".into()),
             template: Some("appointment_confirmed".into()),
+            media: false,
         }
     }
 
@@ -1422,6 +2163,109 @@ mod tests {
         for (code, kind) in cases {
             let e = error(*code).to_action_error(Some(400), None, &context());
             assert_eq!(e.kind(), *kind, "code {code}: {e}");
+        }
+    }
+
+    #[test]
+    fn media_codes_are_media_errors_only_in_media_calls() {
+        let media = ErrorContext {
+            media: true,
+            ..context()
+        };
+        for code in [131052, 131053] {
+            let e = error(code).to_action_error(Some(400), None, &media);
+            assert_eq!(e.kind(), "MediaError", "{code}: {e}");
+            assert!(e.to_string().contains(&format!("WhatsApp error {code}")));
+            let e = error(code).to_action_error(Some(400), None, &context());
+            assert_eq!(e.kind(), "InvalidRequest", "{code}: {e}");
+        }
+        let mut missing = error(100);
+        missing.subcode = Some(33);
+        let e = missing.to_action_error(Some(400), None, &media);
+        assert_eq!(e.kind(), "MediaError");
+        assert!(e.to_string().contains("no media with this id"), "{e}");
+        let e = missing.to_action_error(Some(400), None, &context());
+        assert_eq!(e.kind(), "InvalidRequest");
+    }
+
+    #[test]
+    fn hashes_are_compared_in_hex_and_base64() {
+        let data = b"hello";
+        let hex = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        assert!(sha256_matches(data, hex));
+        assert!(sha256_matches(data, &hex.to_uppercase()));
+        assert!(sha256_matches(
+            data,
+            "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="
+        ));
+        assert!(!sha256_matches(b"hellO", hex));
+        assert!(!sha256_matches(
+            b"hellO",
+            "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ"
+        ));
+        // Neither form: not checked.
+        assert!(sha256_matches(data, "not a hash"));
+        assert_eq!(decode_base64("aGk="), Some(b"hi".to_vec()));
+        assert_eq!(decode_base64("a*"), None);
+    }
+
+    #[test]
+    fn mime_types_are_checked_before_an_upload() {
+        for good in ["image/jpeg", "application/pdf", "audio/ogg; codecs=opus"] {
+            assert!(is_mime_type(good), "{good}");
+        }
+        for bad in ["", "jpeg", "image/", "/png", "image/png\r\nX: y", "a/\"b\""] {
+            assert!(!is_mime_type(bad), "{bad:?}");
+        }
+        let upload = |name: &str, mime: &str| MediaUpload {
+            sender: SenderRef {
+                name: "berlin-office".into(),
+                phone_number_id: "106540352242922".into(),
+            },
+            file_name: name.into(),
+            mime_type: mime.into(),
+            bytes: b"%PDF-1.7".to_vec(),
+        };
+        assert_eq!(
+            multipart_body(&upload("a.pdf", "pdf")).unwrap_err().kind(),
+            "MediaError"
+        );
+        assert_eq!(
+            multipart_body(&upload(" ", "application/pdf"))
+                .unwrap_err()
+                .kind(),
+            "MediaError"
+        );
+        let (content_type, body) =
+            multipart_body(&upload("say \"hi\"\n.pdf", "application/pdf")).unwrap();
+        let boundary = content_type
+            .strip_prefix("multipart/form-data; boundary=")
+            .unwrap();
+        let body = String::from_utf8(body).unwrap();
+        assert!(body.contains("filename=\"say %22hi%22%0A.pdf\""), "{body}");
+        assert!(body.ends_with(&format!("--{boundary}--\r\n")));
+    }
+
+    #[test]
+    fn download_links_must_be_on_meta_hosts() {
+        let api = CloudApi::new(CloudApiSettings::new(Secret::new("EAAG-unit"))).unwrap();
+        for good in [
+            "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1&ext=2&hash=3",
+            "https://graph.facebook.com/v21.0/1/media",
+            "https://mmg.whatsapp.net/x",
+        ] {
+            assert!(api.download_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://lookaside.fbsbx.com/x",
+            "https://evilfbsbx.com/x",
+            "https://lookaside.fbsbx.com.evil.example/x",
+            "https://user:pw@lookaside.fbsbx.com/x",
+            "not a url",
+        ] {
+            let e = api.download_url(bad).unwrap_err();
+            assert_eq!(e.kind(), "MediaError", "{bad}");
+            assert!(e.to_string().contains("the access token is not sent there"));
         }
     }
 
@@ -1564,7 +2408,7 @@ mod tests {
             buttons: Vec::new(),
             preview: None,
         };
-        let body = template_body("4915112345678", &message);
+        let body = template_body("4915112345678", &message).unwrap();
         assert!(body["template"].get("components").is_none());
     }
 
@@ -1633,6 +2477,8 @@ mod tests {
             category: "utility".into(),
             body: Some("Hi {{customer_name}}".into()),
             parameter_format: Some("NAMED".into()),
+            header: None,
+            buttons: Vec::new(),
         };
         assert!(template.is_approved());
         assert_eq!(

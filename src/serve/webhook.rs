@@ -36,18 +36,24 @@
 //! | `conversation_id` | `<from>:<sender>`, e.g. `4915112345678:berlin-office`: one per customer and sender, stable across restarts |
 //! | `message_id` | `id` (also the dedupe key) |
 //! | `name` | `contacts[].profile.name` of the contact whose `wa_id` is `from`; `null` when there is none or it is empty |
+//! | `kind`, `text`, `reply_id`, `reply_title`, `media_id`, `mime_type`, `filename` | by the message's `type`: see the table below |
+//! | `replied_to` | `context.id`: the business message the customer replied to (a reply button's or list's message, a template, a quoted message); `null` without a context |
 //!
-//! | message `type` | `text` |
-//! |---|---|
-//! | `text` | `text.body` (required) |
-//! | `button` (a template's quick reply) | `button.text` (required) |
-//! | `interactive` | `button_reply.title` or `list_reply.title` (required); a WhatsApp Flow's `nfm_reply.body`; otherwise `""` |
-//! | `image`, `video`, `document` | the `caption`, `""` without one |
-//! | `order` | the customer's `order.text`, `""` without one |
-//! | `audio`, `sticker`, `location`, `contacts`, `reaction`, `unsupported`, and types this version does not know | `""` |
+//! | message `type` | `kind` | `text` | other fields (the rest `null`) |
+//! |---|---|---|---|
+//! | `text` | `text` | `text.body` (required) | |
+//! | `button` (a template's quick reply) | `reply` | `button.text` (required) | `reply_id` = `button.payload` (its text when Meta sends none), `reply_title` = `button.text` |
+//! | `interactive` with `button_reply` or `list_reply` | `reply` | the `title` (required) | `reply_id` = `id` (required), `reply_title` = `title` |
+//! | `interactive` of another type (a WhatsApp Flow's `nfm_reply`, ...) | `unsupported` | `nfm_reply.body`, otherwise `""` | |
+//! | `image`, `video`, `document` | the type | the `caption`, `""` without one | `media_id` = `id`, `mime_type`; `filename` for documents |
+//! | `audio`, `sticker` | the type | `""` | `media_id` = `id`, `mime_type` |
+//! | `location`, `contacts`, `reaction`, `unsupported` | the type | `""` | |
+//! | `order` | `unsupported` | the customer's `order.text`, `""` without one | |
+//! | types this version does not know | `unsupported` | `""` | |
 //!
-//! A flow tells these apart only by the empty text; the message id lets the
-//! host fetch the rest (the media, the location) when it needs it.
+//! A flow branches on `kind` and, for replies, on `reply_id`; with
+//! `media_id` it fetches the file (`whatsapp.download_media`). The message
+//! id lets the host fetch the rest (a location, contacts) when it needs it.
 //!
 //! | field of `message_status` | taken from |
 //! |---|---|
@@ -135,6 +141,7 @@ use thiserror::Error;
 
 use crate::check::rules::closest;
 use crate::config::Config;
+use crate::media::MediaKind;
 use crate::phone::check_e164;
 use crate::providers::cloud_api::{ErrorContext, MetaError};
 use crate::runtime::{ActionError, Event};
@@ -754,7 +761,11 @@ fn read_message(
             }),
         };
     };
-    let text = message_text(message, kind, path)?;
+    let content = message_content(message, kind, path)?;
+    let replied_to = match optional_object(message, "context", path)? {
+        Some(context) => optional_str(context, "id", &join(path, "context"))?,
+        None => None,
+    };
     let Some(sender) = sender else {
         return Ok(Err(SkipReason::UnknownSender {
             phone_number_id: phone_number_id.to_string(),
@@ -773,32 +784,67 @@ fn read_message(
             MESSAGE_RECEIVED,
             json!({
                 "phone": phone,
-                "text": text,
+                "text": content.text,
                 "sender_id": sender,
                 "timestamp": timestamp,
                 "conversation_id": format!("{from}:{sender}"),
                 "message_id": id,
                 "name": name,
+                "kind": content.kind,
+                "reply_id": content.reply_id,
+                "reply_title": content.reply_title,
+                "media_id": content.media_id,
+                "mime_type": content.mime_type,
+                "filename": content.filename,
+                "replied_to": replied_to,
             }),
         ),
     }))
 }
 
-/// The `text` of a message, by its type (the table in the module docs).
-fn message_text(
+/// What a message carries, by its type: the fields of
+/// `whatsapp.message_received` that depend on it.
+#[derive(Debug, Default)]
+struct Content {
+    /// `kind`: what the customer sent.
+    kind: &'static str,
+    /// `text`.
+    text: String,
+    /// `reply_id` and `reply_title`, for replies.
+    reply_id: Option<String>,
+    reply_title: Option<String>,
+    /// `media_id`, `mime_type` and `filename`, for media.
+    media_id: Option<String>,
+    mime_type: Option<String>,
+    filename: Option<String>,
+}
+
+/// The `kind` of message types that carry nothing beyond it.
+const PLAIN_KINDS: &[&str] = &["location", "contacts", "reaction", "unsupported"];
+
+/// A message's content by its type (the tables in the module docs).
+fn message_content(
     message: &Map<String, Json>,
     kind: &str,
     path: &str,
-) -> Result<String, PayloadError> {
+) -> Result<Content, PayloadError> {
     let content_path = join(path, kind);
-    let text = match kind {
+    let content = match kind {
         "text" => {
             let text = object(required(message, "text", path)?, &content_path)?;
-            required_str(text, "body", &content_path)?.to_string()
+            Content {
+                kind: "text",
+                text: required_str(text, "body", &content_path)?.to_string(),
+                ..Content::default()
+            }
         }
         "button" => {
             let button = object(required(message, "button", path)?, &content_path)?;
-            required_str(button, "text", &content_path)?.to_string()
+            let title = required_str(button, "text", &content_path)?;
+            // A template's quick reply: its payload is what the send gave
+            // (WhatsApp sends the button's text when the send gave none).
+            let payload = optional_str(button, "payload", &content_path)?.unwrap_or(title);
+            reply(payload, title)
         }
         "interactive" => {
             let interactive = object(required(message, "interactive", path)?, &content_path)?;
@@ -806,26 +852,105 @@ fn message_text(
             let reply_path = join(&content_path, reply_type);
             match reply_type {
                 "button_reply" | "list_reply" => {
-                    let reply = object(
+                    let choice = object(
                         required(interactive, reply_type, &content_path)?,
                         &reply_path,
                     )?;
-                    required_str(reply, "title", &reply_path)?.to_string()
+                    reply(
+                        required_str(choice, "id", &reply_path)?,
+                        required_str(choice, "title", &reply_path)?,
+                    )
                 }
-                "nfm_reply" => match optional_object(interactive, reply_type, &content_path)? {
-                    Some(reply) => optional_str(reply, "body", &reply_path)?
-                        .unwrap_or_default()
-                        .to_string(),
-                    None => String::new(),
+                "nfm_reply" => Content {
+                    kind: "unsupported",
+                    text: match optional_object(interactive, reply_type, &content_path)? {
+                        Some(reply) => optional_str(reply, "body", &reply_path)?
+                            .unwrap_or_default()
+                            .to_string(),
+                        None => String::new(),
+                    },
+                    ..Content::default()
                 },
-                _ => String::new(),
+                _ => unsupported(),
             }
         }
-        "image" | "video" | "document" => optional_text_of(message, kind, "caption", path)?,
-        "order" => optional_text_of(message, kind, "text", path)?,
-        _ => String::new(),
+        "order" => Content {
+            kind: "unsupported",
+            text: optional_text_of(message, kind, "text", path)?,
+            ..Content::default()
+        },
+        _ => {
+            if let Some(media) = MediaKind::from_name(kind) {
+                media_content(message, media, path)?
+            } else if let Some(known) = PLAIN_KINDS.iter().find(|known| **known == kind) {
+                Content {
+                    kind: known,
+                    ..Content::default()
+                }
+            } else {
+                unsupported()
+            }
+        }
     };
-    Ok(text)
+    Ok(content)
+}
+
+/// A reply: the chosen id and the title the customer saw, which is also
+/// the text.
+fn reply(id: &str, title: &str) -> Content {
+    Content {
+        kind: "reply",
+        text: title.to_string(),
+        reply_id: Some(id.to_string()),
+        reply_title: Some(title.to_string()),
+        ..Content::default()
+    }
+}
+
+/// A message of a type flows cannot act on: `kind` "unsupported", no text.
+fn unsupported() -> Content {
+    Content {
+        kind: "unsupported",
+        ..Content::default()
+    }
+}
+
+/// An image, document, audio, video or sticker: the media id and mime
+/// type, the caption as the text (image, document, video), and a
+/// document's file name. The content object may be missing (then all are
+/// none); what it has must have the right types.
+fn media_content(
+    message: &Map<String, Json>,
+    kind: MediaKind,
+    path: &str,
+) -> Result<Content, PayloadError> {
+    let name = kind.as_str();
+    let content_path = join(path, name);
+    let Some(media) = optional_object(message, name, path)? else {
+        return Ok(Content {
+            kind: name,
+            ..Content::default()
+        });
+    };
+    let text = |key: &str| -> Result<Option<String>, PayloadError> {
+        Ok(optional_str(media, key, &content_path)?.map(str::to_string))
+    };
+    Ok(Content {
+        kind: name,
+        text: if kind.takes_caption() {
+            text("caption")?.unwrap_or_default()
+        } else {
+            String::new()
+        },
+        media_id: text("id")?,
+        mime_type: text("mime_type")?,
+        filename: if kind.takes_filename() {
+            text("filename")?
+        } else {
+            None
+        },
+        ..Content::default()
+    })
 }
 
 /// `message[outer][inner]` when both are there, else `""`.
@@ -898,11 +1023,13 @@ fn read_status(
     let (error_kind, error_text) = if state == "failed" {
         // A status does not name the template; an empty name keeps the
         // template kinds (`TemplateNotFound`, `TemplateParams`), and
-        // `error_message` leaves the name out.
+        // `error_message` leaves the name out. Media errors (131052,
+        // 131053) only come with media messages: `MediaError`.
         let context = ErrorContext {
             sender: Some(sender.to_string()),
             recipient: Some(phone.clone()),
             template: Some(String::new()),
+            media: true,
         };
         let action = first_error
             .unwrap_or_default()
