@@ -1579,6 +1579,7 @@ const MEDIA_ID: &str = "1166846181421424";
 fn invoice_upload() -> MediaUpload {
     MediaUpload {
         sender: sender(),
+        path: "invoices/invoice-1234.pdf".into(),
         file_name: "invoice-1234.pdf".into(),
         mime_type: "application/pdf".into(),
         // Binary content with CR LF and a NUL: sent as is.
@@ -2080,6 +2081,7 @@ async fn template_headers_and_buttons_are_exact() {
             TemplateHeader::Media {
                 kind: MediaKind::Image,
                 source: MediaSource::Link("https://example.com/order.png".into()),
+                filename: None,
             },
             json!({"type": "image", "image": {"link": "https://example.com/order.png"}}),
         ),
@@ -2087,13 +2089,23 @@ async fn template_headers_and_buttons_are_exact() {
             TemplateHeader::Media {
                 kind: MediaKind::Document,
                 source: MediaSource::Id(MEDIA_ID.into()),
+                filename: None,
             },
             json!({"type": "document", "document": {"id": MEDIA_ID}}),
         ),
         (
             TemplateHeader::Media {
+                kind: MediaKind::Document,
+                source: MediaSource::Link("https://example.com/invoices/1234.pdf".into()),
+                filename: Some("Invoice 1234.pdf".into()),
+            },
+            json!({"type": "document", "document": {"link": "https://example.com/invoices/1234.pdf", "filename": "Invoice 1234.pdf"}}),
+        ),
+        (
+            TemplateHeader::Media {
                 kind: MediaKind::Video,
                 source: MediaSource::Link("https://example.com/tour.mp4".into()),
+                filename: None,
             },
             json!({"type": "video", "video": {"link": "https://example.com/tour.mp4"}}),
         ),
@@ -2151,6 +2163,7 @@ async fn an_audio_template_header_never_reaches_the_network() {
     let message = order_template(TemplateHeader::Media {
         kind: MediaKind::Audio,
         source: MediaSource::Id(MEDIA_ID.into()),
+        filename: None,
     });
     let error = api(&server).send_template(&message).await.unwrap_err();
     assert_eq!(error.kind(), "InvalidRequest", "{error}");

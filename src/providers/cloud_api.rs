@@ -944,7 +944,11 @@ fn text_parameter(name: Option<&str>, value: &str) -> Json {
 fn header_parameter(header: &TemplateHeader) -> Result<Json, ActionError> {
     match header {
         TemplateHeader::Text { name, text } => Ok(text_parameter(name.as_deref(), text)),
-        TemplateHeader::Media { kind, source } => {
+        TemplateHeader::Media {
+            kind,
+            source,
+            filename,
+        } => {
             if !matches!(
                 kind,
                 MediaKind::Image | MediaKind::Document | MediaKind::Video
@@ -956,8 +960,12 @@ fn header_parameter(header: &TemplateHeader) -> Result<Json, ActionError> {
                     ),
                 });
             }
+            let mut object = media_object(source);
+            if let (Some(filename), MediaKind::Document) = (filename, kind) {
+                object["filename"] = Json::String(filename.clone());
+            }
             let kind = kind.as_str();
-            Ok(json!({"type": kind, kind: media_object(source)}))
+            Ok(json!({"type": kind, kind: object}))
         }
     }
 }
@@ -1862,6 +1870,8 @@ impl WhatsApp for CloudApi {
         let to = wire_number(&message.to)?;
         let context = ErrorContext {
             template: Some(message.template.clone()),
+            // A media header WhatsApp cannot fetch is a media error.
+            media: matches!(message.header, Some(TemplateHeader::Media { .. })),
             ..send_context(&message.sender, &message.to)
         };
         self.send(&message.sender, template_body(&to, message)?, &context)
@@ -2222,6 +2232,7 @@ mod tests {
                 name: "berlin-office".into(),
                 phone_number_id: "106540352242922".into(),
             },
+            path: name.into(),
             file_name: name.into(),
             mime_type: mime.into(),
             bytes: b"%PDF-1.7".to_vec(),

@@ -163,7 +163,8 @@ pub trait WhatsApp: Send + Sync {
         Err(unsupported("look up media", sender))
     }
     /// Downloads a media file found with [`WhatsApp::media_info`]. Fails
-    /// with `MediaTooLarge` as soon as more than `max_bytes` arrive.
+    /// with `MediaError` as soon as more than `max_bytes` arrive, and when
+    /// the bytes do not match the SHA-256 the lookup reported.
     async fn download_media(
         &self,
         sender: &SenderRef,
