@@ -109,13 +109,29 @@ const EXPECTED: &[(&str, &str)] = &[
         "conversation_started.json",
         "1 run: 1 completed, 0 stopped, 0 failed; 1 message would be sent",
     ),
+    // Text: the assistant answers and the log records it; menu_choice and
+    // customer_files have nothing to do.
     (
         "message_received.json",
-        "2 runs: 2 completed, 0 stopped, 0 failed; 1 message would be sent",
+        "4 runs: 2 completed, 2 stopped, 0 failed; 1 message would be sent",
+    ),
+    // A PDF with a caption: saved, logged, and the assistant reads the caption.
+    (
+        "message_received_document.json",
+        "4 runs: 3 completed, 1 stopped, 0 failed; 1 message would be sent",
+    ),
+    // A pick from the menu: menu_choice answers, the assistant does not.
+    (
+        "message_received_reply.json",
+        "4 runs: 2 completed, 2 stopped, 0 failed; 1 message would be sent",
     ),
     (
         "message_received_urgent.json",
-        "2 runs: 2 completed, 0 stopped, 0 failed; 1 message would be sent",
+        "4 runs: 2 completed, 2 stopped, 0 failed; 1 message would be sent",
+    ),
+    (
+        "order_placed.json",
+        "1 run: 1 completed, 0 stopped, 0 failed; 1 message would be sent",
     ),
 ];
 

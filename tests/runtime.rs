@@ -440,6 +440,7 @@ async fn lead_qualification_sends_the_ai_answer_as_text() {
     assert_eq!(
         h.transcript(),
         [
+            READ_RECEIPT.to_string(),
             format!("2026-11-26T08:15:27Z ai.generate_response lead-qualifier for +4917612345678: {LUKAS_QUESTION:?}"),
             "2026-11-26T08:15:27Z whatsapp.send_text from berlin-office to +4917612345678: \
              \"A 10 kWp system with battery starts at 14,900 EUR. How large is your roof?\""
@@ -448,6 +449,10 @@ async fn lead_qualification_sends_the_ai_answer_as_text() {
     );
     assert_eq!(h.outcomes().await, [RunOutcome::Completed]);
 }
+
+/// lead_qualification marks the customer's message as read first.
+const READ_RECEIPT: &str = "2026-11-26T08:15:27Z whatsapp.mark_read for berlin-office: \
+    wamid.HBgNNDkxNzYxMjM0NTY3OBUCABIYFjNFQjBDMUE3RjU2RDBEQzNBNEY2AA== (typing)";
 
 #[tokio::test(start_paused = true)]
 async fn lead_qualification_hands_over_when_the_ai_fails() {
@@ -476,6 +481,7 @@ async fn lead_qualification_hands_over_when_the_ai_fails() {
     assert_eq!(
         h.transcript(),
         [
+            READ_RECEIPT.to_string(),
             "2026-11-26T08:16:57Z log error lead_qualification: \"assistant could not answer \
              +4917612345678: AiError: AI error: model overloaded\""
                 .to_string(),
@@ -510,6 +516,7 @@ async fn lead_qualification_notifies_sales_when_the_answer_cannot_be_sent() {
     assert_eq!(
         h.transcript(),
         [
+            READ_RECEIPT.to_string(),
             format!("2026-11-26T08:15:27Z ai.generate_response lead-qualifier for +4917612345678: {LUKAS_QUESTION:?}"),
             "2026-11-26T08:16:27Z log error lead_qualification: \"answer to +4917612345678 not \
              sent: Transient: temporary error: 502 Bad Gateway\""
@@ -703,8 +710,8 @@ async fn appointment_reminder_failure_asks_the_team_to_call() {
 // ---------------------------------------------------------------------------
 
 const WELCOME_TEXT: &str = "Hi, and thanks for contacting Nordlicht Solar! Our digital \
-assistant will answer right away, and an advisor reads along on weekdays from 8:00 to 18:00. \
-Reply STOP at any time if you don't want any more messages from us.";
+assistant answers your questions right away, and an advisor reads along on weekdays from 8:00 \
+to 18:00. Or pick a topic:";
 
 fn welcome_harness() -> Harness {
     Harness::new(
@@ -717,14 +724,18 @@ fn welcome_harness() -> Harness {
 async fn welcome_new_conversation_greets_the_customer() {
     let h = welcome_harness();
     h.run(event(CONVERSATION_STARTED, json!({}))).await;
-    assert_eq!(
-        h.recorder.texts(),
-        [TextMessage {
-            sender: berlin_office(),
-            to: "+4916098765432".into(),
-            body: WELCOME_TEXT.into(),
-        }]
-    );
+    let welcome = h.recorder.interactive();
+    assert_eq!(welcome.len(), 1);
+    assert_eq!(welcome[0].sender, berlin_office());
+    assert_eq!(welcome[0].to, "+4916098765432");
+    assert_eq!(welcome[0].body, WELCOME_TEXT);
+    let ids: Vec<&str> = welcome[0]
+        .choices
+        .all()
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(ids, ["quote", "visit", "fault", "invoice"]);
     assert_eq!(h.recorder.effects()[0].at, t("2026-11-26T17:02:44Z"));
     assert_eq!(h.outcomes().await, [RunOutcome::Completed]);
 }

@@ -84,7 +84,10 @@ pub(crate) struct FlowChecker<'a> {
     waited: Waited,
     handler: Option<Handler<'a>>,
     /// Every action some flow calls, for the engine to check it can run them.
-    pub(crate) called: BTreeSet<String>,
+    /// The actions each flow calls, by flow name.
+    pub(crate) called: HashMap<String, BTreeSet<String>>,
+    /// The flow being checked.
+    flow: String,
     /// Where local files named in flows are looked for.
     files: FileRoots<'a>,
     /// The choices the project's sends offer, for branches on reply ids.
@@ -106,7 +109,8 @@ impl<'a> FlowChecker<'a> {
             narrowed: Vec::new(),
             waited: Waited::Known(0),
             handler: None,
-            called: BTreeSet::new(),
+            called: HashMap::new(),
+            flow: String::new(),
             files,
             offers: Offers::default(),
         }
@@ -134,6 +138,7 @@ impl<'a> FlowChecker<'a> {
                 self.diagnostics
                     .push(rules::flow_without_trigger::diagnostic(&flow.name));
             }
+            self.flow.clone_from(&flow.name.name);
             for handler in &flow.handlers {
                 self.check_handler(handler);
             }
@@ -736,7 +741,10 @@ impl<'a> FlowChecker<'a> {
 
     fn call(&mut self, call: &Call, raises: &mut BTreeSet<String>) -> Ty {
         let schemas = self.schemas;
-        self.called.insert(call.name.name.clone());
+        self.called
+            .entry(self.flow.clone())
+            .or_default()
+            .insert(call.name.name.clone());
         let Some(action) = schemas.actions.get(&call.name.name) else {
             let known: Vec<&str> = schemas.actions.keys().map(String::as_str).collect();
             self.diagnostics

@@ -212,7 +212,7 @@ impl Compiler {
         let mut checker =
             flows::FlowChecker::new(&schemas, config.as_ref(), files, &mut diagnostics);
         checker.check_flows(&flows);
-        let called_actions = std::mem::take(&mut checker.called);
+        let mut called_by_flow = std::mem::take(&mut checker.called);
         let test_defs: Vec<&ast::TestDef> = modules
             .iter()
             .flat_map(|m| &m.items)
@@ -240,6 +240,7 @@ impl Compiler {
                 .flat_map(|m| m.items)
                 .filter_map(|item| match item {
                     ast::Item::Flow(f) => Some(CheckedFlow {
+                        called_actions: called_by_flow.remove(&f.name.name).unwrap_or_default(),
                         name: f.name.name,
                         handlers: f.handlers,
                     }),
@@ -247,7 +248,6 @@ impl Compiler {
                 })
                 .collect(),
             schemas: Arc::new(schemas),
-            called_actions,
             tests,
             config: Arc::new(config.unwrap_or_default()),
             sources: sources.clone(),

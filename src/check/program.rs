@@ -18,7 +18,6 @@ use crate::syntax::ast;
 pub struct Program {
     pub(crate) flows: Vec<CheckedFlow>,
     pub(crate) schemas: Arc<Schemas>,
-    pub(crate) called_actions: BTreeSet<String>,
     pub(crate) tests: Vec<super::CheckedTest>,
     pub(crate) config: Arc<Config>,
     pub(crate) sources: Arc<SourceMap>,
@@ -31,6 +30,8 @@ pub struct CheckedFlow {
     pub name: String,
     /// Its handlers, one per `on` block.
     pub handlers: Vec<ast::Handler>,
+    /// The actions its handlers call.
+    pub called_actions: BTreeSet<String>,
 }
 
 impl Program {
@@ -64,8 +65,36 @@ impl Program {
     }
 
     /// Every action some flow calls.
-    pub fn called_actions(&self) -> &BTreeSet<String> {
-        &self.called_actions
+    pub fn called_actions(&self) -> BTreeSet<&str> {
+        self.flows
+            .iter()
+            .flat_map(|flow| flow.called_actions.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// The same program with only the flows that have a handler in the
+    /// source named `file` (as given to the compiler): `flowc run FILE`
+    /// checks FILE with the rest of its project, and runs FILE's flows.
+    ///
+    /// ```
+    /// use flowc::check::Compiler;
+    ///
+    /// let mut compiler = Compiler::new();
+    /// compiler.add_source("a.flow", "flow a\non call.ended as call { log(\"a\") }");
+    /// compiler.add_source("b.flow", "flow b\non call.ended as call { log(\"b\") }");
+    /// let program = compiler.check().into_result().unwrap();
+    /// let only_b = program.only_flows_in("b.flow");
+    /// assert_eq!(only_b.flows().len(), 1);
+    /// assert_eq!(only_b.flows()[0].name, "b");
+    /// ```
+    pub fn only_flows_in(&self, file: &str) -> Program {
+        let mut own = self.clone();
+        own.flows.retain(|flow| {
+            flow.handlers
+                .iter()
+                .any(|handler| self.sources.get(handler.span.file).name() == file)
+        });
+        own
     }
 
     /// The schemas the flows were checked against.

@@ -21,6 +21,16 @@ pub const DEFAULT_START: &str = "2026-12-01T09:00:00Z";
 pub const FAILABLE_ACTIONS: &[&str] = &[
     "whatsapp.send_template",
     "whatsapp.send_text",
+    "whatsapp.send_buttons",
+    "whatsapp.send_list",
+    "whatsapp.send_image",
+    "whatsapp.send_document",
+    "whatsapp.send_audio",
+    "whatsapp.send_video",
+    "whatsapp.send_sticker",
+    "whatsapp.upload_media",
+    "whatsapp.download_media",
+    "whatsapp.mark_read",
     "ai.generate_response",
     "notify",
 ];

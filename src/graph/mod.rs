@@ -178,6 +178,9 @@ const KEY_ARGS: &[&str] = &[
     "assistant",
     "channel",
     "customer",
+    "link",
+    "file",
+    "media_id",
 ];
 /// Longest quoted expression in a label.
 const MAX_QUOTE: usize = 60;

@@ -153,6 +153,10 @@ struct WhatsAppScript {
     statuses: HashMap<String, SenderStatus>,
     /// Uploads so far: the number in `media.test.<n>`.
     uploads: u64,
+    /// Calls that are not sends (uploads, lookups, downloads, read
+    /// receipts), counted per action, and the ones scripted to fail.
+    other_calls: HashMap<&'static str, usize>,
+    other_failures: HashMap<(String, usize), ActionError>,
     /// Media customers "sent", by id: mime type and contents.
     media: HashMap<String, (String, Vec<u8>)>,
 }
@@ -426,8 +430,8 @@ pub struct RecordingWhatsApp {
 }
 
 impl RecordingWhatsApp {
-    /// Makes the `n`-th send (1-based, templates and texts counted together,
-    /// failed ones included) fail with `error`.
+    /// Makes the `n`-th send (1-based, sends of every kind counted
+    /// together, failed ones included) fail with `error`.
     pub fn fail_call(&self, n: usize, error: ActionError) -> &Self {
         self.recorder.lock().whatsapp.failures.insert(n, error);
         self
@@ -442,6 +446,33 @@ impl RecordingWhatsApp {
             .statuses
             .insert(name.to_string(), status);
         self
+    }
+
+    /// Makes the `n`-th call (1-based) of `action`, one of
+    /// `whatsapp.upload_media`, `whatsapp.download_media` and
+    /// `whatsapp.mark_read`, fail with `error`. Sends fail with
+    /// [`RecordingWhatsApp::fail_call`].
+    pub fn fail_action_call(&self, action: &str, n: usize, error: ActionError) -> &Self {
+        self.recorder
+            .lock()
+            .whatsapp
+            .other_failures
+            .insert((action.to_string(), n), error);
+        self
+    }
+
+    /// Counts a call of `action` that is not a send; its scripted failure,
+    /// if any.
+    fn other_call(&self, action: &'static str) -> Result<(), ActionError> {
+        let mut state = self.recorder.lock();
+        let script = &mut state.whatsapp;
+        let n = script.other_calls.entry(action).or_insert(0);
+        *n += 1;
+        let n = *n;
+        match script.other_failures.remove(&(action.to_string(), n)) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 
     /// Makes the media `id` available to [`WhatsApp::media_info`] and
@@ -545,6 +576,7 @@ impl WhatsApp for RecordingWhatsApp {
     }
 
     async fn upload_media(&self, upload: &MediaUpload) -> Result<String, ActionError> {
+        self.other_call("whatsapp.upload_media")?;
         let media_id = {
             let mut state = self.recorder.lock();
             state.whatsapp.uploads += 1;
@@ -566,6 +598,8 @@ impl WhatsApp for RecordingWhatsApp {
         _sender: &SenderRef,
         media_id: &str,
     ) -> Result<MediaInfo, ActionError> {
+        // A lookup and its download are one `whatsapp.download_media`.
+        self.other_call("whatsapp.download_media")?;
         let (mime_type, bytes) = self.stored_media(media_id);
         Ok(MediaInfo {
             id: media_id.to_string(),
@@ -600,6 +634,7 @@ impl WhatsApp for RecordingWhatsApp {
     }
 
     async fn mark_read(&self, receipt: &ReadReceipt) -> Result<(), ActionError> {
+        self.other_call("whatsapp.mark_read")?;
         self.record_done(EffectKind::Read(receipt.clone()));
         Ok(())
     }

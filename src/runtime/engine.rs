@@ -381,12 +381,11 @@ impl Engine {
     pub fn load(&self, program: Program) -> Result<(), EngineError> {
         let missing: Vec<String> = program
             .called_actions()
-            .iter()
+            .into_iter()
             .filter(|name| {
-                !interp::BUILTIN_ACTIONS.contains(&name.as_str())
-                    && !self.inner.actions.contains_key(*name)
+                !interp::BUILTIN_ACTIONS.contains(name) && !self.inner.actions.contains_key(*name)
             })
-            .cloned()
+            .map(String::from)
             .collect();
         if !missing.is_empty() {
             return Err(EngineError::MissingActions(missing));

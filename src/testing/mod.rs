@@ -173,14 +173,10 @@ fn program_for(program: &Program, test: &CheckedTest) -> Program {
         .file
         .strip_suffix(".test.flow")
         .map(|stem| format!("{stem}.flow"));
-    let sources = program.sources();
-    let mut own = program.clone();
-    own.flows.retain(|flow| {
-        flow.handlers.iter().any(|h| {
-            let name = sources.get(h.span.file).name();
-            name == test.file || sibling.as_deref() == Some(name)
-        })
-    });
+    let mut own = program.only_flows_in(&test.file);
+    if let Some(sibling) = &sibling {
+        own.flows.extend(program.only_flows_in(sibling).flows);
+    }
     if own.flows.is_empty() {
         program.clone()
     } else {
@@ -230,6 +226,7 @@ fn scripted_error(kind: &str) -> ActionError {
         "Timeout" => ActionError::Timeout { after_ms: 30_000 },
         "AiError" => ActionError::Ai { message },
         "NotifyFailed" => ActionError::NotifyFailed { message },
+        "MediaError" => ActionError::Media { message },
         "InvalidDate" => ActionError::InvalidDate { message },
         other => ActionError::Custom {
             kind: other.to_string(),
@@ -280,8 +277,11 @@ async fn execute(program: &Program, test: &CheckedTest) -> Option<TestFailure> {
             Fact::Failure { kind, action, call } => {
                 let error = scripted_error(kind);
                 match action.as_str() {
-                    whatsapp if whatsapp.starts_with("whatsapp.") => {
+                    send if send.starts_with("whatsapp.send_") => {
                         recorder.whatsapp().fail_call(*call, error);
+                    }
+                    other if other.starts_with("whatsapp.") => {
+                        recorder.whatsapp().fail_action_call(other, *call, error);
                     }
                     "ai.generate_response" => {
                         recorder.ai().fail_call(*call, error);
