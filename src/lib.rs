@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod campaign;
 pub mod catalog;
 pub mod check;
 pub mod config;
