@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use store::{
-    InboxEvent, MemoryStore, RunOutcome, RunRecord, SendState, SentRecord, Store, StoreError,
-    StoredRun,
+    Inbound, InboxEvent, MemoryStore, RunOutcome, RunRecord, SendState, SentRecord, Store,
+    StoreError, StoredRun,
 };
 
 use crate::runtime::ActionError;
