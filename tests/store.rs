@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use flowc::providers::sqlite::{SqliteOptions, SqliteStore};
 use flowc::providers::{
-    InboxEvent, MemoryStore, RunOutcome, RunRecord, SendState, SentRecord, Store, StoreError,
-    StoredRun,
+    Inbound, InboxEvent, MemoryStore, RunOutcome, RunRecord, SendState, SentRecord, Store,
+    StoreError, StoredRun,
 };
 use serde_json::json;
 
@@ -127,6 +127,99 @@ async fn enqueue_event_dedupes(store: &dyn Store) {
     assert_eq!(
         store.pending_events(10).await.unwrap(),
         vec![event("wamid.2", at(4))]
+    );
+}
+
+async fn finish_events_takes_a_batch_out_of_the_inbox(store: &dyn Store) {
+    for (id, secs) in [("e1", 1), ("e2", 2), ("e3", 3), ("e4", 4)] {
+        assert!(store.enqueue_event(event(id, at(secs))).await.unwrap());
+    }
+    store.finish_events(&[]).await.unwrap();
+    assert_eq!(store.pending_count().await.unwrap(), 4);
+    // Unknown and already finished ids are harmless, as with finish_event.
+    store.finish_event("e2").await.unwrap();
+    store
+        .finish_events(&["e1", "e2", "e4", "unknown"])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pending_events(10).await.unwrap(),
+        vec![event("e3", at(3))]
+    );
+    // Their ids stay known.
+    assert!(!store.enqueue_event(event("e1", at(5))).await.unwrap());
+    assert!(!store.enqueue_event(event("e4", at(5))).await.unwrap());
+}
+
+async fn begin_runs_records_the_window_and_keeps_the_runs(store: &dyn Store) {
+    let inbound = Inbound {
+        customer: "+491",
+        sender: "berlin",
+        at: at(10),
+    };
+    let kept = store
+        .begin_runs(
+            Some(inbound),
+            vec![run("b1", at(100)), run("b2", at(50))],
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, vec![true, true]);
+    assert_eq!(
+        store.last_inbound("+491", "berlin").await.unwrap(),
+        Some(at(10))
+    );
+    assert_eq!(store.suspended_count().await.unwrap(), 2);
+    assert_eq!(store.next_wake().await.unwrap(), Some(at(50)));
+    // Like record_inbound, an older message does not move the window back.
+    let older = Inbound {
+        at: at(5),
+        ..inbound
+    };
+    assert_eq!(
+        store
+            .begin_runs(Some(older), Vec::new(), false)
+            .await
+            .unwrap(),
+        Vec::<bool>::new()
+    );
+    assert_eq!(
+        store.last_inbound("+491", "berlin").await.unwrap(),
+        Some(at(10))
+    );
+    // Without `only_new`, a run with a known id is replaced, as by save_run.
+    let kept = store
+        .begin_runs(None, vec![run("b2", at(60))], false)
+        .await
+        .unwrap();
+    assert_eq!(kept, vec![true]);
+    assert_eq!(store.next_wake().await.unwrap(), Some(at(60)));
+}
+
+async fn begin_runs_only_new_skips_known_runs(store: &dyn Store) {
+    store.save_run(run("waiting", at(10))).await.unwrap();
+    store
+        .record_run(record("finished", RunOutcome::Completed, 2))
+        .await
+        .unwrap();
+    let mut replaced = run("waiting", at(99));
+    replaced.state = json!({"run": "waiting", "step": 9});
+    let kept = store
+        .begin_runs(
+            None,
+            vec![run("new", at(20)), replaced, run("finished", at(30))],
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept, vec![true, false, false]);
+    // The known runs are untouched: the waiting one keeps its state and
+    // time, the finished one is not waiting again.
+    assert_eq!(store.suspended_count().await.unwrap(), 2);
+    assert_eq!(
+        store.claim_due_runs(at(20), 10).await.unwrap(),
+        vec![run("waiting", at(10)), run("new", at(20))]
     );
 }
 
@@ -466,6 +559,9 @@ for_each_store!(
     windows_keep_the_later_time,
     enqueue_event_dedupes,
     enqueue_events_dedupes_within_and_across_batches,
+    finish_events_takes_a_batch_out_of_the_inbox,
+    begin_runs_records_the_window_and_keeps_the_runs,
+    begin_runs_only_new_skips_known_runs,
     pending_events_order_and_limit,
     send_states_set_get_forget,
     claim_send_is_first_come,

@@ -26,8 +26,8 @@ pub use message::{
     MediaUpload, ReadReceipt, TemplateButton, TemplateButtonParameter, TemplateHeader,
 };
 pub use store::{
-    InboxEvent, MemoryStore, RunOutcome, RunRecord, SendState, SentRecord, Store, StoreError,
-    StoredRun,
+    Inbound, InboxEvent, MemoryStore, RunOutcome, RunRecord, SendState, SentRecord, Store,
+    StoreError, StoredRun,
 };
 
 use crate::runtime::ActionError;

@@ -52,6 +52,12 @@
 //! error; the connection goes on serving the next one. The thread ends, and
 //! the connection closes, when the last handle on the store is dropped.
 //!
+//! Because every call waits for its turn on that thread, the operations the
+//! engine makes for each event are few and large: [`Store::begin_runs`]
+//! records the window and saves an event's runs in one transaction, and
+//! [`Store::finish_events`] marks a batch of events done in one. Every
+//! statement is prepared once per connection.
+//!
 //! # Leases
 //!
 //! [`Store::claim_due_runs`] does not delete the runs it returns: in one
@@ -108,7 +114,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::store::{
-    InboxEvent, RunOutcome, RunRecord, SendState, SentRecord, Store, StoreError, StoredRun,
+    Inbound, InboxEvent, RunOutcome, RunRecord, SendState, SentRecord, Store, StoreError, StoredRun,
 };
 
 /// The schema version this build writes (`PRAGMA user_version`).
@@ -269,11 +275,12 @@ impl SqliteStore {
     pub async fn prune_finished_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         let before = floor_ms(before);
         self.call(move |conn| {
-            conn.execute(
+            execute(
+                conn,
                 "DELETE FROM events WHERE done = 1 AND received_at < ?1",
                 params![before],
+                "pruning finished events",
             )
-            .map_err(ctx("pruning finished events"))
         })
         .await
     }
@@ -536,6 +543,95 @@ fn collect<T>(
     Ok(out)
 }
 
+// Statements used by more than one operation. Every statement is prepared
+// once per connection (`prepare_cached`): preparing costs more than running
+// most of them.
+
+const FINISH_EVENT: &str = "UPDATE events SET done = 1 WHERE id = ?1";
+
+const RECORD_INBOUND: &str =
+    "INSERT INTO windows (customer, sender, last_inbound) VALUES (?1, ?2, ?3)
+     ON CONFLICT (customer, sender)
+     DO UPDATE SET last_inbound = max(last_inbound, excluded.last_inbound)";
+
+const RUN_KNOWN: &str = "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)
+     OR EXISTS (SELECT 1 FROM history WHERE id = ?1)";
+
+const SAVE_RUN: &str = "INSERT INTO runs (id, flow, wake_at, state) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (id) DO UPDATE
+     SET flow = excluded.flow, wake_at = excluded.wake_at, state = excluded.state";
+
+/// Runs a statement that changes rows; how many it changed.
+fn execute(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: impl Display,
+) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute(params))
+        .map_err(ctx(what))
+}
+
+/// A run as its `runs` row: id, flow, wake-up time, state.
+struct RunRow {
+    id: String,
+    flow: String,
+    wake_at: i64,
+    state: rusqlite::types::Value,
+}
+
+impl RunRow {
+    fn new(run: StoredRun) -> Result<RunRow, StoreError> {
+        // A string state (the engine's compact form) is kept as its bytes:
+        // as JSON text every quote in it would be escaped.
+        let state = match run.state {
+            serde_json::Value::String(text) => rusqlite::types::Value::Blob(text.into_bytes()),
+            other => rusqlite::types::Value::Text(to_json(
+                &other,
+                format_args!("saving run {}", run.id),
+            )?),
+        };
+        Ok(RunRow {
+            wake_at: ceil_ms(run.wake_at),
+            id: run.id,
+            flow: run.flow,
+            state,
+        })
+    }
+
+    fn save(&self, conn: &Connection) -> Result<(), StoreError> {
+        execute(
+            conn,
+            SAVE_RUN,
+            params![self.id, self.flow, self.wake_at, self.state],
+            format_args!("saving run {}", self.id),
+        )?;
+        Ok(())
+    }
+}
+
+fn record_inbound(
+    conn: &Connection,
+    customer: &str,
+    sender: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    execute(
+        conn,
+        RECORD_INBOUND,
+        params![customer, sender, floor_ms(at)],
+        format_args!("recording inbound from {customer} to {sender}"),
+    )?;
+    Ok(())
+}
+
+fn run_known(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached(RUN_KNOWN)
+        .and_then(|mut stmt| stmt.query_row(params![id], |row| row.get::<_, bool>(0)))
+        .map_err(ctx(format_args!("looking up run {id}")))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn enqueue_event(&self, event: InboxEvent) -> Result<bool, StoreError> {
@@ -621,9 +717,36 @@ impl Store for SqliteStore {
     async fn finish_event(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_string();
         self.call(move |conn| {
-            conn.execute("UPDATE events SET done = 1 WHERE id = ?1", params![id])
-                .map_err(ctx(format_args!("finishing event {id}")))?;
+            execute(
+                conn,
+                FINISH_EVENT,
+                params![id],
+                format_args!("finishing event {id}"),
+            )?;
             Ok(())
+        })
+        .await
+    }
+
+    /// All of them in one `BEGIN IMMEDIATE` transaction (one commit).
+    async fn finish_events(&self, ids: &[&str]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        self.call(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx("finishing events: starting the transaction"))?;
+            for id in &ids {
+                execute(
+                    &tx,
+                    FINISH_EVENT,
+                    params![id],
+                    format_args!("finishing event {id}"),
+                )?;
+            }
+            tx.commit().map_err(ctx("finishing events: committing"))
         })
         .await
     }
@@ -632,12 +755,8 @@ impl Store for SqliteStore {
         let key = key.to_string();
         self.call(move |conn| {
             let raw: Option<rusqlite::types::Value> = conn
-                .query_row(
-                    "SELECT state FROM sends WHERE key = ?1",
-                    params![key],
-                    |row| row.get(0),
-                )
-                .optional()
+                .prepare_cached("SELECT state FROM sends WHERE key = ?1")
+                .and_then(|mut stmt| stmt.query_row(params![key], |row| row.get(0)).optional())
                 .map_err(ctx(format_args!("reading send state {key}")))?;
             match raw {
                 None => Ok(None),
@@ -658,11 +777,12 @@ impl Store for SqliteStore {
         let inserted = {
             let key = key.to_string();
             self.call(move |conn| {
-                conn.execute(
+                execute(
+                    conn,
                     "INSERT INTO sends (key, state) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
                     params![key, started],
+                    format_args!("claiming send {key}"),
                 )
-                .map_err(ctx(format_args!("claiming send {key}")))
             })
             .await?
         };
@@ -675,16 +795,7 @@ impl Store for SqliteStore {
 
     async fn run_known(&self, id: &str) -> Result<bool, StoreError> {
         let id = id.to_string();
-        self.call(move |conn| {
-            conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)
-                     OR EXISTS (SELECT 1 FROM history WHERE id = ?1)",
-                params![id],
-                |row| row.get::<_, bool>(0),
-            )
-            .map_err(ctx(format_args!("looking up run {id}")))
-        })
-        .await
+        self.call(move |conn| run_known(conn, &id)).await
     }
 
     async fn set_send_state(&self, key: &str, state: Option<SendState>) -> Result<(), StoreError> {
@@ -694,15 +805,17 @@ impl Store for SqliteStore {
             .map(|s| to_json(s, format_args!("setting send state {key}")))
             .transpose()?;
         self.call(move |conn| {
+            let what = format_args!("setting send state {key}");
             match body {
-                Some(body) => conn.execute(
+                Some(body) => execute(
+                    conn,
                     "INSERT INTO sends (key, state) VALUES (?1, ?2)
                      ON CONFLICT (key) DO UPDATE SET state = excluded.state",
                     params![key, body],
+                    what,
                 ),
-                None => conn.execute("DELETE FROM sends WHERE key = ?1", params![key]),
-            }
-            .map_err(ctx(format_args!("setting send state {key}")))?;
+                None => execute(conn, "DELETE FROM sends WHERE key = ?1", params![key], what),
+            }?;
             Ok(())
         })
         .await
@@ -715,19 +828,8 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let (customer, sender) = (customer.to_string(), sender.to_string());
-        self.call(move |conn| {
-            conn.execute(
-                "INSERT INTO windows (customer, sender, last_inbound) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (customer, sender)
-                 DO UPDATE SET last_inbound = max(last_inbound, excluded.last_inbound)",
-                params![customer, sender, floor_ms(at)],
-            )
-            .map_err(ctx(format_args!(
-                "recording inbound from {customer} to {sender}"
-            )))?;
-            Ok(())
-        })
-        .await
+        self.call(move |conn| record_inbound(conn, &customer, &sender, at))
+            .await
     }
 
     async fn last_inbound(
@@ -759,26 +861,40 @@ impl Store for SqliteStore {
     }
 
     async fn save_run(&self, run: StoredRun) -> Result<(), StoreError> {
-        // A string state (the engine's compact form) is kept as its bytes:
-        // as JSON text every quote in it would be escaped.
-        let state = match run.state {
-            serde_json::Value::String(text) => rusqlite::types::Value::Blob(text.into_bytes()),
-            other => rusqlite::types::Value::Text(to_json(
-                &other,
-                format_args!("saving run {}", run.id),
-            )?),
-        };
+        let row = RunRow::new(run)?;
+        self.call(move |conn| row.save(conn)).await
+    }
+
+    /// The window and every run in one `BEGIN IMMEDIATE` transaction (one
+    /// commit instead of one per call).
+    async fn begin_runs(
+        &self,
+        inbound: Option<Inbound<'_>>,
+        runs: Vec<StoredRun>,
+        only_new: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        let inbound = inbound.map(|i| (i.customer.to_string(), i.sender.to_string(), i.at));
+        let rows = runs
+            .into_iter()
+            .map(RunRow::new)
+            .collect::<Result<Vec<_>, StoreError>>()?;
         self.call(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO runs (id, flow, wake_at, state) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (id) DO UPDATE
-                 SET flow = excluded.flow, wake_at = excluded.wake_at, state = excluded.state",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![run.id, run.flow, ceil_ms(run.wake_at), state])
-            })
-            .map_err(ctx(format_args!("saving run {}", run.id)))?;
-            Ok(())
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx("beginning runs: starting the transaction"))?;
+            if let Some((customer, sender, at)) = &inbound {
+                record_inbound(&tx, customer, sender, *at)?;
+            }
+            let mut kept = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let keep = !(only_new && run_known(&tx, &row.id)?);
+                if keep {
+                    row.save(&tx)?;
+                }
+                kept.push(keep);
+            }
+            tx.commit().map_err(ctx("beginning runs: committing"))?;
+            Ok(kept)
         })
         .await
     }
@@ -849,7 +965,8 @@ impl Store for SqliteStore {
     async fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.call(|conn| {
             let ms: Option<i64> = conn
-                .query_row("SELECT min(wake_at) FROM runs", [], |row| row.get(0))
+                .prepare_cached("SELECT min(wake_at) FROM runs")
+                .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
                 .map_err(ctx("reading the next wake-up time"))?;
             ms.map(|ms| {
                 DateTime::from_timestamp_millis(ms)
@@ -863,7 +980,8 @@ impl Store for SqliteStore {
     async fn suspended_count(&self) -> Result<usize, StoreError> {
         self.call(|conn| {
             let n: i64 = conn
-                .query_row("SELECT count(*) FROM runs", [], |row| row.get(0))
+                .prepare_cached("SELECT count(*) FROM runs")
+                .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
                 .map_err(ctx("counting suspended runs"))?;
             Ok(usize::try_from(n).unwrap_or(0))
         })
@@ -877,7 +995,8 @@ impl Store for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(ctx(&what))?;
-            tx.execute(
+            execute(
+                &tx,
                 "INSERT INTO history (id, flow, trigger_name, started_at, finished_at, outcome)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -888,10 +1007,14 @@ impl Store for SqliteStore {
                     floor_ms(record.finished_at),
                     outcome
                 ],
-            )
-            .map_err(ctx(&what))?;
-            tx.execute("DELETE FROM runs WHERE id = ?1", params![record.id])
-                .map_err(ctx(&what))?;
+                &what,
+            )?;
+            execute(
+                &tx,
+                "DELETE FROM runs WHERE id = ?1",
+                params![record.id],
+                &what,
+            )?;
             tx.commit().map_err(ctx(&what))
         })
         .await
@@ -913,7 +1036,8 @@ impl Store for SqliteStore {
 
     async fn log_send(&self, record: SentRecord) -> Result<(), StoreError> {
         self.call(move |conn| {
-            conn.execute(
+            execute(
+                conn,
                 "INSERT INTO sent (run_id, sender, recipient, template, message_id, sent_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -924,11 +1048,8 @@ impl Store for SqliteStore {
                     record.message_id,
                     floor_ms(record.at)
                 ],
-            )
-            .map_err(ctx(format_args!(
-                "logging sent message {}",
-                record.message_id
-            )))?;
+                format_args!("logging sent message {}", record.message_id),
+            )?;
             Ok(())
         })
         .await
@@ -1090,6 +1211,59 @@ mod tests {
         assert!(err.to_string().contains("panicked"), "{err}");
         assert_eq!(store.suspended_count().await.unwrap(), 0, "rolled back");
         assert!(!store.run_known("r").await.unwrap());
+    }
+
+    /// Makes every statement that touches a row with id `bad` in `table`
+    /// fail, so a batch containing it fails halfway.
+    async fn fail_on_bad_row(store: &SqliteStore, table: &'static str, when: &'static str) {
+        store
+            .call(move |conn| {
+                conn.execute_batch(&format!(
+                    "CREATE TRIGGER fail_{table} BEFORE {when} ON {table}
+                     WHEN NEW.id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END;"
+                ))
+                .map_err(ctx("creating a failing trigger"))
+            })
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn begin_runs_keeps_nothing_when_one_run_fails() {
+        let store = SqliteStore::in_memory().unwrap();
+        fail_on_bad_row(&store, "runs", "INSERT").await;
+        let inbound = Inbound {
+            customer: "+491",
+            sender: "berlin",
+            at: at(1),
+        };
+        let err = store
+            .begin_runs(
+                Some(inbound),
+                vec![run("good", at(2)), run("bad", at(3))],
+                true,
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+        assert_eq!(store.last_inbound("+491", "berlin").await.unwrap(), None);
+        assert_eq!(store.suspended_count().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn finish_events_marks_nothing_when_one_fails() {
+        let store = SqliteStore::in_memory().unwrap();
+        for id in ["good", "bad"] {
+            let event = InboxEvent {
+                id: id.into(),
+                event: serde_json::json!({"trigger": "message"}),
+                received_at: at(1),
+            };
+            assert!(store.enqueue_event(event).await.unwrap());
+        }
+        fail_on_bad_row(&store, "events", "UPDATE").await;
+        assert!(store.finish_events(&["good", "bad"]).await.is_err());
+        assert_eq!(store.pending_count().await.unwrap(), 2);
     }
 
     #[tokio::test]

@@ -3,8 +3,8 @@
 //! of sent messages. This module has the trait and the in-memory store; the
 //! durable SQLite store implements the same trait.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -104,6 +104,18 @@ pub struct InboxEvent {
     pub received_at: DateTime<Utc>,
 }
 
+/// A customer's message to a sender, which opens their 24-hour window: what
+/// [`Store::record_inbound`] takes, for [`Store::begin_runs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inbound<'a> {
+    /// The customer's phone number.
+    pub customer: &'a str,
+    /// The sender's name.
+    pub sender: &'a str,
+    /// When the customer wrote.
+    pub at: DateTime<Utc>,
+}
+
 /// What the store knows of one send, so a resumed run never sends twice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -147,6 +159,15 @@ pub trait Store: Send + Sync {
     /// Marks an event's runs as started: it leaves the inbox, its id stays
     /// known.
     async fn finish_event(&self, id: &str) -> Result<(), StoreError>;
+    /// [`Store::finish_event`] for several events at once. A durable store
+    /// commits them as one transaction: on an error none is marked. The
+    /// default calls `finish_event` in order.
+    async fn finish_events(&self, ids: &[&str]) -> Result<(), StoreError> {
+        for id in ids {
+            self.finish_event(id).await?;
+        }
+        Ok(())
+    }
     /// What is known of the send with this key (run, position, attempt).
     async fn send_state(&self, key: &str) -> Result<Option<SendState>, StoreError>;
     /// Claims a send: records `Started` for `key` unless something is
@@ -176,6 +197,34 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Keeps a suspended run until it is due (replacing one with the same id).
     async fn save_run(&self, run: StoredRun) -> Result<(), StoreError>;
+    /// Saves the runs one event starts, before any of them runs: records
+    /// the customer's window if `inbound` is given (as
+    /// [`Store::record_inbound`]), then keeps each run (as
+    /// [`Store::save_run`]), except, when `only_new`, a run whose id is
+    /// known already ([`Store::run_known`]). Returns for each run, in order,
+    /// whether it was kept. A durable store does it all in one transaction:
+    /// on an error nothing of it is kept. The default calls the single
+    /// methods in that order.
+    async fn begin_runs(
+        &self,
+        inbound: Option<Inbound<'_>>,
+        runs: Vec<StoredRun>,
+        only_new: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        if let Some(inbound) = inbound {
+            self.record_inbound(inbound.customer, inbound.sender, inbound.at)
+                .await?;
+        }
+        let mut kept = Vec::with_capacity(runs.len());
+        for run in runs {
+            let keep = !(only_new && self.run_known(&run.id).await?);
+            if keep {
+                self.save_run(run).await?;
+            }
+            kept.push(keep);
+        }
+        Ok(kept)
+    }
     /// Takes up to `limit` runs due at `now`, earliest first. A taken run is
     /// the caller's: it saves it again or records it as finished. A durable
     /// store keeps a taken run under a lease (its wake-up time moves to
@@ -202,20 +251,81 @@ pub trait Store: Send + Sync {
 
 /// Maps keyed by engine-made ids (run ids, send keys) use the fast FxHash;
 /// `inbound`, keyed by customers' numbers, keeps the DoS-resistant SipHash.
+///
+/// A run's id is one shared `Arc<str>` for `runs`, `due` and, once the run
+/// is finished, `finished`: saving and finishing a run copy it once.
 #[derive(Debug, Default)]
 struct MemoryInner {
     /// Customer, then sender: looked up by `&str`, without building a key.
     inbound: HashMap<String, HashMap<String, DateTime<Utc>>>,
-    runs: FxHashMap<String, StoredRun>,
+    runs: FxHashMap<Arc<str>, SuspendedRun>,
     /// Due order: (wake time, run id).
-    due: BTreeMap<(DateTime<Utc>, String), ()>,
+    due: BTreeSet<(DateTime<Utc>, Arc<str>)>,
     history: Vec<RunRecord>,
     sent: Vec<SentRecord>,
     seen_events: std::collections::HashSet<String>,
     inbox: BTreeMap<(DateTime<Utc>, String), InboxEvent>,
     sends: FxHashMap<String, SendState>,
     /// Ids of finished runs, so `run_known` does not search the history.
-    finished: FxHashSet<String>,
+    finished: FxHashSet<Arc<str>>,
+}
+
+/// A [`StoredRun`] without its id, which is the map's key.
+#[derive(Debug)]
+struct SuspendedRun {
+    flow: String,
+    wake_at: DateTime<Utc>,
+    state: serde_json::Value,
+}
+
+impl MemoryInner {
+    fn run_known(&self, id: &str) -> bool {
+        self.runs.contains_key(id) || self.finished.contains(id)
+    }
+
+    fn record_inbound(&mut self, customer: &str, sender: &str, at: DateTime<Utc>) {
+        // Known customers and senders (most events) allocate nothing.
+        if let Some(last) = self
+            .inbound
+            .get_mut(customer)
+            .and_then(|senders| senders.get_mut(sender))
+        {
+            if *last < at {
+                *last = at;
+            }
+            return;
+        }
+        if !self.inbound.contains_key(customer) {
+            self.inbound.insert(customer.to_string(), HashMap::new());
+        }
+        if let Some(senders) = self.inbound.get_mut(customer) {
+            senders.insert(sender.to_string(), at);
+        }
+    }
+
+    fn save_run(&mut self, run: StoredRun) {
+        let id = match self.remove_run(&run.id) {
+            Some((id, _)) => id,
+            None => Arc::from(run.id),
+        };
+        self.due.insert((run.wake_at, id.clone()));
+        self.runs.insert(
+            id,
+            SuspendedRun {
+                flow: run.flow,
+                wake_at: run.wake_at,
+                state: run.state,
+            },
+        );
+    }
+
+    /// Takes a run out of `runs` and `due`; its id, to be reused.
+    fn remove_run(&mut self, id: &str) -> Option<(Arc<str>, SuspendedRun)> {
+        let (id, run) = self.runs.remove_entry(id)?;
+        let key = (run.wake_at, id);
+        self.due.remove(&key);
+        Some((key.1, run))
+    }
 }
 
 /// A store in memory: for tests, `flowc run`, and hosts that persist
@@ -264,6 +374,15 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn finish_events(&self, ids: &[&str]) -> Result<(), StoreError> {
+        // One pass over the inbox for the whole batch.
+        let ids: FxHashSet<&str> = ids.iter().copied().collect();
+        self.lock()?
+            .inbox
+            .retain(|(_, key), _| !ids.contains(key.as_str()));
+        Ok(())
+    }
+
     async fn send_state(&self, key: &str) -> Result<Option<SendState>, StoreError> {
         Ok(self.lock()?.sends.get(key).cloned())
     }
@@ -280,16 +399,23 @@ impl Store for MemoryStore {
     }
 
     async fn run_known(&self, id: &str) -> Result<bool, StoreError> {
-        let inner = self.lock()?;
-        Ok(inner.runs.contains_key(id) || inner.finished.contains(id))
+        Ok(self.lock()?.run_known(id))
     }
 
     async fn set_send_state(&self, key: &str, state: Option<SendState>) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
         match state {
-            Some(state) => inner.sends.insert(key.to_string(), state),
-            None => inner.sends.remove(key),
-        };
+            // A claimed send (the usual case) is updated in place.
+            Some(state) => match inner.sends.get_mut(key) {
+                Some(known) => *known = state,
+                None => {
+                    inner.sends.insert(key.to_string(), state);
+                }
+            },
+            None => {
+                inner.sends.remove(key);
+            }
+        }
         Ok(())
     }
 
@@ -299,24 +425,7 @@ impl Store for MemoryStore {
         sender: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
-        // Known customers and senders (most events) allocate nothing.
-        if let Some(last) = inner
-            .inbound
-            .get_mut(customer)
-            .and_then(|senders| senders.get_mut(sender))
-        {
-            if *last < at {
-                *last = at;
-            }
-            return Ok(());
-        }
-        if !inner.inbound.contains_key(customer) {
-            inner.inbound.insert(customer.to_string(), HashMap::new());
-        }
-        if let Some(senders) = inner.inbound.get_mut(customer) {
-            senders.insert(sender.to_string(), at);
-        }
+        self.lock()?.record_inbound(customer, sender, at);
         Ok(())
     }
 
@@ -334,13 +443,29 @@ impl Store for MemoryStore {
     }
 
     async fn save_run(&self, run: StoredRun) -> Result<(), StoreError> {
-        let mut inner = self.lock()?;
-        if let Some(old) = inner.runs.remove(&run.id) {
-            inner.due.remove(&(old.wake_at, old.id));
-        }
-        inner.due.insert((run.wake_at, run.id.clone()), ());
-        inner.runs.insert(run.id.clone(), run);
+        self.lock()?.save_run(run);
         Ok(())
+    }
+
+    async fn begin_runs(
+        &self,
+        inbound: Option<Inbound<'_>>,
+        runs: Vec<StoredRun>,
+        only_new: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut inner = self.lock()?;
+        if let Some(inbound) = inbound {
+            inner.record_inbound(inbound.customer, inbound.sender, inbound.at);
+        }
+        let mut kept = Vec::with_capacity(runs.len());
+        for run in runs {
+            let keep = !(only_new && inner.run_known(&run.id));
+            if keep {
+                inner.save_run(run);
+            }
+            kept.push(keep);
+        }
+        Ok(kept)
     }
 
     async fn claim_due_runs(
@@ -349,25 +474,29 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<StoredRun>, StoreError> {
         let mut inner = self.lock()?;
-        let keys: Vec<(DateTime<Utc>, String)> = inner
+        let ids: Vec<Arc<str>> = inner
             .due
-            .keys()
+            .iter()
             .take_while(|(wake, _)| *wake <= now)
             .take(limit)
-            .cloned()
+            .map(|(_, id)| id.clone())
             .collect();
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
-            inner.due.remove(&key);
-            if let Some(run) = inner.runs.remove(&key.1) {
-                out.push(run);
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some((id, run)) = inner.remove_run(&id) {
+                out.push(StoredRun {
+                    id: id.to_string(),
+                    flow: run.flow,
+                    wake_at: run.wake_at,
+                    state: run.state,
+                });
             }
         }
         Ok(out)
     }
 
     async fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self.lock()?.due.keys().next().map(|(wake, _)| *wake))
+        Ok(self.lock()?.due.first().map(|(wake, _)| *wake))
     }
 
     async fn suspended_count(&self) -> Result<usize, StoreError> {
@@ -376,10 +505,11 @@ impl Store for MemoryStore {
 
     async fn record_run(&self, record: RunRecord) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
-        if let Some(old) = inner.runs.remove(&record.id) {
-            inner.due.remove(&(old.wake_at, old.id));
-        }
-        inner.finished.insert(record.id.clone());
+        let id = match inner.remove_run(&record.id) {
+            Some((id, _)) => id,
+            None => Arc::from(record.id.as_str()),
+        };
+        inner.finished.insert(id);
         inner.history.push(record);
         Ok(())
     }

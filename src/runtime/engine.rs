@@ -21,8 +21,8 @@ use crate::check::{CheckError, Compiler, Program};
 use crate::providers::console::Console;
 use crate::providers::scripted_ai::ScriptedAi;
 use crate::providers::{
-    Ai, Clock, Log, MemoryStore, Notify, RunOutcome, RunRecord, Store, StoreError, StoredRun,
-    SystemClock, WhatsApp,
+    Ai, Clock, Inbound, Log, MemoryStore, Notify, RunOutcome, RunRecord, Store, StoreError,
+    StoredRun, SystemClock, WhatsApp,
 };
 
 /// A host-implemented action (declared with `action` in a `.flow` file).
@@ -143,18 +143,21 @@ pub(crate) struct Inner {
     pub(crate) pacer: Pacer,
     /// Where `whatsapp.download_media` saves files.
     pub(crate) media_dir: std::path::PathBuf,
-    programs: RwLock<Vec<Arc<Program>>>,
+    /// Replaced whole on `load`, so a dispatch takes the current list with
+    /// one reference count instead of copying it.
+    programs: RwLock<Arc<[Arc<Program>]>>,
     next_id: AtomicU64,
     /// Runs this engine is executing now: the timer does not take a second
     /// copy of one whose lease ran out while it waits for a send slot.
     /// Keyed by run ids (engine-made): the fast FxHash.
-    executing: std::sync::Mutex<rustc_hash::FxHashSet<String>>,
+    executing: std::sync::Mutex<rustc_hash::FxHashSet<Arc<str>>>,
 }
 
 /// Marks a run as executing in this engine while it lives.
 struct Executing<'a> {
     inner: &'a Inner,
-    id: String,
+    /// Shared with the set: one copy of the id, not two.
+    id: Arc<str>,
 }
 
 impl<'a> Executing<'a> {
@@ -164,10 +167,12 @@ impl<'a> Executing<'a> {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        executing.insert(id.to_string()).then(|| Executing {
-            inner,
-            id: id.to_string(),
-        })
+        if executing.contains(id) {
+            return None;
+        }
+        let id: Arc<str> = Arc::from(id);
+        executing.insert(id.clone());
+        Some(Executing { inner, id })
     }
 }
 
@@ -177,7 +182,7 @@ impl Drop for Executing<'_> {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        executing.remove(&self.id);
+        executing.remove(&*self.id);
     }
 }
 
@@ -340,7 +345,7 @@ impl EngineBuilder {
                 media_dir: self
                     .media_dir
                     .unwrap_or_else(|| std::env::temp_dir().join("flowc-media")),
-                programs: RwLock::new(Vec::new()),
+                programs: RwLock::new(Arc::from(Vec::new())),
                 next_id: AtomicU64::new(1),
                 executing: std::sync::Mutex::new(rustc_hash::FxHashSet::default()),
             }),
@@ -394,11 +399,13 @@ impl Engine {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        programs.push(Arc::new(program));
+        let mut loaded = programs.to_vec();
+        loaded.push(Arc::new(program));
+        *programs = loaded.into();
         Ok(())
     }
 
-    fn programs(&self) -> Vec<Arc<Program>> {
+    fn programs(&self) -> Arc<[Arc<Program>]> {
         match self.inner.programs.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -444,11 +451,12 @@ impl Engine {
             return Err(EngineError::NoProgram);
         }
         // Each program checks the event against its own declarations; a
-        // trigger no program declares is an error, not silence.
-        let mut checked = Vec::new();
+        // trigger no program declares is an error, not silence. A program's
+        // value stays here if none of its handlers takes it.
+        let mut checked: Vec<(&Arc<Program>, Option<Value>)> = Vec::with_capacity(programs.len());
         let mut first_error = None;
         let only = programs.len() == 1;
-        for program in &programs {
+        for program in programs.iter() {
             // With one program (the usual case), the event's texts are moved
             // into its value: the same checks, no copies.
             let value = if only {
@@ -457,7 +465,7 @@ impl Engine {
                 event.to_value(program.schemas())
             };
             match value {
-                Ok(value) => checked.push((program, value)),
+                Ok(value) => checked.push((program, Some(value))),
                 Err(error) => {
                     first_error.get_or_insert(error);
                 }
@@ -466,80 +474,104 @@ impl Engine {
         if checked.is_empty() {
             return Err(first_error.map_or(EngineError::NoProgram, EngineError::Event));
         }
-        let mut window_recorded = false;
-        let mut reports = Vec::new();
-        for (program, value) in checked {
-            if !window_recorded {
-                window_recorded = self.record_window(program, &event.trigger, &value).await?;
-            }
-            let matching: Vec<_> = handlers(program, &event.trigger).collect();
-            let mut value = Some(value);
-            for (position, (flow, handler_index, binding)) in matching.iter().copied().enumerate() {
+        // Every run the event starts is built and saved before any of them
+        // runs, together with the customer's window: one store call (one
+        // transaction in a durable store) instead of several per run.
+        let mut starting: Vec<(&Arc<Program>, Run)> = Vec::new();
+        for (program, value) in checked.iter_mut() {
+            let program = *program;
+            let mut matching = handlers(program, &event.trigger).peekable();
+            while let Some((flow, handler_index, binding)) = matching.next() {
                 // The last handler takes the event's value, the others a copy.
-                let bound = if position + 1 == matching.len() {
+                let bound = if matching.peek().is_none() {
                     value.take().unwrap_or(Value::None)
                 } else {
                     value.clone().unwrap_or(Value::None)
                 };
                 let now = self.inner.clock.now();
                 let id = match event_id {
-                    Some(event_id) => {
-                        let id = format!("{event_id}#{flow}#{handler_index}");
-                        // Dispatched again (a crash before the event left the
-                        // inbox): a run that exists goes on from the store.
-                        if self.inner.store.run_known(&id).await? {
-                            continue;
-                        }
-                        id
-                    }
+                    Some(event_id) => format!("{event_id}#{flow}#{handler_index}"),
                     None => self.new_run_id(now),
                 };
+                // Room for a few nested blocks without growing.
+                let mut frames = Vec::with_capacity(4);
+                frames.push(Frame {
+                    path: Vec::new(),
+                    next: 0,
+                    vars: vec![(binding.to_string(), bound)],
+                    attempt: 0,
+                });
                 let run = Run {
                     id,
                     flow: flow.to_string(),
                     handler: handler_index,
                     trigger: event.trigger.clone(),
                     started_at: now,
-                    frames: vec![Frame {
-                        path: Vec::new(),
-                        next: 0,
-                        vars: vec![(binding.to_string(), bound)],
-                        attempt: 0,
-                    }],
+                    frames,
                     steps: 0,
                 };
-                self.inner.observe(&RunEvent::Started {
-                    run: &run.id,
-                    flow,
-                    trigger: &event.trigger,
-                    at: now,
-                });
-                // Saved before it runs, under a lease: a crash from here on
-                // loses nothing.
-                self.save(&run, now + self.inner.limits.run_lease).await?;
-                reports.push(self.advance(program, run).await?);
+                starting.push((program, run));
             }
+        }
+        // The window is recorded even when no handler takes the event.
+        let inbound = checked.iter().find_map(|(program, unbound)| {
+            let value = match unbound {
+                Some(value) => value,
+                None => starting
+                    .iter()
+                    .find(|(p, _)| Arc::ptr_eq(p, program))
+                    .and_then(|(_, run)| bound_value(run))?,
+            };
+            self.window(program, &event.trigger, value)
+        });
+        // Saved before they run, under a lease: a crash from here on loses
+        // nothing.
+        let lease = self.inner.limits.run_lease;
+        let stored: Vec<StoredRun> = starting
+            .iter()
+            .map(|(_, run)| stored_run(run, run.started_at + lease))
+            .collect();
+        // Dispatched again (a crash before the event left the inbox): a run
+        // that exists goes on from the store, and is not started afresh.
+        let kept = self
+            .inner
+            .store
+            .begin_runs(inbound, stored, event_id.is_some())
+            .await?;
+        if kept.len() != starting.len() {
+            return Err(EngineError::Store(StoreError::Backend(format!(
+                "the store answered for {} of {} runs",
+                kept.len(),
+                starting.len()
+            ))));
+        }
+        let mut reports = Vec::with_capacity(starting.len());
+        for ((program, run), kept) in starting.into_iter().zip(kept) {
+            if !kept {
+                continue;
+            }
+            self.inner.observe(&RunEvent::Started {
+                run: &run.id,
+                flow: &run.flow,
+                trigger: &event.trigger,
+                at: run.started_at,
+            });
+            reports.push(self.advance(program, run).await?);
         }
         Ok(reports)
     }
 
-    /// A customer's message opens their 24-hour window with the sender.
-    /// Returns whether the trigger opens windows at all.
-    async fn record_window(
+    /// The 24-hour window a customer's message opens with the sender, if
+    /// the trigger opens windows.
+    fn window<'v>(
         &self,
         program: &Program,
         trigger: &str,
-        value: &Value,
-    ) -> Result<bool, EngineError> {
-        let Some(schema) = program.schemas().triggers.get(trigger) else {
-            return Ok(false);
-        };
-        let Some(field) = &schema.opens_window else {
-            return Ok(false);
-        };
-        let Some(customer) = value.field(field).and_then(Value::as_str) else {
-            return Ok(false);
-        };
+        value: &'v Value,
+    ) -> Option<Inbound<'v>> {
+        let schema = program.schemas().triggers.get(trigger)?;
+        let field = schema.opens_window.as_ref()?;
+        let customer = value.field(field).and_then(Value::as_str)?;
         let sender = schema
             .fields
             .fields
@@ -555,11 +587,11 @@ impl Engine {
             Some(Value::DateTime(t)) => t.with_timezone(&Utc).min(now),
             _ => now,
         };
-        self.inner
-            .store
-            .record_inbound(customer, sender, at)
-            .await?;
-        Ok(true)
+        Some(Inbound {
+            customer,
+            sender,
+            at,
+        })
     }
 
     fn new_run_id(&self, now: DateTime<Utc>) -> String {
@@ -635,19 +667,7 @@ impl Engine {
 
     /// Keeps a run in the store until `wake_at`.
     async fn save(&self, run: &Run, wake_at: DateTime<Utc>) -> Result<(), EngineError> {
-        let state = super::state::encode(run).map_err(|e| EngineError::Resume {
-            id: run.id.clone(),
-            reason: format!("cannot serialize: {e}"),
-        })?;
-        self.inner
-            .store
-            .save_run(StoredRun {
-                id: run.id.clone(),
-                flow: run.flow.clone(),
-                wake_at,
-                state,
-            })
-            .await?;
+        self.inner.store.save_run(stored_run(run, wake_at)).await?;
         Ok(())
     }
 
@@ -703,6 +723,21 @@ impl Engine {
         }
         Ok(reports)
     }
+}
+
+/// A run as the store keeps it, due at `wake_at`.
+fn stored_run(run: &Run, wake_at: DateTime<Utc>) -> StoredRun {
+    StoredRun {
+        id: run.id.clone(),
+        flow: run.flow.clone(),
+        wake_at,
+        state: super::state::encode(run),
+    }
+}
+
+/// The value a new run's handler binds (the event's).
+fn bound_value(run: &Run) -> Option<&Value> {
+    run.frames.first()?.vars.first().map(|(_, value)| value)
 }
 
 /// The handlers of `program` for `trigger`: flow name, handler index, binding.

@@ -101,20 +101,25 @@ impl Event {
         let trigger = self.declared(schemas)?;
         let fields = &self.fields;
         fill(&self.trigger, trigger, |name, ty| {
-            fields.get(name).map(|json| convert(json, ty))
+            fields.get(name).map(|json| (None, convert(json, ty)))
         })
     }
 
     /// Like [`Event::to_value`], with the same checks and errors, but moves
-    /// the fields' texts into the value instead of copying them: the fields
-    /// the trigger declares are left `null`.
+    /// the fields' names and texts into the value instead of copying them:
+    /// the event is left without fields.
     pub(crate) fn take_value(&mut self, schemas: &Schemas) -> Result<Value, EventError> {
         let trigger = self.declared(schemas)?;
-        let fields = &mut self.fields;
+        // A handful of fields: searched in a list. A field taken leaves an
+        // empty name behind, which no declared field has.
+        let mut fields: Vec<(String, serde_json::Value)> =
+            std::mem::take(&mut self.fields).into_iter().collect();
         fill(&self.trigger, trigger, |name, ty| {
-            fields
-                .get_mut(name)
-                .map(|json| convert_owned(std::mem::take(json), ty))
+            let (key, json) = fields.iter_mut().find(|(key, _)| key == name)?;
+            Some((
+                Some(std::mem::take(key)),
+                convert_owned(std::mem::take(json), ty),
+            ))
         })
     }
 
@@ -144,28 +149,35 @@ impl Event {
     }
 }
 
+/// What [`fill`] gets for one field: the field's name if the caller can
+/// give it away (else the schema's is copied), and the converted value.
+type Converted = (Option<String>, Result<Value, (String, String)>);
+
 /// The event's record: each declared field converted by `convert` (`None`
 /// when the event does not have it), in the schema's order of checks.
 fn fill(
     trigger_name: &str,
     trigger: &TriggerSchema,
-    mut convert: impl FnMut(&str, &Ty) -> Option<Result<Value, (String, String)>>,
+    mut convert: impl FnMut(&str, &Ty) -> Option<Converted>,
 ) -> Result<Value, EventError> {
     let mut out = BTreeMap::new();
     for field in &trigger.fields.fields {
         // `null` for an optional field converts to `none` too.
-        let value = match convert(&field.name, &field.ty) {
+        let (name, value) = match convert(&field.name, &field.ty) {
             // A declared default (`kind: String = "text"`) fills the field.
-            None if field.default.is_some() => field
-                .default
-                .as_ref()
-                .map_or(Ok(Value::None), |default| self::convert(default, &field.ty))
-                .map_err(|(_, problem)| EventError::BadField {
-                    trigger: trigger_name.to_string(),
-                    field: field.name.clone(),
-                    problem,
-                })?,
-            None if matches!(field.ty, Ty::Optional(_)) => Value::None,
+            None if field.default.is_some() => (
+                None,
+                field
+                    .default
+                    .as_ref()
+                    .map_or(Ok(Value::None), |default| self::convert(default, &field.ty))
+                    .map_err(|(_, problem)| EventError::BadField {
+                        trigger: trigger_name.to_string(),
+                        field: field.name.clone(),
+                        problem,
+                    })?,
+            ),
+            None if matches!(field.ty, Ty::Optional(_)) => (None, Value::None),
             None => {
                 return Err(EventError::MissingField {
                     trigger: trigger_name.to_string(),
@@ -173,17 +185,20 @@ fn fill(
                     ty: field.ty.to_string(),
                 })
             }
-            Some(converted) => converted.map_err(|(path, problem)| EventError::BadField {
-                trigger: trigger_name.to_string(),
-                field: if path.is_empty() {
-                    field.name.clone()
-                } else {
-                    format!("{}.{path}", field.name)
-                },
-                problem,
-            })?,
+            Some((name, converted)) => {
+                let value = converted.map_err(|(path, problem)| EventError::BadField {
+                    trigger: trigger_name.to_string(),
+                    field: if path.is_empty() {
+                        field.name.clone()
+                    } else {
+                        format!("{}.{path}", field.name)
+                    },
+                    problem,
+                })?;
+                (name, value)
+            }
         };
-        out.insert(field.name.clone(), value);
+        out.insert(name.unwrap_or_else(|| field.name.clone()), value);
     }
     Ok(Value::Record(out))
 }

@@ -732,18 +732,18 @@ impl<'a> Ctx<'a> {
     ) -> Result<Value, ActionError> {
         match action {
             "whatsapp.send_template" => self.send_template(args, wanted).await,
-            "whatsapp.send_text" => self.send_text(&args, wanted).await,
-            "whatsapp.send_buttons" => self.send_choices(&args, false, wanted).await,
-            "whatsapp.send_list" => self.send_choices(&args, true, wanted).await,
-            "whatsapp.upload_media" => self.upload_media(&args).await,
-            "whatsapp.download_media" => self.download_media(&args).await,
-            "whatsapp.mark_read" => self.mark_read(&args).await,
+            "whatsapp.send_text" => self.send_text(args, wanted).await,
+            "whatsapp.send_buttons" => self.send_choices(args, false, wanted).await,
+            "whatsapp.send_list" => self.send_choices(args, true, wanted).await,
+            "whatsapp.upload_media" => self.upload_media(args).await,
+            "whatsapp.download_media" => self.download_media(args).await,
+            "whatsapp.mark_read" => self.mark_read(args).await,
             media if media.starts_with("whatsapp.send_") => {
                 match MEDIA_KINDS
                     .into_iter()
                     .find(|kind| kind.send_action() == media)
                 {
-                    Some(kind) => self.send_media(&args, kind, wanted).await,
+                    Some(kind) => self.send_media(args, kind, wanted).await,
                     None => Err(ActionError::InvalidRequest {
                         message: format!(
                             "no implementation is registered for the action `{media}`"
@@ -811,7 +811,22 @@ impl<'a> Ctx<'a> {
                 Err(_) => std::task::Poll::Ready(Err(())),
             }
         });
-        match tokio::time::timeout(limit, caught).await {
+        let mut caught = std::pin::pin!(caught);
+        // Many providers answer at once (a cached status, an in-memory
+        // fake): the first poll needs no timer. One that has to wait gets
+        // the whole limit from then on.
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match caught.as_mut().poll(cx) {
+                std::task::Poll::Ready(outcome) => Some(outcome),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await;
+        let outcome = match first {
+            Some(outcome) => Ok(outcome),
+            None => tokio::time::timeout(limit, caught).await,
+        };
+        match outcome {
             Ok(Ok(result)) => result,
             Err(_) => Err(ActionError::Timeout {
                 after_ms: limit.as_millis().min(u128::from(u64::MAX)) as u64,
@@ -822,16 +837,18 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn sender(&self, args: &Args<'_>) -> Result<SenderRef, ActionError> {
-        let name = text(args, "sender").unwrap_or("");
+    /// The `sender` argument, taken out of the arguments (its text moves
+    /// into the message).
+    fn sender(&self, args: &mut Args<'_>) -> Result<SenderRef, ActionError> {
+        let name = args.take_text("sender");
         let config = self.program.config();
-        match config.senders.get(name) {
+        match config.senders.get(&name) {
             Some(sender) => Ok(SenderRef {
-                name: name.to_string(),
                 phone_number_id: sender.phone_number_id.clone(),
+                name,
             }),
             None => Err(ActionError::SenderOffline {
-                sender: name.to_string(),
+                sender: name,
                 reason: "the sender is not configured in flow.toml".to_string(),
             }),
         }
@@ -876,17 +893,18 @@ impl<'a> Ctx<'a> {
 
     /// Waits for the send's slot under the sender and recipient limits.
     async fn pace(&self, sender: &str, recipient: &str) {
-        let slot = self
-            .inner
-            .pacer
-            .reserve(sender, recipient, self.inner.clock.now());
-        self.inner.clock.sleep_until(slot).await;
+        let now = self.inner.clock.now();
+        let slot = self.inner.pacer.reserve(sender, recipient, now);
+        // A slot that is due already needs no timer.
+        if slot > now {
+            self.inner.clock.sleep_until(slot).await;
+        }
     }
 
     async fn send_template(&self, mut args: Args<'_>, wanted: bool) -> Result<Value, ActionError> {
-        let sender = self.sender(&args)?;
-        let to = recipient(&args)?;
-        let name = text(&args, "template").unwrap_or("").to_string();
+        let sender = self.sender(&mut args)?;
+        let to = recipient(&mut args)?;
+        let name = args.take_text("template");
         let Some(template) = self.program.config().templates.get(&name) else {
             return Err(ActionError::TemplateNotFound {
                 template: name,
@@ -927,11 +945,11 @@ impl<'a> Ctx<'a> {
         .await
     }
 
-    async fn send_text(&self, args: &Args<'_>, wanted: bool) -> Result<Value, ActionError> {
-        let sender = self.sender(args)?;
-        let to = recipient(args)?;
+    async fn send_text(&self, mut args: Args<'_>, wanted: bool) -> Result<Value, ActionError> {
+        let sender = self.sender(&mut args)?;
+        let to = recipient(&mut args)?;
         // Its length was checked against the declared `Text(max: 4096)`.
-        let body = text(args, "message").unwrap_or("").to_string();
+        let body = args.take_text("message");
         self.ensure_window(&sender, &to).await?;
         self.ensure_online(&sender).await?;
         let message = TextMessage { sender, to, body };
@@ -1054,21 +1072,27 @@ impl<'a> Ctx<'a> {
             )
             .await
             .map_err(store_error)?;
+        // The id moves into the log unless the result needs it too.
+        let (logged_id, result_id) = if wanted {
+            (sent.message_id.clone(), Some(sent.message_id))
+        } else {
+            (sent.message_id, None)
+        };
         store
             .log_send(SentRecord {
                 run_id: self.run_id.to_string(),
                 sender: sender.name.clone(),
                 to: to.to_string(),
                 template: template.map(String::from),
-                message_id: sent.message_id.clone(),
+                message_id: logged_id,
                 at,
             })
             .await
             .map_err(store_error)?;
-        if !wanted {
-            return Ok(Value::None);
-        }
-        Ok(sent_value(sent.message_id, to, &sender.name, at))
+        Ok(match result_id {
+            Some(message_id) => sent_value(message_id, to, &sender.name, at),
+            None => Value::None,
+        })
     }
 
     async fn generate_response(&self, args: &Args<'_>) -> Result<Value, ActionError> {
@@ -1128,10 +1152,27 @@ impl Args<'_> {
             .find(|(n, _)| *n == name)
             .map(|(_, v)| std::mem::replace(v, Value::None))
     }
+
+    /// Takes a text argument out (moved, not copied); empty when it is
+    /// missing or not text, as `text(args, name).unwrap_or("")` reads it.
+    fn take_text(&mut self, name: &str) -> String {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, value @ Value::String(_))) => match std::mem::replace(value, Value::None) {
+                Value::String(text) => text,
+                _ => String::new(),
+            },
+            _ => String::new(),
+        }
+    }
 }
 
 /// Appends a number in decimal, without the formatting machinery.
 pub(crate) fn push_number(text: &mut String, mut n: u64) {
+    // Most numbers written (positions, counts, codes) are one digit.
+    if n < 10 {
+        text.push(char::from(b'0' + n as u8));
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
@@ -1142,8 +1183,10 @@ pub(crate) fn push_number(text: &mut String, mut n: u64) {
             break;
         }
     }
-    // Only ASCII digits: always UTF-8.
-    text.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    text.reserve(digits.len() - at);
+    for &digit in &digits[at..] {
+        text.push(char::from(digit));
+    }
 }
 
 /// `none`, for paths that lead nowhere.
@@ -1174,14 +1217,16 @@ fn text<'v>(args: &'v Args<'_>, name: &str) -> Option<&'v str> {
     args.get(name).and_then(Value::as_str)
 }
 
-/// The `to` argument, in strict E.164.
-fn recipient(args: &Args<'_>) -> Result<String, ActionError> {
-    let to = text(args, "to").unwrap_or("");
-    super::phones::check(to).map_err(|problems| ActionError::InvalidPhone {
-        phone: to.to_string(),
-        reason: describe(&problems),
-    })?;
-    Ok(to.to_string())
+/// The `to` argument, in strict E.164, taken out of the arguments.
+fn recipient(args: &mut Args<'_>) -> Result<String, ActionError> {
+    let to = args.take_text("to");
+    match super::phones::check(&to) {
+        Ok(()) => Ok(to),
+        Err(problems) => Err(ActionError::InvalidPhone {
+            reason: describe(&problems),
+            phone: to,
+        }),
+    }
 }
 
 /// The template's parameters from the flow's variables, checked against its
@@ -1301,6 +1346,10 @@ fn fill_placeholders(body: &str, parameters: &TemplateParameters) -> String {
     };
     let mut out = String::with_capacity(body.len() + 64);
     let mut rest = body;
+    // Whether a `{{` of the body was kept as text. Only then can the output
+    // hold a `{{`: the text between placeholders has none (each search stops
+    // at the first) and the values have no braces.
+    let mut kept_pair = false;
     while let Some(open) = pair(rest, '{') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 2..];
@@ -1320,11 +1369,12 @@ fn fill_placeholders(body: &str, parameters: &TemplateParameters) -> String {
                 // Not a placeholder: keep one brace and look again after it.
                 out.push('{');
                 rest = &rest[open + 1..];
+                kept_pair = true;
             }
         }
     }
     out.push_str(rest);
-    if pair(&out, '{').is_some() {
+    if kept_pair && pair(&out, '{').is_some() {
         // Braces left over could form placeholders in the step-by-step
         // definition: answer with it.
         return fill_placeholders_in_turn(body, parameters);

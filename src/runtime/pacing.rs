@@ -105,14 +105,23 @@ impl Pacer {
             Err(poisoned) => poisoned.into_inner(),
         };
         let spacing_ns = (1e9 / self.limits.sender_per_second.max(0.001)).ceil() as i64;
-        let recipient_next = slots.recipient_next.get(recipient).copied().unwrap_or(now);
-        let earliest = now.max(recipient_next);
+        let Slots {
+            senders,
+            recipient_next,
+        } = &mut *slots;
+        // The recipient is hashed once (SipHash: recipients come from
+        // outside) and its entry updated in place.
+        let known_recipient = recipient_next.get_mut(recipient);
+        let earliest = match &known_recipient {
+            Some(next) => now.max(**next),
+            None => now,
+        };
         let earliest_ns = nanos(earliest);
         // Looked up before inserting, so a known sender costs no allocation.
-        if !slots.senders.contains_key(sender) {
-            slots.senders.insert(sender.to_string(), Busy::default());
+        if !senders.contains_key(sender) {
+            senders.insert(sender.to_string(), Busy::default());
         }
-        let Some(busy) = slots.senders.get_mut(sender) else {
+        let Some(busy) = senders.get_mut(sender) else {
             unreachable!("the sender is in the map: it was just inserted");
         };
         if busy.intervals.len() > 10_000 {
@@ -121,10 +130,10 @@ impl Pacer {
         let slot_ns = busy.reserve(earliest_ns, spacing_ns);
         let slot = earliest + Duration::nanoseconds(slot_ns - earliest_ns);
         let next = slot + self.limits.recipient_interval;
-        match slots.recipient_next.get_mut(recipient) {
+        match known_recipient {
             Some(known) => *known = next,
             None => {
-                slots.recipient_next.insert(recipient.to_string(), next);
+                recipient_next.insert(recipient.to_string(), next);
             }
         }
         // Keep memory bounded: recipients whose slot has passed need no entry.

@@ -24,10 +24,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset, Utc};
-use serde::ser::{SerializeSeq, Serializer};
-use serde::Serialize;
 use serde_json::Value as Json;
 
+use super::interp::push_number;
 use super::run::{Frame, Run, Step};
 use super::value::Value;
 
@@ -35,15 +34,35 @@ use super::value::Value;
 const VERSION: u64 = 2;
 
 /// A run's state as the store keeps it.
-pub(crate) fn encode(run: &Run) -> Result<Json, serde_json::Error> {
-    // Sized for a typical state at once, not grown from serde_json's 128
-    // bytes.
-    let mut out = Vec::with_capacity(512);
-    serde_json::to_writer(&mut out, &CompactRun(run))?;
-    // serde_json writes UTF-8 only.
-    Ok(Json::String(
-        String::from_utf8(out).map_err(serde::ser::Error::custom)?,
-    ))
+///
+/// Written by hand rather than through serde: every run is saved before its
+/// first statement, so this runs on every dispatch, and serde_json's
+/// per-byte escaping of the event's texts was most of its cost. The text is
+/// the same JSON serde_json would write (the tests parse it back).
+pub(crate) fn encode(run: &Run) -> Json {
+    // Sized for a typical state at once, not grown step by step.
+    let mut out = String::with_capacity(512);
+    out.push('[');
+    push_number(&mut out, VERSION);
+    out.push(',');
+    push_number(&mut out, run.handler as u64);
+    out.push(',');
+    push_json_str(&mut out, &run.trigger);
+    out.push(',');
+    push_int(&mut out, run.started_at.timestamp());
+    out.push(',');
+    push_number(&mut out, u64::from(run.started_at.timestamp_subsec_nanos()));
+    out.push(',');
+    push_number(&mut out, run.steps);
+    out.push_str(",[");
+    for (i, frame) in run.frames.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_frame(&mut out, frame);
+    }
+    out.push_str("]]");
+    Json::String(out)
 }
 
 /// The run from a stored state, version 2 or 1; `id` and `flow` are the
@@ -59,126 +78,146 @@ pub(crate) fn decode(id: &str, flow: &str, state: Json) -> Result<Run, String> {
     }
 }
 
-struct CompactRun<'a>(&'a Run);
-struct CompactFrames<'a>(&'a [Frame]);
-struct CompactFrame<'a>(&'a Frame);
-struct CompactPath<'a>(&'a [Step]);
-struct CompactVars<'a>(&'a [(String, Value)]);
-struct CompactValue<'a>(&'a Value);
-struct CompactRecord<'a>(&'a BTreeMap<String, Value>);
-
-impl Serialize for CompactRun<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let run = self.0;
-        let mut seq = serializer.serialize_seq(Some(7))?;
-        seq.serialize_element(&VERSION)?;
-        seq.serialize_element(&run.handler)?;
-        seq.serialize_element(&run.trigger)?;
-        seq.serialize_element(&run.started_at.timestamp())?;
-        seq.serialize_element(&run.started_at.timestamp_subsec_nanos())?;
-        seq.serialize_element(&run.steps)?;
-        seq.serialize_element(&CompactFrames(&run.frames))?;
-        seq.end()
-    }
-}
-
-impl Serialize for CompactFrames<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(CompactFrame))
-    }
-}
-
-impl Serialize for CompactFrame<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let frame = self.0;
-        let mut seq = serializer.serialize_seq(Some(4))?;
-        seq.serialize_element(&frame.next)?;
-        seq.serialize_element(&frame.attempt)?;
-        seq.serialize_element(&CompactPath(&frame.path))?;
-        seq.serialize_element(&CompactVars(&frame.vars))?;
-        seq.end()
-    }
-}
-
-impl Serialize for CompactPath<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(None)?;
-        for step in self.0 {
-            let codes: &[u32] = &match *step {
-                Step::Then(i, b) => [0, i, b],
-                Step::Else(i) => [1, i, u32::MAX],
-                Step::Arm(i, a) => [2, i, a],
-                Step::Catch(i, c) => [3, i, c],
-            };
-            let used = if matches!(step, Step::Else(_)) { 2 } else { 3 };
-            for code in &codes[..used] {
-                seq.serialize_element(code)?;
-            }
+/// `[next, attempt, [step codes], ["name", value, ...]]`.
+fn push_frame(out: &mut String, frame: &Frame) {
+    out.push('[');
+    push_number(out, frame.next as u64);
+    out.push(',');
+    push_number(out, u64::from(frame.attempt));
+    out.push_str(",[");
+    for (i, step) in frame.path.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
         }
-        seq.end()
-    }
-}
-
-impl Serialize for CompactVars<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.0.len() * 2))?;
-        for (name, value) in self.0 {
-            seq.serialize_element(name)?;
-            seq.serialize_element(&CompactValue(value))?;
+        let (code, index, branch) = match *step {
+            Step::Then(i, b) => (0, i, Some(b)),
+            Step::Else(i) => (1, i, None),
+            Step::Arm(i, a) => (2, i, Some(a)),
+            Step::Catch(i, c) => (3, i, Some(c)),
+        };
+        push_number(out, code);
+        out.push(',');
+        push_number(out, u64::from(index));
+        if let Some(branch) = branch {
+            out.push(',');
+            push_number(out, u64::from(branch));
         }
-        seq.end()
     }
+    out.push_str("],[");
+    for (i, (name, value)) in frame.vars.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_str(out, name);
+        out.push(',');
+        push_value(out, value);
+    }
+    out.push_str("]]");
 }
 
-impl Serialize for CompactRecord<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.iter().map(|(k, v)| (k, CompactValue(v))))
-    }
-}
-
-impl Serialize for CompactValue<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Value::None => serializer.serialize_unit(),
-            Value::Bool(b) => serializer.serialize_bool(*b),
-            Value::Int(n) => serializer.serialize_i64(*n),
-            Value::String(s) => serializer.serialize_str(s),
-            Value::Record(fields) => CompactRecord(fields).serialize(serializer),
-            Value::Float(x) => {
-                let mut seq = serializer.serialize_seq(Some(2))?;
-                seq.serialize_element(&1u8)?;
-                // JSON has no NaN or infinity: those are kept as text.
-                if x.is_finite() {
-                    seq.serialize_element(x)?;
-                } else {
-                    seq.serialize_element(&x.to_string())?;
+fn push_value(out: &mut String, value: &Value) {
+    match value {
+        Value::None => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(n) => push_int(out, *n),
+        Value::String(s) => push_json_str(out, s),
+        Value::Record(fields) => push_record(out, fields),
+        Value::Float(x) => {
+            out.push_str("[1,");
+            // JSON has no NaN or infinity: those are kept as text. Finite
+            // numbers are written as serde_json writes them (shortest form
+            // that reads back as the same number).
+            match serde_json::Number::from_f64(*x) {
+                Some(number) => {
+                    use std::fmt::Write;
+                    let _ = write!(out, "{number}");
                 }
-                seq.end()
+                None => push_json_str(out, &x.to_string()),
             }
-            Value::Duration(ms) => {
-                let mut seq = serializer.serialize_seq(Some(2))?;
-                seq.serialize_element(&2u8)?;
-                seq.serialize_element(ms)?;
-                seq.end()
+            out.push(']');
+        }
+        Value::Duration(ms) => {
+            out.push_str("[2,");
+            push_number(out, *ms);
+            out.push(']');
+        }
+        Value::DateTime(t) => {
+            out.push_str("[3,");
+            push_int(out, t.timestamp());
+            out.push(',');
+            push_number(out, u64::from(t.timestamp_subsec_nanos()));
+            out.push(',');
+            push_int(out, i64::from(t.offset().local_minus_utc()));
+            out.push(']');
+        }
+        Value::List(items) => {
+            out.push_str("[4");
+            for item in items {
+                out.push(',');
+                push_value(out, item);
             }
-            Value::DateTime(t) => {
-                let mut seq = serializer.serialize_seq(Some(4))?;
-                seq.serialize_element(&3u8)?;
-                seq.serialize_element(&t.timestamp())?;
-                seq.serialize_element(&t.timestamp_subsec_nanos())?;
-                seq.serialize_element(&t.offset().local_minus_utc())?;
-                seq.end()
-            }
-            Value::List(items) => {
-                let mut seq = serializer.serialize_seq(Some(items.len() + 1))?;
-                seq.serialize_element(&4u8)?;
-                for item in items {
-                    seq.serialize_element(&CompactValue(item))?;
+            out.push(']');
+        }
+    }
+}
+
+fn push_record(out: &mut String, fields: &BTreeMap<String, Value>) {
+    out.push('{');
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_str(out, key);
+        out.push(':');
+        push_value(out, value);
+    }
+    out.push('}');
+}
+
+fn push_int(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_number(out, n.unsigned_abs());
+}
+
+/// Appends `text` as a JSON string. Texts with nothing to escape (nearly
+/// all) are copied whole.
+fn push_json_str(out: &mut String, text: &str) {
+    out.push('"');
+    if !needs_escape(text.as_bytes()) {
+        out.push_str(text);
+    } else {
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if (c as u32) < 0x20 => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    let byte = c as u8;
+                    out.push_str("\\u00");
+                    out.push(char::from(HEX[usize::from(byte >> 4)]));
+                    out.push(char::from(HEX[usize::from(byte & 0xf)]));
                 }
-                seq.end()
+                c => out.push(c),
             }
         }
     }
+    out.push('"');
+}
+
+/// Whether JSON needs any byte of `bytes` escaped: a quote, a backslash or
+/// a control character.
+fn needs_escape(bytes: &[u8]) -> bool {
+    // Without an early exit the compiler tests many bytes per instruction.
+    bytes.iter().fold(false, |found, &b| {
+        found | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
 }
 
 fn array<'j>(json: &'j Json, what: &str) -> Result<&'j [Json], String> {
@@ -380,11 +419,48 @@ mod tests {
     #[test]
     fn version_2_round_trips() {
         let run = sample();
-        let state = encode(&run).unwrap();
+        let state = encode(&run);
         assert!(state.as_str().unwrap().starts_with("[2,"));
         let back = decode("run-1", "reminder", state).unwrap();
         // Infinity is not equal to itself through text: compare the rest.
         assert_eq!(format!("{back:?}"), format!("{run:?}"));
+    }
+
+    #[test]
+    fn texts_are_written_as_serde_json_writes_them() {
+        let mut texts: Vec<String> = (0u8..0x80)
+            .map(|b| format!("abcdefg{}hijklmnopq", char::from(b)))
+            .collect();
+        texts.extend(
+            [
+                "",
+                "plain text longer than eight bytes",
+                "\"",
+                "ä \u{1F600} \u{7f} \\ \"quoted\"\n",
+                "0123456\u{1}",
+                "01234567\u{1f}",
+            ]
+            .map(String::from),
+        );
+        for text in texts {
+            let mut out = String::new();
+            push_json_str(&mut out, &text);
+            assert_eq!(out, serde_json::to_string(&text).unwrap(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_as_serde_json_writes_them() {
+        for x in [0.25, 1.0, -3.5e-12, 1e300, f64::MIN_POSITIVE] {
+            let mut out = String::new();
+            push_value(&mut out, &Value::Float(x));
+            assert_eq!(out, format!("[1,{}]", serde_json::to_string(&x).unwrap()));
+        }
+        for n in [0, -1, i64::MIN, i64::MAX] {
+            let mut out = String::new();
+            push_int(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
     }
 
     #[test]
@@ -405,7 +481,7 @@ mod tests {
             fields.remove("weird");
         }
         let v1 = serde_json::to_string(&run).unwrap().len();
-        let v2 = encode(&run).unwrap().as_str().unwrap().len();
+        let v2 = encode(&run).as_str().unwrap().len();
         assert!(v2 * 2 <= v1, "v1 {v1} bytes, v2 {v2} bytes");
     }
 

@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::Utc;
+use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::metrics::Metrics;
@@ -62,6 +63,9 @@ impl ServeOptions {
         }
     }
 }
+
+/// The most inbox events taken (and marked done) at once.
+const INBOX_BATCH: usize = 64;
 
 /// The most requests whose events the writer commits together.
 pub const WRITER_BATCH: usize = 512;
@@ -165,23 +169,42 @@ impl Service {
     /// Starts the runs of every event in the inbox, oldest first. An event
     /// that does not fit its trigger is logged and dropped; a store failure
     /// leaves the rest for the next round.
+    ///
+    /// An event leaves the inbox only after its runs are saved or recorded;
+    /// the events of a batch leave it together, with one store call (one
+    /// transaction in a durable store) instead of one per event. A crash
+    /// before that call dispatches them again, and their runs, known by
+    /// then, are not started twice.
     pub async fn process_inbox(&self) -> Result<usize, EngineError> {
         let mut done = 0;
         loop {
-            let batch = self.store.pending_events(64).await?;
+            let batch = self.store.pending_events(INBOX_BATCH).await?;
             if batch.is_empty() {
                 return Ok(done);
             }
-            for item in batch {
-                self.start(&item).await?;
-                self.store.finish_event(&item.id).await?;
-                done += 1;
+            let mut started = Vec::with_capacity(batch.len());
+            let mut failure = None;
+            for item in &batch {
+                match self.start(item).await {
+                    Ok(()) => started.push(item.id.as_str()),
+                    Err(error) => {
+                        failure = Some(error);
+                        break;
+                    }
+                }
+            }
+            // The events started before a failure are done all the same.
+            self.store.finish_events(&started).await?;
+            done += started.len();
+            if let Some(error) = failure {
+                return Err(error);
             }
         }
     }
 
     async fn start(&self, item: &InboxEvent) -> Result<(), EngineError> {
-        let event: Event = match serde_json::from_value(item.event.clone()) {
+        // Read in place: the stored JSON is not copied to be read.
+        let event = match Event::deserialize(&item.event) {
             Ok(event) => event,
             Err(error) => {
                 tracing::error!(event = %item.id, %error, "stored event is unreadable; dropped");

@@ -369,12 +369,13 @@ impl Ctx<'_> {
     /// `whatsapp.send_buttons` and `whatsapp.send_list`.
     pub(super) async fn send_choices(
         &self,
-        args: &Args<'_>,
+        mut args: Args<'_>,
         list: bool,
         wanted: bool,
     ) -> Result<Value, ActionError> {
-        let sender = self.sender(args)?;
-        let to = recipient(args)?;
+        let sender = self.sender(&mut args)?;
+        let to = recipient(&mut args)?;
+        let args = &args;
         let choices = if list {
             Choices::List {
                 button: text(args, "button").unwrap_or("").to_string(),
@@ -410,12 +411,13 @@ impl Ctx<'_> {
     /// send that was already made (a resumed run) uploads nothing.
     pub(super) async fn send_media(
         &self,
-        args: &Args<'_>,
+        mut args: Args<'_>,
         kind: MediaKind,
         wanted: bool,
     ) -> Result<Value, ActionError> {
-        let sender = self.sender(args)?;
-        let to = recipient(args)?;
+        let sender = self.sender(&mut args)?;
+        let to = recipient(&mut args)?;
+        let args = &args;
         let source = media_source(args)?;
         if let Source::Ready(MediaSource::Link(link)) = &source {
             if let Some((mime, _)) = MediaKind::from_extension(link) {
@@ -450,8 +452,9 @@ impl Ctx<'_> {
     }
 
     /// `whatsapp.upload_media`: the media id of an uploaded local file.
-    pub(super) async fn upload_media(&self, args: &Args<'_>) -> Result<Value, ActionError> {
-        let sender = self.sender(args)?;
+    pub(super) async fn upload_media(&self, mut args: Args<'_>) -> Result<Value, ActionError> {
+        let sender = self.sender(&mut args)?;
+        let args = &args;
         let path = text(args, "file").unwrap_or("");
         let upload = read_local_file(&sender, path, optional_text(args, "mime_type"), None).await?;
         let whatsapp = &self.inner.whatsapp;
@@ -463,8 +466,9 @@ impl Ctx<'_> {
 
     /// `whatsapp.download_media`: looks the media up, downloads it (at most
     /// `max_bytes`) and saves it in the media directory, with its SHA-256.
-    pub(super) async fn download_media(&self, args: &Args<'_>) -> Result<Value, ActionError> {
-        let sender = self.sender(args)?;
+    pub(super) async fn download_media(&self, mut args: Args<'_>) -> Result<Value, ActionError> {
+        let sender = self.sender(&mut args)?;
+        let args = &args;
         let media_id = text(args, "media_id").unwrap_or("");
         if media_id.is_empty() {
             return Err(invalid(
@@ -543,8 +547,9 @@ impl Ctx<'_> {
     }
 
     /// `whatsapp.mark_read`.
-    pub(super) async fn mark_read(&self, args: &Args<'_>) -> Result<Value, ActionError> {
-        let sender = self.sender(args)?;
+    pub(super) async fn mark_read(&self, mut args: Args<'_>) -> Result<Value, ActionError> {
+        let sender = self.sender(&mut args)?;
+        let args = &args;
         let message_id = text(args, "message_id").unwrap_or("");
         if message_id.is_empty() {
             return Err(invalid("`message_id` is empty".into()));
