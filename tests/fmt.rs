@@ -211,6 +211,25 @@ fn comments_inside_test_data_stay_with_their_fields() {
 }
 
 #[test]
+fn handler_options_and_conversation_facts_get_the_canonical_layout() {
+    let text = "flow f\non whatsapp.message_received as msg   via  \"berlin-office\" ,\"munich-office\"  debounce   8s{\n log(msg.text)\n}\ntest \"t\" {\n given whatsapp.message_received { phone: \"+4915112345678\", text: \"hi\", sender_id: \"berlin-office\", timestamp: \"2026-12-01T09:00:00Z\", conversation_id: \"c\", message_id: \"m\" }\n with conversation \"+4915112345678\"  to \"berlin-office\" handed   over\n expect { nothing   runs }\n}\n";
+    let formatted = assert_formats_well("options", text);
+    assert!(
+        formatted.contains(
+            "on whatsapp.message_received as msg debounce 8s via \"berlin-office\", \"munich-office\" {"
+        ),
+        "{formatted}"
+    );
+    assert!(
+        formatted.contains(
+            "    with conversation \"+4915112345678\" to \"berlin-office\" handed over\n"
+        ),
+        "{formatted}"
+    );
+    assert!(formatted.contains("        nothing runs\n"), "{formatted}");
+}
+
+#[test]
 fn a_comment_inside_an_expression_is_refused_not_moved() {
     let text = "flow f\non call.ended as call {\n    if call.duration > 1m # long\n        and call.outcome == \"x\" {\n        stop\n    }\n}\n";
     match format_source(text) {

@@ -10,7 +10,8 @@ use flowc::check::Compiler;
 use flowc::providers::recording::Recorder;
 use flowc::providers::sqlite::SqliteStore;
 use flowc::providers::{
-    InboxEvent, RunRecord, Secret, SendState, SentRecord, Store, StoreError, StoredRun,
+    Burst, InboxEvent, PausedConversation, RunRecord, Secret, SendState, SentRecord, Store,
+    StoreError, StoredRun,
 };
 use flowc::runtime::{Engine, EngineLimits, Limits};
 use flowc::serve::webhook::signature_header;
@@ -431,6 +432,41 @@ impl Store for GatedStore {
     }
     async fn sent_log(&self) -> Result<Vec<SentRecord>, StoreError> {
         self.inner.sent_log().await
+    }
+    async fn pause_conversation(&self, pause: PausedConversation) -> Result<(), StoreError> {
+        self.inner.pause_conversation(pause).await
+    }
+    async fn resume_conversation(&self, customer: &str, sender: &str) -> Result<bool, StoreError> {
+        self.inner.resume_conversation(customer, sender).await
+    }
+    async fn paused_conversations(&self) -> Result<Vec<PausedConversation>, StoreError> {
+        self.inner.paused_conversations().await
+    }
+    async fn conversation_paused(
+        &self,
+        customer: &str,
+        sender: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.conversation_paused(customer, sender, now).await
+    }
+    async fn add_to_burst(&self, burst: Burst) -> Result<(), StoreError> {
+        self.inner.add_to_burst(burst).await
+    }
+    async fn claim_due_bursts(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<Burst>, StoreError> {
+        self.inner.claim_due_bursts(now, limit).await
+    }
+    async fn finish_burst(&self, id: &str) -> Result<(), StoreError> {
+        self.inner.finish_burst(id).await
+    }
+    async fn next_burst_deadline(
+        &self,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        self.inner.next_burst_deadline().await
     }
 }
 

@@ -802,3 +802,209 @@ async fn sqlite_a_newer_database_is_refused() {
     let err = SqliteStore::open(&path).unwrap_err();
     assert!(err.to_string().contains("newer"), "{err}");
 }
+
+// ---------------------------------------------------------------------------
+// Conversations: paused conversations and bursts, in both stores.
+
+mod conversation_suite {
+    use super::*;
+    use flowc::providers::{Burst, BurstMessage, PausedConversation};
+
+    fn pause(customer: &str, sender: &str, until: Option<DateTime<Utc>>) -> PausedConversation {
+        PausedConversation {
+            customer: customer.into(),
+            sender: sender.into(),
+            paused_at: at(0),
+            until,
+        }
+    }
+
+    fn burst(id: &str, customer: &str, event_id: &str, text: &str, deadline: i64) -> Burst {
+        let mut fields = serde_json::Map::new();
+        fields.insert("phone".into(), json!(customer));
+        fields.insert("text".into(), json!(text));
+        Burst {
+            id: id.into(),
+            flow: "assistant".into(),
+            handler: 0,
+            trigger: "whatsapp.message_received".into(),
+            customer: customer.into(),
+            messages: vec![BurstMessage {
+                event_id: Some(event_id.into()),
+                fields,
+            }],
+            deadline: at(deadline),
+        }
+    }
+
+    fn texts(burst: &Burst) -> Vec<&str> {
+        burst
+            .messages
+            .iter()
+            .filter_map(|m| m.fields.get("text").and_then(|t| t.as_str()))
+            .collect()
+    }
+
+    async fn pauses_hold_until_resumed_or_run_out(store: &dyn Store) {
+        assert!(!store
+            .conversation_paused("+491", "berlin", at(0))
+            .await
+            .unwrap());
+        store
+            .pause_conversation(pause("+491", "berlin", None))
+            .await
+            .unwrap();
+        store
+            .pause_conversation(pause("+492", "berlin", Some(at(60))))
+            .await
+            .unwrap();
+        assert!(store
+            .conversation_paused("+491", "berlin", at(1000))
+            .await
+            .unwrap());
+        // Another sender's conversation with the same customer is not paused.
+        assert!(!store
+            .conversation_paused("+491", "munich", at(1))
+            .await
+            .unwrap());
+        assert!(store
+            .conversation_paused("+492", "berlin", at(59))
+            .await
+            .unwrap());
+        assert!(!store
+            .conversation_paused("+492", "berlin", at(60))
+            .await
+            .unwrap());
+        let all = store.paused_conversations().await.unwrap();
+        assert_eq!(
+            all,
+            vec![
+                pause("+491", "berlin", None),
+                pause("+492", "berlin", Some(at(60)))
+            ]
+        );
+        assert!(store.resume_conversation("+491", "berlin").await.unwrap());
+        assert!(!store.resume_conversation("+491", "berlin").await.unwrap());
+        assert!(!store
+            .conversation_paused("+491", "berlin", at(1))
+            .await
+            .unwrap());
+        // Pausing again replaces the earlier pause.
+        store
+            .pause_conversation(pause("+492", "berlin", Some(at(120))))
+            .await
+            .unwrap();
+        assert!(store
+            .conversation_paused("+492", "berlin", at(100))
+            .await
+            .unwrap());
+        assert_eq!(store.paused_conversations().await.unwrap().len(), 1);
+    }
+
+    async fn bursts_collect_until_the_deadline(store: &dyn Store) {
+        assert_eq!(store.next_burst_deadline().await.unwrap(), None);
+        store
+            .add_to_burst(burst("b1", "+491", "m1", "Hi", 8))
+            .await
+            .unwrap();
+        store
+            .add_to_burst(burst("b2", "+491", "m2", "a question", 10))
+            .await
+            .unwrap();
+        // Another customer has a burst of their own.
+        store
+            .add_to_burst(burst("b3", "+492", "m3", "Hello", 9))
+            .await
+            .unwrap();
+        // The same message again (a redelivery) is collected once.
+        store
+            .add_to_burst(burst("b4", "+491", "m2", "a question", 12))
+            .await
+            .unwrap();
+        assert_eq!(store.next_burst_deadline().await.unwrap(), Some(at(9)));
+        assert!(store.claim_due_bursts(at(8), 10).await.unwrap().is_empty());
+        let due = store.claim_due_bursts(at(10), 10).await.unwrap();
+        assert_eq!(due.len(), 2);
+        assert_eq!(due[0].id, "b3");
+        assert_eq!(due[1].id, "b1");
+        assert_eq!(texts(&due[1]), ["Hi", "a question"]);
+        assert_eq!(due[1].deadline, at(10));
+        // Claimed bursts are not claimed again; a new message opens a new
+        // burst.
+        assert!(store.claim_due_bursts(at(10), 10).await.unwrap().is_empty());
+        store
+            .add_to_burst(burst("b5", "+491", "m5", "still there?", 20))
+            .await
+            .unwrap();
+        for b in &due {
+            store.finish_burst(&b.id).await.unwrap();
+        }
+        let next = store.claim_due_bursts(at(20), 10).await.unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].id, "b5");
+        assert_eq!(texts(&next[0]), ["still there?"]);
+        store.finish_burst("b5").await.unwrap();
+        assert_eq!(store.next_burst_deadline().await.unwrap(), None);
+    }
+
+    async fn claim_due_bursts_respects_the_limit(store: &dyn Store) {
+        for i in 0..3 {
+            let customer = format!("+49{i}");
+            store
+                .add_to_burst(burst(
+                    &format!("b{i}"),
+                    &customer,
+                    &format!("m{i}"),
+                    "Hi",
+                    i,
+                ))
+                .await
+                .unwrap();
+        }
+        let first = store.claim_due_bursts(at(5), 2).await.unwrap();
+        assert_eq!(
+            first.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(),
+            ["b0", "b1"]
+        );
+        let rest = store.claim_due_bursts(at(5), 2).await.unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].id, "b2");
+    }
+
+    for_each_store!(
+        pauses_hold_until_resumed_or_run_out,
+        bursts_collect_until_the_deadline,
+        claim_due_bursts_respects_the_limit,
+    );
+
+    /// A burst claimed by a process that died comes back when the lease
+    /// ends; once finished it is gone.
+    #[tokio::test]
+    async fn sqlite_a_claimed_burst_comes_back_after_the_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        let options = SqliteOptions {
+            lease: Duration::seconds(30),
+            ..SqliteOptions::default()
+        };
+        {
+            let store = SqliteStore::open_with(&path, options.clone()).unwrap();
+            store
+                .add_to_burst(burst("b1", "+491", "m1", "Hi", 8))
+                .await
+                .unwrap();
+            assert_eq!(store.claim_due_bursts(at(8), 10).await.unwrap().len(), 1);
+        }
+        let store = SqliteStore::open_with(&path, options).unwrap();
+        assert!(store.claim_due_bursts(at(37), 10).await.unwrap().is_empty());
+        let again = store.claim_due_bursts(at(38), 10).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(texts(&again[0]), ["Hi"]);
+        store.finish_burst("b1").await.unwrap();
+        assert!(store
+            .claim_due_bursts(at(100), 10)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}

@@ -156,6 +156,9 @@ impl<'a> FlowChecker<'a> {
                 Ty::Unknown
             }
         };
+        if let Some(trigger) = trigger {
+            self.handler_options(handler, trigger);
+        }
         let schemas = self.schemas;
         self.handler = Some(Handler {
             trigger: trigger.map(|t| &schemas.triggers[&t.name]),
@@ -173,6 +176,59 @@ impl<'a> FlowChecker<'a> {
         self.scopes.clear();
         self.narrowed.clear();
         self.handler = None;
+    }
+
+    /// `debounce` and `via` after `on TRIGGER as NAME`.
+    fn handler_options(
+        &mut self,
+        handler: &crate::syntax::ast::Handler,
+        trigger: &crate::check::schema::TriggerSchema,
+    ) {
+        if let Some(debounce) = &handler.debounce {
+            if trigger.opens_window.is_none() {
+                self.diagnostics.push(rules::invalid_debounce::no_customer(
+                    &trigger.name,
+                    debounce.span,
+                ));
+            } else if let Some(d) = debounce
+                .millis
+                .and_then(|ms| rules::invalid_debounce::check_range(ms, debounce.span))
+            {
+                self.diagnostics.push(d);
+            }
+        }
+        let Some(first) = handler.via.first() else {
+            return;
+        };
+        let has_sender = trigger
+            .fields
+            .fields
+            .iter()
+            .any(|f| *f.ty.non_optional() == Ty::Sender);
+        if !has_sender {
+            let span = handler
+                .via
+                .last()
+                .map_or(first.span, |last| first.span.to(last.span));
+            self.diagnostics
+                .push(rules::via_without_sender::diagnostic(&trigger.name, span));
+            return;
+        }
+        let Some(config) = self.config.filter(|c| !c.senders.is_empty()) else {
+            return;
+        };
+        let known: Vec<&str> = config.senders.keys().map(String::as_str).collect();
+        for sender in &handler.via {
+            if let Some(name) = &sender.name {
+                if !config.senders.contains_key(name) {
+                    self.diagnostics.push(rules::unknown_sender::diagnostic(
+                        name,
+                        sender.span,
+                        &known,
+                    ));
+                }
+            }
+        }
     }
 
     fn bind(&mut self, name: &str, ty: Ty, unset_by: Option<Span>) {

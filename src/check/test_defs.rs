@@ -72,6 +72,14 @@ pub enum Fact {
     },
     /// The sender is offline: sends from it fail with `SenderOffline`.
     SenderOffline(String),
+    /// The conversation of the customer with the sender is handed over to
+    /// a person (paused without end).
+    HandedOver {
+        /// The customer's phone number.
+        customer: String,
+        /// The sender's name.
+        sender: String,
+    },
     /// The AI answers this text.
     AiAnswer(String),
     /// The `call`-th call of `action` fails with `kind`.
@@ -99,6 +107,8 @@ pub struct ExpectedEffect {
 /// How a run must end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExpectedOutcome {
+    /// `nothing runs`: no run starts.
+    NothingRuns,
     /// `completes`.
     Completes,
     /// `stops`.
@@ -193,6 +203,7 @@ impl TestChecker<'_> {
         let outcome = test.outcome.as_ref().and_then(|o| match &o.kind {
             TestOutcomeKind::Completes => Some(ExpectedOutcome::Completes),
             TestOutcomeKind::Stops => Some(ExpectedOutcome::Stops),
+            TestOutcomeKind::NothingRuns => Some(ExpectedOutcome::NothingRuns),
             TestOutcomeKind::Fails(kind) => self
                 .error_kind(kind)
                 .then(|| ExpectedOutcome::Fails(kind.name.clone())),
@@ -385,6 +396,14 @@ impl TestChecker<'_> {
             TestFactKind::SenderOffline(sender) => {
                 let sender = self.value(sender, &Ty::Sender, "the sender")?;
                 Some(Fact::SenderOffline(sender.as_str()?.to_string()))
+            }
+            TestFactKind::HandedOver { customer, sender } => {
+                let customer = self.value(customer, &Ty::Phone, "the customer")?;
+                let sender = self.value(sender, &Ty::Sender, "the sender")?;
+                Some(Fact::HandedOver {
+                    customer: customer.as_str()?.to_string(),
+                    sender: sender.as_str()?.to_string(),
+                })
             }
             TestFactKind::AiAnswer(text) => self.string(text).map(Fact::AiAnswer),
             TestFactKind::Failure {

@@ -98,6 +98,8 @@ codes! {
     CatchShadowed = "F4007", "catch-shadowed", Warning, "A `catch` comes after one that already catches everything it would.";
     UnknownReplyId = "F4008", "unknown-reply-id", Error, "A branch on a reply id has an arm for an id that no send in the project offers.";
     UnhandledReplyId = "F4009", "unhandled-reply-id", Warning, "A branch on a reply id handles some choices of a send but not all of them.";
+    ViaWithoutSender = "F4020", "via-without-sender", Error, "`via` limits a handler to some senders, but its trigger's events name no sender.";
+    InvalidDebounce = "F4021", "invalid-debounce", Error, "`debounce` is used on a trigger without a customer, or with a pause outside 1 second to 10 minutes.";
 
     ConfigSyntax = "F5001", "config-syntax", Error, "flow.toml is not valid TOML or has the wrong shape.";
     ConfigValue = "F5002", "config-value", Error, "A value in flow.toml is invalid.";

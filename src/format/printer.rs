@@ -244,10 +244,8 @@ impl<'a> Printer<'a> {
                 handler.span.start as usize,
                 handler.body.span.start as usize,
             )?;
-            out.push_str(&format!(
-                "on {} as {} ",
-                handler.trigger.name, handler.binding.name
-            ));
+            out.push_str(&handler.header(self.src));
+            out.push(' ');
             out.push_str(&self.block(&handler.body, 0)?);
             out.push_str(&self.trailing(handler.body.span.end as usize));
             out.push('\n');
@@ -496,6 +494,11 @@ impl<'a> Printer<'a> {
                 TestFactKind::SenderOffline(sender) => {
                     format!("with sender {} offline", self.flat(sender)?)
                 }
+                TestFactKind::HandedOver { customer, sender } => format!(
+                    "with conversation {} to {} handed over",
+                    self.flat(customer)?,
+                    self.flat(sender)?
+                ),
                 TestFactKind::AiAnswer(answer) => format!("with ai answer {}", self.flat(answer)?),
                 TestFactKind::Failure {
                     kind,
@@ -563,6 +566,7 @@ impl<'a> Printer<'a> {
             out.push_str(&match &outcome.kind {
                 TestOutcomeKind::Completes => "completes".to_string(),
                 TestOutcomeKind::Stops => "stops".to_string(),
+                TestOutcomeKind::NothingRuns => "nothing runs".to_string(),
                 TestOutcomeKind::Fails(kind) => format!("fails {}", kind.name),
             });
             out.push_str(&self.trailing(outcome.span.end as usize));

@@ -149,10 +149,7 @@ pub fn build(module: &Module, src: &str) -> Graph {
                 edges: Vec::new(),
             };
             for handler in &flow.handlers {
-                let trigger = builder.node(
-                    NodeKind::Trigger,
-                    format!("on {} as {}", handler.trigger.name, handler.binding.name),
-                );
+                let trigger = builder.node(NodeKind::Trigger, handler.header(builder.src));
                 let ends = builder.block(&handler.body, vec![Open::plain(trigger)]);
                 if !ends.is_empty() {
                     // Capitalised: a bare lowercase `end` closes a Mermaid subgraph.

@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod cloud_api;
 pub mod console;
+pub mod conversations;
 pub mod message;
 pub mod openai;
 pub mod recording;
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use clock::{Clock, SystemClock, VirtualClock};
+pub use conversations::{Burst, BurstMessage, PausedConversation};
 pub use message::{
     Choice, Choices, InteractiveMessage, ListSection, MediaInfo, MediaMessage, MediaSource,
     MediaUpload, ReadReceipt, TemplateButton, TemplateButtonParameter, TemplateHeader,

@@ -12,6 +12,9 @@
 //! | `sent`    | sent messages, in the order they were logged                 |
 //! | `sends`   | send states by key, for exactly-once sends                   |
 //!
+//! Paused conversations and bursts have tables of their own, described in
+//! `conversations` (`paused`, `bursts`, `burst_seen`).
+//!
 //! The schema version is kept in `PRAGMA user_version`. [`SqliteStore::open`]
 //! creates missing tables (idempotently, in one transaction) and refuses a
 //! database written by a newer flowc.
@@ -113,6 +116,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
+mod conversations;
+
+use super::conversations::{Burst, PausedConversation};
 use super::store::{
     Inbound, InboxEvent, RunOutcome, RunRecord, SendState, SentRecord, Store, StoreError, StoredRun,
 };
@@ -125,7 +131,8 @@ use super::store::{
 ///   JSON quoting. Version 1 files need no change (their TEXT states are
 ///   still read); the version goes up so that an older flowc, which cannot
 ///   read BLOB states, refuses the file instead of calling its runs corrupt.
-pub const SCHEMA_VERSION: i64 = 2;
+/// - 3: paused conversations and bursts (`paused`, `bursts`, `burst_seen`).
+pub const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -385,6 +392,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     tx.execute_batch(SCHEMA)
         .map_err(ctx("creating the tables"))?;
+    tx.execute_batch(conversations::SCHEMA)
+        .map_err(ctx("creating the conversation tables"))?;
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(ctx("writing the schema version"))?;
@@ -1067,6 +1076,57 @@ impl Store for SqliteStore {
             )
         })
         .await
+    }
+
+    async fn pause_conversation(&self, pause: PausedConversation) -> Result<(), StoreError> {
+        self.call(move |conn| conversations::pause(conn, &pause))
+            .await
+    }
+
+    async fn resume_conversation(&self, customer: &str, sender: &str) -> Result<bool, StoreError> {
+        let (customer, sender) = (customer.to_string(), sender.to_string());
+        self.call(move |conn| conversations::resume(conn, &customer, &sender))
+            .await
+    }
+
+    async fn paused_conversations(&self) -> Result<Vec<PausedConversation>, StoreError> {
+        self.call(|conn| conversations::paused(conn)).await
+    }
+
+    async fn conversation_paused(
+        &self,
+        customer: &str,
+        sender: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (customer, sender) = (customer.to_string(), sender.to_string());
+        self.call(move |conn| conversations::is_paused(conn, &customer, &sender, now))
+            .await
+    }
+
+    async fn add_to_burst(&self, burst: Burst) -> Result<(), StoreError> {
+        self.call(move |conn| conversations::add_to_burst(conn, burst))
+            .await
+    }
+
+    async fn claim_due_bursts(
+        &self,
+        now: DateTime<Utc>,
+        n: usize,
+    ) -> Result<Vec<Burst>, StoreError> {
+        let lease = self.lease;
+        self.call(move |conn| conversations::claim_due(conn, now, n, lease))
+            .await
+    }
+
+    async fn finish_burst(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.call(move |conn| conversations::finish(conn, &id))
+            .await
+    }
+
+    async fn next_burst_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.call(|conn| conversations::next_deadline(conn)).await
     }
 }
 

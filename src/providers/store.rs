@@ -12,6 +12,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::conversations::{Burst, MemoryConversations, PausedConversation};
+
 /// A store failed.
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -247,6 +249,50 @@ pub trait Store: Send + Sync {
     async fn log_send(&self, record: SentRecord) -> Result<(), StoreError>;
     /// Sent messages, oldest first.
     async fn sent_log(&self) -> Result<Vec<SentRecord>, StoreError>;
+
+    // ------------------------------------------------------------------
+    // Conversations: handoff and bursts (see `super::conversations`).
+    // ------------------------------------------------------------------
+
+    /// Hands a conversation over to a person: its messages start no runs
+    /// until it is resumed or `until` passes. Replaces an earlier pause of
+    /// the same customer and sender.
+    async fn pause_conversation(&self, pause: PausedConversation) -> Result<(), StoreError>;
+    /// Gives a conversation back to automation; returns whether it was
+    /// paused (a pause that ran out counts as paused until it is resumed).
+    async fn resume_conversation(&self, customer: &str, sender: &str) -> Result<bool, StoreError>;
+    /// Every paused conversation, also those whose pause ran out, by
+    /// customer and sender.
+    async fn paused_conversations(&self) -> Result<Vec<PausedConversation>, StoreError>;
+    /// Whether the conversation of `customer` with `sender` is paused at
+    /// `now`.
+    async fn conversation_paused(
+        &self,
+        customer: &str,
+        sender: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Adds the messages of `burst` to the open burst of its flow, handler
+    /// and customer, and moves that burst's deadline to `burst.deadline`; or,
+    /// without an open one, keeps `burst` as the new open burst (with its
+    /// id). A message whose event id was added to a burst of the same
+    /// handler before is left out, so an event dispatched again after a
+    /// crash is collected once.
+    async fn add_to_burst(&self, burst: Burst) -> Result<(), StoreError>;
+    /// Takes up to `limit` bursts whose deadline passed at `now`, earliest
+    /// first. A taken burst is closed: later messages open a new one. A
+    /// durable store keeps it under a lease, like
+    /// [`Store::claim_due_runs`], until [`Store::finish_burst`]: a process
+    /// that dies before starting its run gets it back when the lease ends.
+    async fn claim_due_bursts(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Burst>, StoreError>;
+    /// Forgets a claimed burst: its run is saved.
+    async fn finish_burst(&self, id: &str) -> Result<(), StoreError>;
+    /// The earliest deadline of any burst.
+    async fn next_burst_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
 /// Maps keyed by engine-made ids (run ids, send keys) use the fast FxHash;
@@ -268,6 +314,8 @@ struct MemoryInner {
     sends: FxHashMap<String, SendState>,
     /// Ids of finished runs, so `run_known` does not search the history.
     finished: FxHashSet<Arc<str>>,
+    /// Bursts and paused conversations.
+    conversations: MemoryConversations,
 }
 
 /// A [`StoredRun`] without its id, which is the map's key.
@@ -525,5 +573,49 @@ impl Store for MemoryStore {
 
     async fn sent_log(&self) -> Result<Vec<SentRecord>, StoreError> {
         Ok(self.lock()?.sent.clone())
+    }
+
+    async fn pause_conversation(&self, pause: PausedConversation) -> Result<(), StoreError> {
+        self.lock()?.conversations.pause(pause);
+        Ok(())
+    }
+
+    async fn resume_conversation(&self, customer: &str, sender: &str) -> Result<bool, StoreError> {
+        Ok(self.lock()?.conversations.resume(customer, sender))
+    }
+
+    async fn paused_conversations(&self) -> Result<Vec<PausedConversation>, StoreError> {
+        Ok(self.lock()?.conversations.paused())
+    }
+
+    async fn conversation_paused(
+        &self,
+        customer: &str,
+        sender: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.lock()?.conversations.is_paused(customer, sender, now))
+    }
+
+    async fn add_to_burst(&self, burst: Burst) -> Result<(), StoreError> {
+        self.lock()?.conversations.add_to_burst(burst);
+        Ok(())
+    }
+
+    async fn claim_due_bursts(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Burst>, StoreError> {
+        Ok(self.lock()?.conversations.claim_due(now, limit))
+    }
+
+    async fn finish_burst(&self, _id: &str) -> Result<(), StoreError> {
+        // Claimed bursts left the memory store already.
+        Ok(())
+    }
+
+    async fn next_burst_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.lock()?.conversations.next_deadline())
     }
 }

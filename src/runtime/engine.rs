@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
+use super::conversations::{self, event_sender, via_matches};
 use super::event::{Event, EventError};
 use super::interp::{self, Outcome};
 use super::observe::{NoObserver, Observer, RunEvent};
@@ -405,7 +406,7 @@ impl Engine {
         Ok(())
     }
 
-    fn programs(&self) -> Arc<[Arc<Program>]> {
+    pub(crate) fn programs(&self) -> Arc<[Arc<Program>]> {
         match self.inner.programs.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -450,6 +451,10 @@ impl Engine {
         if programs.is_empty() {
             return Err(EngineError::NoProgram);
         }
+        // A `debounce` handler collects the event as received: its fields
+        // are kept before they are moved into values.
+        let raw_fields =
+            conversations::debounces(&programs, &event.trigger).then(|| event.fields.clone());
         // Each program checks the event against its own declarations; a
         // trigger no program declares is an error, not silence. A program's
         // value stays here if none of its handlers takes it.
@@ -474,13 +479,48 @@ impl Engine {
         if checked.is_empty() {
             return Err(first_error.map_or(EngineError::NoProgram, EngineError::Event));
         }
+        // A conversation handed over to a person starts nothing: the event
+        // only opens the window.
+        let conversation = checked.iter().find_map(|(program, value)| {
+            let inbound = self.window(program, &event.trigger, value.as_ref()?)?;
+            Some((inbound.customer.to_string(), inbound.sender.to_string()))
+        });
+        let held = match &conversation {
+            Some((customer, sender)) => self.held(&event.trigger, customer, sender).await?,
+            None => false,
+        };
         // Every run the event starts is built and saved before any of them
         // runs, together with the customer's window: one store call (one
         // transaction in a durable store) instead of several per run.
         let mut starting: Vec<(&Arc<Program>, Run)> = Vec::new();
         for (program, value) in checked.iter_mut() {
+            if held {
+                break;
+            }
             let program = *program;
-            let mut matching = handlers(program, &event.trigger).peekable();
+            // `via`: the sender the event came to; only read when a handler
+            // names senders or collects bursts.
+            let wanted = raw_fields.is_some()
+                || program
+                    .handlers_for(&event.trigger)
+                    .any(|(_, h)| !h.via.is_empty());
+            let sender: Option<String> = value
+                .as_ref()
+                .filter(|_| wanted)
+                .and_then(|v| event_sender(program, &event.trigger, v))
+                .map(str::to_string);
+            if let (Some(fields), Some((customer, _))) = (&raw_fields, &conversation) {
+                self.collect_bursts(
+                    program,
+                    &event.trigger,
+                    fields,
+                    customer,
+                    sender.as_deref(),
+                    event_id,
+                )
+                .await?;
+            }
+            let mut matching = handlers(program, &event.trigger, sender.as_deref()).peekable();
             while let Some((flow, handler_index, binding)) = matching.next() {
                 // The last handler takes the event's value, the others a copy.
                 let bound = if matching.peek().is_none() {
@@ -563,7 +603,7 @@ impl Engine {
 
     /// The 24-hour window a customer's message opens with the sender, if
     /// the trigger opens windows.
-    fn window<'v>(
+    pub(crate) fn window<'v>(
         &self,
         program: &Program,
         trigger: &str,
@@ -572,14 +612,7 @@ impl Engine {
         let schema = program.schemas().triggers.get(trigger)?;
         let field = schema.opens_window.as_ref()?;
         let customer = value.field(field).and_then(Value::as_str)?;
-        let sender = schema
-            .fields
-            .fields
-            .iter()
-            .find(|f| *f.ty.non_optional() == crate::check::types::Ty::Sender)
-            .and_then(|f| value.field(&f.name))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let sender = event_sender(program, trigger, value).unwrap_or("");
         // The window opens when the customer wrote; a timestamp from the
         // future (a skewed clock) counts as now.
         let now = self.inner.clock.now();
@@ -594,7 +627,7 @@ impl Engine {
         })
     }
 
-    fn new_run_id(&self, now: DateTime<Utc>) -> String {
+    pub(crate) fn new_run_id(&self, now: DateTime<Utc>) -> String {
         let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         // `run-{millis}-{n}`, without the formatting machinery.
         let mut id = String::with_capacity(36);
@@ -610,7 +643,11 @@ impl Engine {
     }
 
     /// Runs until the run finishes or waits; saves or records it.
-    async fn advance(&self, program: &Program, mut run: Run) -> Result<RunReport, EngineError> {
+    pub(crate) async fn advance(
+        &self,
+        program: &Program,
+        mut run: Run,
+    ) -> Result<RunReport, EngineError> {
         let Some(_executing) = Executing::start(&self.inner, &run.id) else {
             // Another task of this engine runs it; its own saves decide.
             return Ok(RunReport {
@@ -694,9 +731,10 @@ impl Engine {
         self.advance(program, run).await
     }
 
-    /// Resumes every run that is due now. Returns their reports.
+    /// Starts the runs of bursts whose customer paused, and resumes every
+    /// run that is due now. Returns their reports.
     pub async fn run_due(&self) -> Result<Vec<RunReport>, EngineError> {
-        let mut reports = Vec::new();
+        let mut reports = self.start_due_bursts().await?;
         loop {
             let due = self
                 .inner
@@ -717,7 +755,7 @@ impl Engine {
     /// fast-forwards through days of waiting at once.
     pub async fn run_until_idle(&self) -> Result<Vec<RunReport>, EngineError> {
         let mut reports = Vec::new();
-        while let Some(wake) = self.inner.store.next_wake().await? {
+        while let Some(wake) = self.next_due().await? {
             self.inner.clock.sleep_until(wake).await;
             reports.extend(self.run_due().await?);
         }
@@ -726,7 +764,7 @@ impl Engine {
 }
 
 /// A run as the store keeps it, due at `wake_at`.
-fn stored_run(run: &Run, wake_at: DateTime<Utc>) -> StoredRun {
+pub(crate) fn stored_run(run: &Run, wake_at: DateTime<Utc>) -> StoredRun {
     StoredRun {
         id: run.id.clone(),
         flow: run.flow.clone(),
@@ -740,16 +778,21 @@ fn bound_value(run: &Run) -> Option<&Value> {
     run.frames.first()?.vars.first().map(|(_, value)| value)
 }
 
-/// The handlers of `program` for `trigger`: flow name, handler index, binding.
+/// The handlers of `program` that an event of `trigger` to `sender` starts
+/// at once (`debounce` handlers collect it instead): flow name, handler
+/// index, binding.
 fn handlers<'a>(
     program: &'a Program,
     trigger: &'a str,
+    sender: Option<&'a str>,
 ) -> impl Iterator<Item = (&'a str, usize, &'a str)> + 'a {
     program.flows().iter().flat_map(move |flow| {
         flow.handlers
             .iter()
             .enumerate()
-            .filter(move |(_, h)| h.trigger.name == trigger)
+            .filter(move |(_, h)| {
+                h.trigger.name == trigger && h.debounce.is_none() && via_matches(h, sender)
+            })
             .map(move |(i, h)| (flow.name.as_str(), i, h.binding.name.as_str()))
     })
 }

@@ -26,6 +26,7 @@ use crate::providers::{
 };
 use crate::syntax::ast::*;
 
+mod handoff;
 mod rich;
 
 /// The customer service window.
@@ -48,6 +49,8 @@ pub(crate) const BUILTIN_ACTIONS: &[&str] = &[
     "whatsapp.upload_media",
     "whatsapp.download_media",
     "whatsapp.mark_read",
+    "whatsapp.hand_over",
+    "whatsapp.resume_automation",
     "ai.generate_response",
     "log",
     "notify",
@@ -738,6 +741,8 @@ impl<'a> Ctx<'a> {
             "whatsapp.upload_media" => self.upload_media(args).await,
             "whatsapp.download_media" => self.download_media(args).await,
             "whatsapp.mark_read" => self.mark_read(args).await,
+            "whatsapp.hand_over" => self.hand_over(args).await,
+            "whatsapp.resume_automation" => self.resume_automation(args).await,
             media if media.starts_with("whatsapp.send_") => {
                 match MEDIA_KINDS
                     .into_iter()

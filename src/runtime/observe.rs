@@ -84,6 +84,18 @@ pub enum RunEvent<'a> {
         /// When.
         at: DateTime<Utc>,
     },
+    /// An event started nothing because its conversation is handed over
+    /// to a person.
+    Held {
+        /// The trigger.
+        trigger: &'a str,
+        /// The customer.
+        customer: &'a str,
+        /// The sender.
+        sender: &'a str,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The run ended.
     Finished {
         /// The run's id.

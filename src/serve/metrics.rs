@@ -16,6 +16,10 @@ pub struct Metrics {
     runs_started: AtomicU64,
     runs_finished: Mutex<BTreeMap<String, u64>>,
     sends: Mutex<BTreeMap<String, u64>>,
+    /// Webhook events dropped, by reason (`unknown_sender`).
+    dropped: Mutex<BTreeMap<String, u64>>,
+    /// Events held because their conversation is handed over.
+    held: AtomicU64,
 }
 
 impl Metrics {
@@ -25,6 +29,11 @@ impl Metrics {
         if let Ok(mut events) = self.events.lock() {
             *events.entry((source, result)).or_default() += 1;
         }
+    }
+
+    /// Counts a webhook event dropped for `reason` (`unknown_sender`).
+    pub fn dropped(&self, reason: &str) {
+        Metrics::bump(&self.dropped, reason);
     }
 
     fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -82,6 +91,29 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
+            "# HELP flowc_webhook_events_dropped_total Webhook events dropped, by reason."
+        );
+        let _ = writeln!(out, "# TYPE flowc_webhook_events_dropped_total counter");
+        if let Ok(dropped) = self.dropped.lock() {
+            for (reason, n) in dropped.iter() {
+                let _ = writeln!(
+                    out,
+                    "flowc_webhook_events_dropped_total{{reason=\"{reason}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP flowc_events_held_total Events that started nothing because their conversation is handed over."
+        );
+        let _ = writeln!(out, "# TYPE flowc_events_held_total counter");
+        let _ = writeln!(
+            out,
+            "flowc_events_held_total {}",
+            self.held.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
             "# HELP flowc_pending_events Events received but not yet started."
         );
         let _ = writeln!(out, "# TYPE flowc_pending_events gauge");
@@ -126,6 +158,20 @@ impl Observer for std::sync::Arc<Metrics> {
                 }
             }
             RunEvent::Suspended { run, until } => tracing::info!(run, %until, "run waits"),
+            RunEvent::Held {
+                trigger,
+                customer,
+                sender,
+                ..
+            } => {
+                self.held.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    trigger,
+                    customer,
+                    sender,
+                    "event held: the conversation is handed over"
+                );
+            }
             RunEvent::ActionDone { run, action, .. } if action.starts_with("whatsapp.send_") => {
                 Metrics::bump(&self.sends, "sent");
                 tracing::info!(run, action, "message sent");

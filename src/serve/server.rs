@@ -290,7 +290,7 @@ impl Service {
                 Ok(_) => {}
                 Err(error) => tracing::error!(%error, "resuming due runs failed; retrying"),
             }
-            let wait = match self.store.next_wake().await {
+            let wait = match self.engine.next_due().await {
                 Ok(Some(wake)) => (wake - Utc::now())
                     .to_std()
                     .unwrap_or_default()
@@ -399,7 +399,14 @@ async fn webhook_post(
         }
     };
     for warning in &parsed.warnings {
-        tracing::info!(%warning, "part of a webhook payload skipped");
+        // An event for a number flow.toml does not know is never handled
+        // as another number's: it is dropped, and counted.
+        if matches!(warning.reason, webhook::SkipReason::UnknownSender { .. }) {
+            tracing::warn!(%warning, "webhook event for an unknown number dropped");
+            service.metrics.dropped("unknown_sender");
+        } else {
+            tracing::info!(%warning, "part of a webhook payload skipped");
+        }
     }
     let mut events = Vec::with_capacity(parsed.events.len());
     for inbound in parsed.events {

@@ -93,6 +93,14 @@ pub enum TestFactKind {
     SenderOffline(Expr),
     /// `with ai answer "TEXT"`: the AI's answer to every request.
     AiAnswer(Expr),
+    /// `with conversation PHONE to SENDER handed over`: the conversation is
+    /// handed over to a person when the test starts.
+    HandedOver {
+        /// The customer's phone number.
+        customer: Expr,
+        /// The sender.
+        sender: Expr,
+    },
     /// `with failure KIND on ACTION call N`: the N-th call fails.
     Failure {
         /// The error kind.
@@ -129,6 +137,8 @@ pub struct TestOutcome {
 /// The endings a test can expect.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TestOutcomeKind {
+    /// `nothing runs`: the event starts no run.
+    NothingRuns,
     /// `completes`: ran to the end.
     Completes,
     /// `stops`: ended with `stop`.
@@ -155,9 +165,55 @@ pub struct Handler {
     pub trigger: Ident,
     /// The variable that holds the event.
     pub binding: Ident,
+    /// `debounce DURATION`: the customer's messages are collected until they
+    /// pause this long, then one run starts with the joined message.
+    pub debounce: Option<Debounce>,
+    /// `via "sender", ...`: the handler starts only for events to these
+    /// senders; empty for every sender.
+    pub via: Vec<ViaSender>,
     /// What runs.
     pub body: Block,
     /// The whole handler.
+    pub span: Span,
+}
+
+impl Handler {
+    /// The handler's first line without the block, in canonical form:
+    /// `on TRIGGER as NAME debounce 8s via "a", "b"`. Durations and sender
+    /// names are taken from `src`, the text the handler was parsed from.
+    pub fn header(&self, src: &str) -> String {
+        let mut out = format!("on {} as {}", self.trigger.name, self.binding.name);
+        if let Some(debounce) = &self.debounce {
+            let text = src.get(debounce.span.range()).unwrap_or("");
+            let duration = text.strip_prefix("debounce").unwrap_or(text).trim();
+            out.push_str(" debounce ");
+            out.push_str(duration);
+        }
+        for (i, sender) in self.via.iter().enumerate() {
+            out.push_str(if i == 0 { " via " } else { ", " });
+            out.push_str(src.get(sender.span.range()).unwrap_or("\"\""));
+        }
+        out
+    }
+}
+
+/// `debounce DURATION` after `on TRIGGER as NAME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Debounce {
+    /// The pause that ends a burst, in milliseconds (`None` when the
+    /// duration was out of range, already reported by the parser).
+    pub millis: Option<u64>,
+    /// The `debounce DURATION` option.
+    pub span: Span,
+}
+
+/// One sender named by `via`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViaSender {
+    /// The sender's name, or `None` when the string interpolates (a syntax
+    /// error, reported by the parser).
+    pub name: Option<String>,
+    /// The string literal.
     pub span: Span,
 }
 

@@ -228,8 +228,12 @@ fn describe(rule: Rule) -> Option<&'static str> {
         test_given | kw_given => "`given`",
         kw_at => "`at`",
         test_fact | kw_with => "`with`",
-        fact_inbound | fact_offline | fact_ai | fact_failure | kw_inbound | kw_sender | kw_ai
-        | kw_failure => "`inbound`, `sender`, `ai` or `failure`",
+        fact_inbound | fact_offline | fact_ai | fact_failure | fact_handed_over | kw_inbound
+        | kw_sender | kw_ai | kw_failure | kw_conversation => {
+            "`inbound`, `sender`, `ai`, `failure` or `conversation`"
+        }
+        kw_handed => "`handed`",
+        kw_over => "`over`",
         kw_from => "`from`",
         kw_to => "`to`",
         kw_ago => "`ago`",
@@ -239,10 +243,15 @@ fn describe(rule: Rule) -> Option<&'static str> {
         test_expect | kw_expect => "`expect`",
         expectation => "an expected action call such as `after 10m notify(\"team\")`",
         kw_after => "`after`",
-        test_outcome | kw_fails | kw_stops | kw_completes => "`fails`, `stops` or `completes`",
+        test_outcome | kw_fails | kw_stops | kw_completes | kw_nothing => {
+            "`fails`, `stops`, `completes` or `nothing runs`"
+        }
+        kw_runs => "`runs`",
         flow_def | kw_flow => "`flow`",
         handler | kw_on => "`on`",
         kw_as => "`as`",
+        debounce_opt | kw_debounce => "`debounce`",
+        via_opt | kw_via => "`via`",
         attribute => "`@`",
         attribute_args => "`(`",
         trigger_decl | kw_trigger => "`trigger`",

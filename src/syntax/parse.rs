@@ -362,6 +362,10 @@ impl Builder<'_, '_> {
                 ago_ms: duration?,
             },
             Rule::fact_offline => TestFactKind::SenderOffline(strings.next()?),
+            Rule::fact_handed_over => TestFactKind::HandedOver {
+                customer: strings.next()?,
+                sender: strings.next()?,
+            },
             Rule::fact_ai => TestFactKind::AiAnswer(strings.next()?),
             Rule::fact_failure => {
                 let (call, call_span) = number?;
@@ -411,6 +415,7 @@ impl Builder<'_, '_> {
                 None => TestOutcomeKind::Fails(missing_ident(span)),
             },
             Some(Rule::kw_stops) => TestOutcomeKind::Stops,
+            Some(Rule::kw_nothing) => TestOutcomeKind::NothingRuns,
             _ => TestOutcomeKind::Completes,
         };
         TestOutcome { kind, span }
@@ -421,20 +426,61 @@ impl Builder<'_, '_> {
         let mut trigger = None;
         let mut binding = None;
         let mut body = None;
+        let mut debounce = None;
+        let mut via = Vec::new();
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::qualified_name => trigger = Some(self.ident(p)),
                 Rule::ident => binding = Some(self.ident(p)),
                 Rule::block => body = Some(self.block(p)),
+                Rule::debounce_opt => {
+                    let option_span = self.span(&p);
+                    let millis = p
+                        .into_inner()
+                        .find(|d| d.as_rule() == Rule::duration)
+                        .and_then(|d| self.duration(&d));
+                    debounce = Some(Debounce {
+                        millis,
+                        span: option_span,
+                    });
+                }
+                Rule::via_opt => {
+                    for s in p.into_inner().filter(|s| s.as_rule() == Rule::string) {
+                        via.push(self.via_sender(s));
+                    }
+                }
                 _ => {}
             }
         }
         Handler {
             trigger: trigger.unwrap_or_else(|| missing_ident(span)),
             binding: binding.unwrap_or_else(|| missing_ident(span)),
+            debounce,
+            via,
             body: body.unwrap_or_else(|| empty_block(span)),
             span,
         }
+    }
+
+    /// A sender named by `via`: a plain string, never an interpolation
+    /// (the sender must be known before any run exists).
+    fn via_sender(&mut self, pair: Pair<'_, Rule>) -> ViaSender {
+        let span = self.span(&pair);
+        let parts = self.string(pair);
+        let name = match parts.as_slice() {
+            [] => Some(String::new()),
+            [StrPart::Text(text)] => Some(text.clone()),
+            _ => {
+                self.invalid_literal(
+                    span,
+                    "a sender after `via` cannot interpolate".into(),
+                    "interpolation",
+                    "write the sender's name from flow.toml as a plain string, such as `\"berlin-office\"`",
+                );
+                None
+            }
+        };
+        ViaSender { name, span }
     }
 
     fn declaration(&mut self, pair: Pair<'_, Rule>) -> Declaration {

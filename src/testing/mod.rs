@@ -261,6 +261,17 @@ async fn execute(program: &Program, test: &CheckedTest) -> Option<TestFailure> {
                     return not_run(format!("could not give the inbound message: {e}"));
                 }
             }
+            Fact::HandedOver { customer, sender } => {
+                let pause = crate::providers::PausedConversation {
+                    customer: customer.clone(),
+                    sender: sender.clone(),
+                    paused_at: test.start,
+                    until: None,
+                };
+                if let Err(e) = store.pause_conversation(pause).await {
+                    return not_run(format!("could not hand the conversation over: {e}"));
+                }
+            }
             Fact::SenderOffline(sender) => {
                 recorder.whatsapp().set_sender_status(
                     sender,
@@ -803,12 +814,16 @@ fn compare(
             diff.push(DiffLine::Actual(a.render(missing.get(pos).copied())));
         }
     }
-    let outcome_ok = !outcomes.is_empty() && outcomes.iter().all(|o| outcome_matches(outcome, o));
+    let outcome_ok = match outcome {
+        Some(ExpectedOutcome::NothingRuns) => outcomes.is_empty(),
+        _ => !outcomes.is_empty() && outcomes.iter().all(|o| outcome_matches(outcome, o)),
+    };
     let expected_outcome = match outcome {
         None => "(completes or stops)".to_string(),
         Some(ExpectedOutcome::Completes) => "completes".into(),
         Some(ExpectedOutcome::Stops) => "stops".into(),
         Some(ExpectedOutcome::Fails(kind)) => format!("fails {kind}"),
+        Some(ExpectedOutcome::NothingRuns) => "nothing runs".into(),
     };
     if outcome_ok {
         if outcome.is_some() {

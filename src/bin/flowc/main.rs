@@ -13,6 +13,7 @@ macro_rules! say {
 }
 
 mod check;
+mod conversation;
 mod fmt;
 mod graph;
 mod lsp;
@@ -37,6 +38,9 @@ struct Cli {
 enum Command {
     /// Check flows for mistakes before anything runs (the linter).
     Check(check::CheckArgs),
+    /// Hand a customer's conversation to a person and back, or list the
+    /// conversations handed over.
+    Conversation(conversation::ConversationArgs),
     /// Rewrite .flow files in the canonical layout; with --check, list the files that are not.
     Fmt(fmt::FmtArgs),
     /// Draw each flow as a Mermaid (default) or Graphviz dot diagram.
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Conversation(args) => conversation::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Lsp(args) => lsp::run(args),

@@ -309,6 +309,15 @@ impl Observer for Trace {
                 );
             }
             RunEvent::Resumed { run, at } => self.line(*at, run, "goes on"),
+            RunEvent::Held {
+                trigger,
+                customer,
+                sender,
+                at,
+            } => say!(
+                "{}  {trigger} from {customer} to {sender} held: the conversation is handed over",
+                at.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
             RunEvent::Finished { run, outcome, at } => {
                 let text = match outcome {
                     RunOutcome::Completed => "completed".to_string(),

@@ -12,6 +12,7 @@ pub mod duplicate_definition;
 pub mod duplicate_item;
 pub mod flow_without_trigger;
 pub mod invalid_date_format;
+pub mod invalid_debounce;
 pub mod invalid_media;
 pub mod invalid_pattern;
 pub mod invalid_retry;
@@ -46,6 +47,7 @@ pub mod unknown_type;
 pub mod unknown_variable;
 pub mod unreachable_code;
 pub mod unset_after_catch;
+pub mod via_without_sender;
 pub mod window_not_proven;
 
 /// The candidate closest to `name`, if it is close enough to be a likely
