@@ -97,6 +97,8 @@ codes! {
     InvalidRetry = "F4006", "invalid-retry", Error, "A `retry` clause has a count, interval or backoff that cannot work.";
     CatchShadowed = "F4007", "catch-shadowed", Warning, "A `catch` comes after one that already catches everything it would.";
     UnknownReplyId = "F4008", "unknown-reply-id", Error, "A branch on a reply id has an arm for an id that no send in the project offers.";
+    InvalidWait = "F4010", "invalid-wait", Error, "A `wait for` names a trigger that cannot be waited for, or waits for no time or longer than 30 days.";
+    WaitElseContinues = "F4011", "wait-else-continues", Error, "The `else` block of `let NAME = wait for ...` can go on without a value for NAME.";
     UnhandledReplyId = "F4009", "unhandled-reply-id", Warning, "A branch on a reply id handles some choices of a send but not all of them.";
 
     ConfigSyntax = "F5001", "config-syntax", Error, "flow.toml is not valid TOML or has the wrong shape.";
