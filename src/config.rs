@@ -180,6 +180,26 @@ pub struct Config {
     pub whatsapp: Option<WhatsAppConfig>,
     /// AI endpoints, `[ai.NAME]`, by name.
     pub ai: BTreeMap<String, AiEndpointConfig>,
+    /// `[conversations]`: how replies to waiting runs are handled.
+    pub conversations: ConversationsConfig,
+}
+
+/// `[conversations]`: how a message that answers a run waiting at
+/// `wait for` is handled.
+///
+/// ```
+/// use flowc::config::Config;
+/// use flowc::source::FileId;
+///
+/// let (config, diagnostics) = Config::parse("[conversations]\nreplies_start_flows = true\n", FileId(0));
+/// assert!(diagnostics.is_empty());
+/// assert!(config.conversations.replies_start_flows);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConversationsConfig {
+    /// Whether a message that answered a waiting run also starts the flows
+    /// on its trigger. `false` by default: the reply is the waiting run's.
+    pub replies_start_flows: bool,
 }
 
 /// The WhatsApp Cloud API account: `[whatsapp]`. Every setting has a
@@ -958,15 +978,18 @@ enum EntryKind {
     AiEndpoint,
     TemplateHeader,
     TemplateButton(usize),
+    /// `[conversations]`: one table, like `[whatsapp]`.
+    Conversations,
 }
 
 impl EntryKind {
-    const ALL: [EntryKind; 5] = [
+    const ALL: [EntryKind; 6] = [
         EntryKind::Sender,
         EntryKind::Template,
         EntryKind::Assistant,
         EntryKind::WhatsApp,
         EntryKind::AiEndpoint,
+        EntryKind::Conversations,
     ];
 
     fn from_table(name: &str) -> Option<EntryKind> {
@@ -982,6 +1005,7 @@ impl EntryKind {
             EntryKind::WhatsApp => "whatsapp",
             EntryKind::AiEndpoint => "ai",
             EntryKind::TemplateHeader | EntryKind::TemplateButton(_) => "templates",
+            EntryKind::Conversations => "conversations",
         }
     }
 
@@ -992,6 +1016,7 @@ impl EntryKind {
             EntryKind::Template => "template",
             EntryKind::Assistant => "assistant",
             EntryKind::WhatsApp => "`[whatsapp]`",
+            EntryKind::Conversations => "`[conversations]`",
             EntryKind::AiEndpoint => "AI endpoint",
             EntryKind::TemplateHeader => "template header",
             EntryKind::TemplateButton(_) => "template button",
@@ -1005,6 +1030,7 @@ impl EntryKind {
             EntryKind::Template => "a template",
             EntryKind::Assistant => "an assistant",
             EntryKind::WhatsApp => "`[whatsapp]`",
+            EntryKind::Conversations => "`[conversations]`",
             EntryKind::AiEndpoint => "an AI endpoint",
             EntryKind::TemplateHeader => "a template header",
             EntryKind::TemplateButton(_) => "a template button",
@@ -1015,6 +1041,7 @@ impl EntryKind {
     fn not_a_setting(self) -> String {
         match self {
             EntryKind::WhatsApp => "not a `[whatsapp]` setting".to_owned(),
+            EntryKind::Conversations => "not a `[conversations]` setting".to_owned(),
             _ => format!("not {} setting", self.with_article()),
         }
     }
@@ -1026,6 +1053,7 @@ impl EntryKind {
             EntryKind::Template => "appointment_confirmed",
             EntryKind::Assistant => "lead-qualifier",
             EntryKind::WhatsApp => "whatsapp",
+            EntryKind::Conversations => "conversations",
             EntryKind::AiEndpoint => "openai",
             EntryKind::TemplateHeader | EntryKind::TemplateButton(_) => "appointment_confirmed",
         }
@@ -1090,6 +1118,7 @@ impl EntryKind {
                 ),
                 ("timeout", r#"timeout = "15s""#),
             ],
+            EntryKind::Conversations => &[("replies_start_flows", "replies_start_flows = true")],
             EntryKind::AiEndpoint => &[
                 ("base_url", r#"base_url = "https://api.openai.com/v1""#),
                 ("api_key_env", r#"api_key_env = "OPENAI_API_KEY""#),
@@ -1129,7 +1158,7 @@ impl Entry<'_> {
     fn describe(&self) -> String {
         let name = self.name.escape_debug();
         match self.kind {
-            EntryKind::WhatsApp => self.kind.noun().to_owned(),
+            EntryKind::WhatsApp | EntryKind::Conversations => self.kind.noun().to_owned(),
             EntryKind::TemplateHeader => format!("the header of template `{name}`"),
             EntryKind::TemplateButton(index) => {
                 format!("button {} of template `{name}`", index + 1)
@@ -1267,6 +1296,9 @@ impl Loader {
             let key_span = self.key_span(root, table_name, file_start);
             match EntryKind::from_table(table_name) {
                 Some(EntryKind::WhatsApp) => self.whatsapp_table(item, key_span, &mut config),
+                Some(EntryKind::Conversations) => {
+                    self.conversations_table(item, key_span, &mut config)
+                }
                 Some(kind) => self.section(kind, item, key_span, &mut config),
                 None if RESERVED_TABLES.contains(&table_name) => {}
                 None => self.unknown_top_level(table_name, key_span),
@@ -1379,6 +1411,32 @@ impl Loader {
         }
     }
 
+    /// `[conversations]`: one table of settings, all optional.
+    fn conversations_table(&mut self, item: &Item, key_span: Span, config: &mut Config) {
+        let Some(table) = item.as_table_like() else {
+            let span = self.span(item.span(), key_span);
+            self.report(
+                Diagnostic::new(Code::ConfigSyntax, "`conversations` must be a table")
+                    .with_label(span, format!("found {}", with_article(item.type_name())))
+                    .with_help(
+                        "put the settings below a `[conversations]` header, e.g. \
+                         `[conversations]` then `replies_start_flows = true`",
+                    ),
+            );
+            return;
+        };
+        let entry = Entry {
+            kind: EntryKind::Conversations,
+            name: EntryKind::Conversations.table(),
+            table,
+            key_span,
+        };
+        self.unknown_keys(&entry);
+        if let Some(start) = self.optional_bool(&entry, "replies_start_flows") {
+            config.conversations.replies_start_flows = start;
+        }
+    }
+
     fn entry(
         &mut self,
         kind: EntryKind,
@@ -1420,7 +1478,10 @@ impl Loader {
             EntryKind::AiEndpoint => self.ai_endpoint(&entry).map(ParsedEntry::AiEndpoint),
             // `[whatsapp]` is one table, read by `whatsapp_table`; headers
             // and buttons are read with their template.
-            EntryKind::WhatsApp | EntryKind::TemplateHeader | EntryKind::TemplateButton(_) => None,
+            EntryKind::WhatsApp
+            | EntryKind::Conversations
+            | EntryKind::TemplateHeader
+            | EntryKind::TemplateButton(_) => None,
         }
     }
 
@@ -4462,7 +4523,7 @@ base_url = "http://localhost:11434/v1"
         assert_eq!(
             help(&diagnostic),
             "did you mean `whatsapp`? flow.toml has the tables `senders`, `templates`, \
-             `assistants`, `whatsapp`, `ai`, `store`, `serve`, `limits`, `campaigns` and `notify`"
+             `assistants`, `whatsapp`, `ai`, `conversations`, `store`, `serve`, `limits`, `campaigns` and `notify`"
         );
     }
 

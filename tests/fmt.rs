@@ -365,6 +365,10 @@ fn stmt() -> impl Strategy<Value = String> {
                     .collect();
                 format!("branch {s} {{\n{arms}matches /a#b/ => {{\n{last}}}\n_ => stop\n}}\n catch Transient e {{ log(e.message) }}\n")
             }),
+            (prop::bool::ANY, expr(), prop::collection::vec(inner.clone(), 0..2)).prop_map(|(bound, key, body)| {
+                let head = if bound { "let reply = " } else { "" };
+                format!("{head}wait   for whatsapp.message_received from {key}\n within 2h else {{\n{}stop\n}}\n", body.concat())
+            }),
         ]
     })
 }

@@ -101,9 +101,10 @@ const EXPECTED: &[(&str, &str)] = &[
         "appointment_booked.json",
         "1 run: 1 completed, 0 stopped, 0 failed; 1 message would be sent",
     ),
+    // A booked appointment: confirmed; re_engagement is for missed calls.
     (
         "call_ended.json",
-        "1 run: 1 completed, 0 stopped, 0 failed; 1 message would be sent",
+        "2 runs: 1 completed, 1 stopped, 0 failed; 1 message would be sent",
     ),
     (
         "conversation_started.json",

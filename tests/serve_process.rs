@@ -1154,3 +1154,116 @@ async fn a_run_paced_past_its_lease_sends_once() {
     let text = server.metrics().await;
     assert_eq!(sends.len(), 2, "{:#?}\n{text}", bodies(&sends));
 }
+
+// ---------------------------------------------------------------------------
+// Waiting for the customer (`wait for`) across a SIGKILL.
+
+/// Asks, waits for the answer, and branches on it; a template when no answer
+/// comes within `{WITHIN}`.
+const QUESTION_FLOW: &str = r#"
+flow question
+on whatsapp.message_received as msg {
+    if msg.text != "quote" {
+        stop
+    }
+    whatsapp.send_text(sender: msg.sender_id, to: msg.phone, message: "House or flat?")
+    let answer = wait for whatsapp.message_received from msg.phone within {WITHIN} else {
+        whatsapp.send_template(sender: msg.sender_id, template: "follow_up", to: msg.phone)
+        stop
+    }
+    branch answer.text {
+        "house" => whatsapp.send_text(sender: msg.sender_id, to: answer.phone, message: "Noted: a house")
+        _ => whatsapp.send_text(sender: msg.sender_id, to: answer.phone, message: "Noted: something else")
+    }
+}
+"#;
+
+/// A text message written now: its 24-hour window is open.
+fn text_message_now(id: &str, from: &str, text: &str) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    envelope(json!({
+        "messaging_product": "whatsapp",
+        "metadata": metadata(),
+        "contacts": [{"profile": {"name": "Anna Schmidt"}, "wa_id": from}],
+        "messages": [{"from": from, "id": id, "timestamp": now.to_string(),
+                      "type": "text", "text": {"body": text}}],
+    }))
+}
+
+fn text_of(send: &Send) -> &str {
+    send.body["text"]["body"].as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_after_a_restart_resumes_the_waiting_run_in_the_right_branch() {
+    let graph = Graph::start().await;
+    let flow = QUESTION_FLOW.replace("{WITHIN}", "1h");
+    let project = Project::new(&graph, &[("question.flow", &flow)]);
+    let mut server = project.serve().await;
+
+    let ask = text_message_now("wamid.Q1", ANNA, "quote");
+    assert_eq!(server.post_webhook(&ask).await.0, StatusCode::OK);
+    let sends = graph.wait_sends(1, 5 * SECOND).await;
+    assert_eq!(text_of(&sends[0]), "House or flat?");
+    server
+        .wait_metrics(
+            &[("flowc_suspended_runs", 1.0), ("flowc_pending_events", 0.0)],
+            2 * SECOND,
+        )
+        .await;
+    // Killed between the question and its answer.
+    server.kill();
+
+    let server = project.serve().await;
+    let answer = text_message_now("wamid.Q2", ANNA, "house");
+    assert_eq!(server.post_webhook(&answer).await.0, StatusCode::OK);
+    // Meta delivers the answer twice: it is handed over once.
+    assert_eq!(server.post_webhook(&answer).await.0, StatusCode::OK);
+    let sends = graph.wait_sends(2, 5 * SECOND).await;
+    assert_eq!(text_of(&sends[1]), "Noted: a house");
+    server
+        .wait_metrics(
+            &[("flowc_suspended_runs", 0.0), ("flowc_pending_events", 0.0)],
+            2 * SECOND,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // No timeout template, no second answer.
+    assert_eq!(graph.sends().len(), 2, "{:#?}", bodies(&graph.sends()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wait_unanswered_while_down_takes_the_timeout_branch_and_a_late_answer_is_ordinary() {
+    let graph = Graph::start().await;
+    let flow = QUESTION_FLOW.replace("{WITHIN}", "2s");
+    let project = Project::new(&graph, &[("question.flow", &flow)]);
+    let mut server = project.serve().await;
+
+    let ask = text_message_now("wamid.Q1", ANNA, "quote");
+    assert_eq!(server.post_webhook(&ask).await.0, StatusCode::OK);
+    graph.wait_sends(1, 5 * SECOND).await;
+    server
+        .wait_metrics(&[("flowc_suspended_runs", 1.0)], 2 * SECOND)
+        .await;
+    server.kill();
+    // Down past the timeout.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let server = project.serve().await;
+    let sends = graph.wait_sends(2, 5 * SECOND).await;
+    assert_eq!(sends[1].body, template_body(ANNA, "follow_up", &[]));
+    // The answer comes too late: it starts the flow afresh, which stops
+    // ("house" is not "quote"), and resumes nothing.
+    let late = text_message_now("wamid.Q2", ANNA, "house");
+    assert_eq!(server.post_webhook(&late).await.0, StatusCode::OK);
+    server
+        .wait_metrics(
+            &[("flowc_suspended_runs", 0.0), ("flowc_pending_events", 0.0)],
+            3 * SECOND,
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(graph.sends().len(), 2, "{:#?}", bodies(&graph.sends()));
+}

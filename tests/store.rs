@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use flowc::providers::sqlite::{SqliteOptions, SqliteStore};
 use flowc::providers::{
     Inbound, InboxEvent, MemoryStore, RunOutcome, RunRecord, SendState, SentRecord, Store,
-    StoreError, StoredRun,
+    StoreError, StoredRun, WaitKey,
 };
 use serde_json::json;
 
@@ -25,6 +25,7 @@ fn run(id: &str, wake_at: DateTime<Utc>) -> StoredRun {
         flow: "reminder".into(),
         wake_at,
         state: json!({"run": id, "step": 1, "vars": {"name": "Ada"}}),
+        delivered: None,
     }
 }
 
@@ -574,6 +575,153 @@ for_each_store!(
     suspended_count_counts_runs,
     history_and_sent_log_keep_order,
 );
+
+// ---------------------------------------------------------------------------
+// Runs waiting for the customer (`wait for`), shared suite.
+
+fn wait_key(key: &str) -> WaitKey {
+    WaitKey {
+        trigger: "whatsapp.message_received".into(),
+        key: key.into(),
+    }
+}
+
+fn reply(text: &str) -> serde_json::Value {
+    json!({"trigger": "whatsapp.message_received", "fields": {"text": text}})
+}
+
+async fn a_reply_goes_to_every_run_waiting_under_its_key(store: &dyn Store) {
+    store
+        .save_waiting_run(run("r1", at(100)), wait_key("+491"))
+        .await
+        .unwrap();
+    store
+        .save_waiting_run(run("r2", at(200)), wait_key("+491"))
+        .await
+        .unwrap();
+    store
+        .save_waiting_run(run("r3", at(100)), wait_key("+492"))
+        .await
+        .unwrap();
+    assert_eq!(store.waiting_count(&wait_key("+491")).await.unwrap(), 2);
+    let delivery = store
+        .deliver_to_waiting(&wait_key("+491"), Some("e1"), reply("yes"), at(5))
+        .await
+        .unwrap();
+    assert!(delivery.answered);
+    let mut got = delivery.runs;
+    got.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(ids(&got), vec!["r1", "r2"]);
+    assert!(got.iter().all(|r| r.delivered == Some(reply("yes"))));
+    assert_eq!(store.waiting_count(&wait_key("+491")).await.unwrap(), 0);
+    assert_eq!(store.waiting_count(&wait_key("+492")).await.unwrap(), 1);
+    // The same event again answers nobody else; another event finds no one.
+    let again = store
+        .deliver_to_waiting(&wait_key("+492"), Some("e1"), reply("yes"), at(6))
+        .await
+        .unwrap();
+    assert!(again.answered && again.runs.is_empty());
+    assert_eq!(store.waiting_count(&wait_key("+492")).await.unwrap(), 1);
+    let other = store
+        .deliver_to_waiting(&wait_key("+491"), Some("e2"), reply("no"), at(7))
+        .await
+        .unwrap();
+    assert!(!other.answered && other.runs.is_empty());
+}
+
+async fn a_timeout_claimed_first_wins_over_the_reply(store: &dyn Store) {
+    store
+        .save_waiting_run(run("r1", at(10)), wait_key("+491"))
+        .await
+        .unwrap();
+    let claimed = store.claim_due_runs(at(10), 10).await.unwrap();
+    assert_eq!(claimed, vec![run("r1", at(10))]);
+    assert_eq!(claimed[0].delivered, None);
+    let late = store
+        .deliver_to_waiting(&wait_key("+491"), Some("e1"), reply("late"), at(11))
+        .await
+        .unwrap();
+    assert!(!late.answered && late.runs.is_empty());
+}
+
+async fn a_reply_delivered_first_wins_over_the_timeout(store: &dyn Store) {
+    store
+        .save_waiting_run(run("r1", at(10)), wait_key("+491"))
+        .await
+        .unwrap();
+    let delivery = store
+        .deliver_to_waiting(&wait_key("+491"), None, reply("yes"), at(9))
+        .await
+        .unwrap();
+    assert_eq!(ids(&delivery.runs), vec!["r1"]);
+    // The timeout passes: the run is the reply's (taken, or leased).
+    assert!(store.claim_due_runs(at(10), 10).await.unwrap().is_empty());
+}
+
+async fn saving_or_finishing_a_waiting_run_ends_its_wait(store: &dyn Store) {
+    store
+        .save_waiting_run(run("r1", at(10)), wait_key("+491"))
+        .await
+        .unwrap();
+    store
+        .save_waiting_run(run("r2", at(10)), wait_key("+491"))
+        .await
+        .unwrap();
+    store.save_run(run("r1", at(20))).await.unwrap();
+    store
+        .record_run(record("r2", RunOutcome::Completed, 5))
+        .await
+        .unwrap();
+    assert_eq!(store.waiting_count(&wait_key("+491")).await.unwrap(), 0);
+    let delivery = store
+        .deliver_to_waiting(&wait_key("+491"), None, reply("yes"), at(6))
+        .await
+        .unwrap();
+    assert!(delivery.runs.is_empty());
+    assert_eq!(store.suspended_count().await.unwrap(), 1);
+}
+
+mod waits {
+    use super::*;
+
+    for_each_store!(
+        a_reply_goes_to_every_run_waiting_under_its_key,
+        a_timeout_claimed_first_wins_over_the_reply,
+        a_reply_delivered_first_wins_over_the_timeout,
+        saving_or_finishing_a_waiting_run_ends_its_wait,
+    );
+}
+
+#[tokio::test]
+async fn sqlite_a_delivered_reply_survives_a_crash_before_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.db");
+    let lease = SqliteOptions::default().lease;
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .save_waiting_run(run("r1", at(100)), wait_key("+491"))
+            .await
+            .unwrap();
+        let delivery = store
+            .deliver_to_waiting(&wait_key("+491"), Some("e1"), reply("yes"), at(5))
+            .await
+            .unwrap();
+        assert_eq!(ids(&delivery.runs), vec!["r1"]);
+        // The process dies before the run goes on.
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert!(store.claim_due_runs(at(100), 10).await.unwrap().is_empty());
+    let back = store.claim_due_runs(at(5) + lease, 10).await.unwrap();
+    assert_eq!(ids(&back), vec!["r1"]);
+    assert_eq!(back[0].delivered, Some(reply("yes")));
+    // The redelivered webhook answers nobody.
+    let again = store
+        .deliver_to_waiting(&wait_key("+491"), Some("e1"), reply("yes"), at(6))
+        .await
+        .unwrap();
+    assert!(again.answered && again.runs.is_empty());
+}
 
 // ---------------------------------------------------------------------------
 // SQLite only.

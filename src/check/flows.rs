@@ -57,6 +57,18 @@ struct Binding {
     /// Set when a `let` whose action may fail was caught without ending the
     /// run: the catch clause's span.
     unset_by: Option<Span>,
+    /// For the reply of `let NAME = wait for ...`: the window it opened.
+    window: Option<ReplyWindow>,
+}
+
+/// The 24-hour window a reply of a `wait for` opened.
+#[derive(Debug, Clone)]
+struct ReplyWindow {
+    /// The recipients inside it: the reply's window field (`reply.phone`)
+    /// and the wait's key (`lead.phone`).
+    paths: Vec<String>,
+    /// [`FlowChecker::waited`] when the reply came, at the latest.
+    opened: Waited,
 }
 
 /// What the walk learned about a statement or block.
@@ -170,6 +182,7 @@ impl<'a> FlowChecker<'a> {
             name: handler.binding.name.clone(),
             ty: event_ty,
             unset_by: None,
+            window: None,
         }]];
         self.narrowed = vec![Vec::new()];
         self.block(&handler.body);
@@ -242,6 +255,7 @@ impl<'a> FlowChecker<'a> {
                 name: name.to_string(),
                 ty,
                 unset_by,
+                window: None,
             });
         }
     }
@@ -316,6 +330,7 @@ impl<'a> FlowChecker<'a> {
         let mut raises = BTreeSet::new();
         let mut terminates = false;
         let mut let_binding: Option<(&Ident, Ty)> = None;
+        let mut reply_window = None;
         match &stmt.kind {
             StmtKind::Let { name, value } => {
                 let ty = self.value(value, &mut raises);
@@ -387,6 +402,13 @@ impl<'a> FlowChecker<'a> {
             StmtKind::Call(call) => {
                 self.call(call, &mut raises);
             }
+            StmtKind::Wait(wait) => {
+                let (ty, window) = self.wait(wait, &mut raises);
+                if let Some(name) = &wait.binding {
+                    let_binding = Some((name, ty));
+                    reply_window = window;
+                }
+            }
         }
 
         if let Some(retry) = &stmt.retry {
@@ -402,8 +424,129 @@ impl<'a> FlowChecker<'a> {
         }
         if let Some((name, ty)) = let_binding {
             self.bind(&name.name, ty, unset_by);
+            if let Some(binding) = self.scopes.last_mut().and_then(|scope| scope.last_mut()) {
+                binding.window = reply_window;
+            }
         }
         Outcome { terminates, raises }
+    }
+
+    /// `[let NAME =] wait for TRIGGER from KEY within DURATION else BLOCK`:
+    /// checks it, walks the else block (after DURATION, without a reply),
+    /// and leaves [`FlowChecker::waited`] as after the statement. Returns
+    /// the reply's type and, for `let`, the window the reply opens.
+    fn wait(&mut self, wait: &Wait, raises: &mut BTreeSet<String>) -> (Ty, Option<ReplyWindow>) {
+        let schemas = self.schemas;
+        let trigger = schemas.triggers.get(&wait.trigger.name);
+        let key_ty = self.expr(&wait.key, raises);
+        match trigger {
+            None => {
+                let known: Vec<&str> = schemas.triggers.keys().map(String::as_str).collect();
+                self.diagnostics
+                    .push(rules::unknown_trigger::diagnostic(&wait.trigger, &known));
+            }
+            Some(t) => match &t.correlate {
+                None => {
+                    let waitable: Vec<&str> = schemas
+                        .triggers
+                        .values()
+                        .filter(|t| t.correlate.is_some())
+                        .map(|t| t.name.as_str())
+                        .collect();
+                    self.diagnostics.push(rules::invalid_wait::not_correlated(
+                        wait.trigger.span,
+                        &t.name,
+                        &waitable,
+                    ));
+                }
+                Some(field) => {
+                    if let Some(f) = t.fields.fields.iter().find(|f| &f.name == field) {
+                        let ty = f.ty.clone();
+                        if self.expect(wait.key.span, &ty, &key_ty, "the key of `wait for`") {
+                            self.literal_rules(&ty, &wait.key);
+                        }
+                    }
+                }
+            },
+        }
+        let within_ty = self.expr(&wait.within, raises);
+        self.expect(wait.within.span, &Ty::Duration, &within_ty, "`within`");
+        let before = self.waited;
+        let after_timeout = match wait.within.kind {
+            ExprKind::Duration(0) => {
+                self.diagnostics.push(rules::invalid_wait::bad_duration(
+                    wait.within.span,
+                    "waits no time at all",
+                ));
+                before
+            }
+            ExprKind::Duration(ms) if ms > rules::invalid_wait::MAX_WAIT_MS => {
+                self.diagnostics.push(rules::invalid_wait::bad_duration(
+                    wait.within.span,
+                    "longer than 30 days",
+                ));
+                before.add(ms)
+            }
+            ExprKind::Duration(ms) => before.add(ms),
+            _ => Waited::Unknown(wait.within.span),
+        };
+        // Without a reply: the whole duration has passed.
+        self.waited = after_timeout;
+        let outcome = self.block(&wait.otherwise);
+        raises.extend(outcome.raises);
+        let else_waited = self.waited;
+        let ty = trigger.map_or(Ty::Unknown, |t| Ty::Record(t.fields.clone()));
+        let Some(name) = &wait.binding else {
+            // The run goes on after a reply (at most DURATION later) or
+            // after the else block.
+            self.waited = if outcome.terminates {
+                after_timeout
+            } else {
+                after_timeout.max(else_waited)
+            };
+            return (ty, None);
+        };
+        if !outcome.terminates {
+            self.diagnostics
+                .push(rules::wait_else_continues::diagnostic(
+                    wait.otherwise.span,
+                    &name.name,
+                    name.span,
+                ));
+        }
+        // Only the reply goes on: it came within DURATION, and opened the
+        // window with the customer who wrote it.
+        self.waited = after_timeout;
+        let mut paths = Vec::new();
+        if let Some(field) = trigger.and_then(|t| t.opens_window.as_ref()) {
+            paths.push(format!("{}.{field}", name.name));
+            paths.extend(path_of(&wait.key));
+        }
+        let window = (!paths.is_empty()).then_some(ReplyWindow {
+            paths,
+            opened: after_timeout,
+        });
+        (ty, window)
+    }
+
+    /// How long since the reply that opened the window `recipient` is in,
+    /// if it is in one.
+    fn reply_window(&self, recipient: &Expr) -> Option<Waited> {
+        let path = path_of(recipient)?;
+        let window = self
+            .scopes
+            .iter()
+            .rev()
+            .flat_map(|scope| scope.iter().rev())
+            .filter_map(|b| b.window.as_ref())
+            .find(|w| w.paths.contains(&path))?;
+        Some(match (self.waited, window.opened) {
+            (Waited::Known(now), Waited::Known(opened)) => {
+                Waited::Known(now.saturating_sub(opened))
+            }
+            (Waited::Known(now), Waited::Unknown(_)) => Waited::Known(now),
+            (unknown, _) => unknown,
+        })
     }
 
     /// Whether `value` is the reply id of the handler's event (a field
@@ -419,14 +562,19 @@ impl<'a> FlowChecker<'a> {
         let ExprKind::Var(var) = &base.kind else {
             return false;
         };
-        let Some(trigger) = self.handler.as_ref().and_then(|h| h.trigger) else {
+        // The variable must still be an event (the handler's, or a reply
+        // of `wait for`), not a `let` hiding it.
+        let Some(Binding {
+            ty: Ty::Record(record),
+            ..
+        }) = self.lookup(&var.name)
+        else {
             return false;
         };
-        // The variable must still be the event, not a `let` hiding it.
-        let is_event = self
-            .lookup(&var.name)
-            .is_some_and(|b| matches!(&b.ty, Ty::Record(r) if Arc::ptr_eq(r, &trigger.fields)));
-        is_event && trigger.reply.as_deref() == Some(field.name.as_str())
+        self.schemas.triggers.values().any(|trigger| {
+            Arc::ptr_eq(record, &trigger.fields)
+                && trigger.reply.as_deref() == Some(field.name.as_str())
+        })
     }
 
     /// Types the value of a `let`, which must not be an action without a
@@ -1337,6 +1485,14 @@ impl<'a> FlowChecker<'a> {
             return;
         };
         let span = call.name.span;
+        let recipient = given
+            .iter()
+            .find(|(p, _, _)| &p.name == window_param)
+            .map(|(_, value, _)| *value);
+        if let Some(since_reply) = recipient.and_then(|value| self.reply_window(value)) {
+            self.window_after(since_reply, span);
+            return;
+        }
         let Some(window_field) = &trigger.opens_window else {
             self.diagnostics.push(rules::outside_window::no_window(
                 span,
@@ -1345,10 +1501,6 @@ impl<'a> FlowChecker<'a> {
             ));
             return;
         };
-        let recipient = given
-            .iter()
-            .find(|(p, _, _)| &p.name == window_param)
-            .map(|(_, value, _)| *value);
         let to_trigger_customer = recipient.is_some_and(|value| match &value.kind {
             ExprKind::Field(base, field) => {
                 field.name == *window_field
@@ -1366,7 +1518,12 @@ impl<'a> FlowChecker<'a> {
             }
             return;
         }
-        match self.waited {
+        self.window_after(self.waited, span);
+    }
+
+    /// F3008 / F3009 for a send `waited` after the window opened.
+    fn window_after(&mut self, waited: Waited, span: Span) {
+        match waited {
             Waited::Known(ms) if ms >= WINDOW_MS => self.diagnostics.push(
                 rules::outside_window::after_waits(span, &crate::duration::format(ms)),
             ),

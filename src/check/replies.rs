@@ -283,6 +283,11 @@ fn each_call_in_block(block: &Block, f: &mut impl FnMut(&Call)) {
             }
             StmtKind::Stop => {}
             StmtKind::Call(call) => each_call_of(call, f),
+            StmtKind::Wait(wait) => {
+                each_call(&wait.key, f);
+                each_call(&wait.within, f);
+                each_call_in_block(&wait.otherwise, f);
+            }
         }
         for catch in &stmt.catches {
             each_call_in_block(&catch.body, f);

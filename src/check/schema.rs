@@ -43,6 +43,10 @@ pub struct TriggerSchema {
     /// `@reply(FIELD)`: the field that carries the id of the choice a
     /// customer made (a reply button, a list row, a quick reply).
     pub reply: Option<String>,
+    /// `@correlate(FIELD)`: the field a `wait for` this trigger matches its
+    /// key against (the customer's phone for WhatsApp triggers). A trigger
+    /// without it cannot be waited for.
+    pub correlate: Option<String>,
     /// Documentation.
     pub doc: Option<String>,
     /// Where it is declared.
@@ -394,6 +398,7 @@ impl Resolver<'_> {
         let fields = self.fields(fields);
         let mut opens_window = None;
         let mut reply = None;
+        let mut correlate = None;
         for attr in &decl.attributes {
             if !attr.options.is_empty() {
                 self.diagnostics
@@ -407,6 +412,16 @@ impl Resolver<'_> {
                         attr,
                         field,
                         "names no text field of the trigger",
+                    )),
+                },
+                ("correlate", [field]) => match fields.iter().find(|f| f.name == field.name) {
+                    Some(f) if !matches!(f.ty, Ty::Optional(_)) => {
+                        correlate = Some(field.name.clone())
+                    }
+                    _ => self.diagnostics.push(rules::unknown_attribute::bad_path(
+                        attr,
+                        field,
+                        "names no required field of the trigger",
                     )),
                 },
                 ("opens_window", [field]) => match fields.iter().find(|f| f.name == field.name) {
@@ -434,6 +449,7 @@ impl Resolver<'_> {
                 }),
                 opens_window,
                 reply,
+                correlate,
                 doc: decl.doc.clone(),
                 span: name.span,
             },

@@ -50,12 +50,26 @@ pub struct CheckedTest {
     pub fields: serde_json::Map<String, J>,
     /// When the event happens: the virtual clock starts here.
     pub start: DateTime<Utc>,
+    /// Later events (`then TRIGGER after DURATION { ... }`), in the order
+    /// they happen.
+    pub then: Vec<LaterEvent>,
     /// The world the flows run in.
     pub facts: Vec<Fact>,
     /// The expected effects, in order.
     pub expectations: Vec<ExpectedEffect>,
     /// How the run must end; `None` accepts `completes` and `stops`.
     pub outcome: Option<ExpectedOutcome>,
+}
+
+/// An event of a test after the given one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaterEvent {
+    /// The trigger.
+    pub trigger: String,
+    /// The event's fields, as an event's JSON.
+    pub fields: serde_json::Map<String, J>,
+    /// How long after the given event it happens, in milliseconds.
+    pub after_ms: u64,
 }
 
 /// One `with ...` line.
@@ -195,6 +209,18 @@ impl TestChecker<'_> {
             }
         };
         let facts = test.facts.iter().filter_map(|f| self.fact(f)).collect();
+        let mut then = Vec::with_capacity(test.then.len());
+        for later in &test.then {
+            if let Some(fields) = self.given(&later.event) {
+                then.push(LaterEvent {
+                    trigger: later.event.trigger.name.clone(),
+                    fields,
+                    after_ms: later.after.0,
+                });
+            }
+        }
+        // Written in any order, they happen in time order.
+        then.sort_by_key(|later| later.after_ms);
         let expectations = test
             .expectations
             .iter()
@@ -215,6 +241,7 @@ impl TestChecker<'_> {
             trigger: given.trigger.name.clone(),
             fields: fields?,
             start,
+            then,
             facts,
             expectations,
             outcome,

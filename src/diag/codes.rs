@@ -97,6 +97,8 @@ codes! {
     InvalidRetry = "F4006", "invalid-retry", Error, "A `retry` clause has a count, interval or backoff that cannot work.";
     CatchShadowed = "F4007", "catch-shadowed", Warning, "A `catch` comes after one that already catches everything it would.";
     UnknownReplyId = "F4008", "unknown-reply-id", Error, "A branch on a reply id has an arm for an id that no send in the project offers.";
+    InvalidWait = "F4010", "invalid-wait", Error, "A `wait for` names a trigger that cannot be waited for, or waits for no time or longer than 30 days.";
+    WaitElseContinues = "F4011", "wait-else-continues", Error, "The `else` block of `let NAME = wait for ...` can go on without a value for NAME.";
     UnhandledReplyId = "F4009", "unhandled-reply-id", Warning, "A branch on a reply id handles some choices of a send but not all of them.";
     ViaWithoutSender = "F4020", "via-without-sender", Error, "`via` limits a handler to some senders, but its trigger's events name no sender.";
     InvalidDebounce = "F4021", "invalid-debounce", Error, "`debounce` is used on a trigger without a customer, or with a pause outside 1 second to 10 minutes.";

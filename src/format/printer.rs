@@ -473,6 +473,38 @@ impl<'a> Printer<'a> {
         out.push_str(&self.trailing(given.fields_span.end as usize));
         out.push('\n');
 
+        for later in &test.then {
+            let event = &later.event;
+            out.push_str(&self.leading(event.span.start as usize, 1, true));
+            self.forbid_comments_in(event.span.start as usize, event.fields_span.start as usize)?;
+            let head = format!(
+                "{}then {} after {} ",
+                ind(1),
+                event.trigger.name,
+                self.text(later.after.1)
+            );
+            out.push_str(&head);
+            let elems = self.record_elems(&event.fields);
+            let record = self.bracketed(
+                List {
+                    brackets: ("{", "}"),
+                    open_at: event.fields_span.start as usize,
+                    close_at: (event.fields_span.end as usize).saturating_sub(1),
+                    elems,
+                },
+                Place {
+                    level: 1,
+                    col: head.len(),
+                    tail: 0,
+                },
+                Style::Fill,
+                true,
+            )?;
+            out.push_str(&record);
+            out.push_str(&self.trailing(event.fields_span.end as usize));
+            out.push('\n');
+        }
+
         for fact in &test.facts {
             out.push_str(&self.leading(fact.span.start as usize, 1, true));
             self.forbid_comments(fact.span)?;
@@ -732,6 +764,22 @@ impl<'a> Printer<'a> {
             }
             StmtKind::Call(call) => {
                 out.push_str(&self.call(call, level, col, 0, Style::Lines)?);
+            }
+            StmtKind::Wait(wait) => {
+                self.forbid_comments_in(span.start as usize, wait.otherwise.span.start as usize)?;
+                if let Some(name) = &wait.binding {
+                    out.push_str("let ");
+                    out.push_str(&name.name);
+                    out.push_str(" = ");
+                }
+                out.push_str("wait for ");
+                out.push_str(&wait.trigger.name);
+                out.push_str(" from ");
+                out.push_str(&self.flat(&wait.key)?);
+                out.push_str(" within ");
+                out.push_str(&self.flat(&wait.within)?);
+                out.push_str(" else ");
+                out.push_str(&self.block(&wait.otherwise, level)?);
             }
         }
         out.push_str(&self.trailing(span.end as usize));

@@ -357,6 +357,24 @@ impl Builder<'_> {
                 }
                 (d, out)
             }
+            StmtKind::Wait(wait) => {
+                // Drawn as a wait (the delay's shape): a "reply" edge goes
+                // on, a "timeout" edge enters the else block.
+                let mut label = String::new();
+                if let Some(name) = &wait.binding {
+                    label.push_str(&format!("let {} = ", name.name));
+                }
+                label.push_str(&format!(
+                    "wait for {} from {} within {}",
+                    wait.trigger.name,
+                    self.quote(wait.key.span),
+                    self.quote(wait.within.span)
+                ));
+                let n = simple(self, NodeKind::Delay, label, ends);
+                let mut out = vec![Open::labelled(n, "reply".into())];
+                out.extend(self.block(&wait.otherwise, vec![Open::labelled(n, "timeout".into())]));
+                (n, out)
+            }
         };
         if let Some(retry) = &stmt.retry {
             let mut label = format!(

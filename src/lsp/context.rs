@@ -15,11 +15,12 @@ use super::documents::floor_char_boundary;
 /// Words that start a top-level item when written at the start of a line.
 const ITEM_STARTS: &[&str] = &["flow", "on", "trigger", "action", "type", "error", "test"];
 
-/// The language's keywords, offered where a statement starts.
+/// The language's keywords, offered where a statement starts; `wait`,
+/// `for` and `within` are keywords only in `wait for ... within ...`.
 pub const KEYWORDS: &[&str] = &[
     "flow", "on", "as", "let", "if", "else", "branch", "delay", "until", "retry", "times", "every",
     "backoff", "catch", "stop", "fail", "true", "false", "none", "and", "or", "not", "contains",
-    "matches",
+    "matches", "wait", "for", "within",
 ];
 
 /// An open bracket or string at the cursor.

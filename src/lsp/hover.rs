@@ -335,6 +335,9 @@ fn trigger_signature(t: &TriggerSchema) -> String {
     if let Some(reply) = &t.reply {
         attribute.push_str(&format!("@reply({reply})\n"));
     }
+    if let Some(field) = &t.correlate {
+        attribute.push_str(&format!("@correlate({field})\n"));
+    }
     format!(
         "{attribute}trigger {} {{\n{}}}",
         t.name,

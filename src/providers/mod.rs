@@ -28,8 +28,8 @@ pub use message::{
     MediaUpload, ReadReceipt, TemplateButton, TemplateButtonParameter, TemplateHeader,
 };
 pub use store::{
-    Inbound, InboxEvent, MemoryStore, RunOutcome, RunRecord, SendState, SentRecord, Store,
-    StoreError, StoredRun,
+    Delivery, Inbound, InboxEvent, MemoryStore, RunOutcome, RunRecord, SendState, SentRecord,
+    Store, StoreError, StoredRun, WaitKey,
 };
 
 use crate::runtime::ActionError;

@@ -11,6 +11,9 @@
 //! | `history` | finished runs, in the order they were recorded               |
 //! | `sent`    | sent messages, in the order they were logged                 |
 //! | `sends`   | send states by key, for exactly-once sends                   |
+//! | `waits`   | `wait for` registrations: `run_id` (primary key) → `trigger_name`, `wait_key` (indexed) |
+//! | `deliveries` | the event a waiting run received: `run_id` → `event` JSON, until the run is saved or finished |
+//! | `answered` | ids of events that answered waiting runs, so a redelivery answers none |
 //!
 //! Paused conversations and bursts have tables of their own, described in
 //! `conversations` (`paused`, `bursts`, `burst_seen`).
@@ -92,6 +95,7 @@
 //!         flow: "reminder".into(),
 //!         wake_at,
 //!         state: serde_json::json!({"step": 2}),
+//!         delivered: None,
 //!     })
 //!     .await?;
 //! assert_eq!(store.next_wake().await?, Some(wake_at));
@@ -120,7 +124,8 @@ mod conversations;
 
 use super::conversations::{Burst, PausedConversation};
 use super::store::{
-    Inbound, InboxEvent, RunOutcome, RunRecord, SendState, SentRecord, Store, StoreError, StoredRun,
+    Delivery, Inbound, InboxEvent, RunOutcome, RunRecord, SendState, SentRecord, Store, StoreError,
+    StoredRun, WaitKey,
 };
 
 /// The schema version this build writes (`PRAGMA user_version`).
@@ -131,8 +136,31 @@ use super::store::{
 ///   JSON quoting. Version 1 files need no change (their TEXT states are
 ///   still read); the version goes up so that an older flowc, which cannot
 ///   read BLOB states, refuses the file instead of calling its runs corrupt.
-/// - 3: paused conversations and bursts (`paused`, `bursts`, `burst_seen`).
+/// - 3: paused conversations and bursts (`paused`, `bursts`, `burst_seen`), and
+///   the `waits`, `deliveries` and `answered` tables of `wait for`
+///   ([`WAITS_SCHEMA`]). Older files get them empty.
 pub const SCHEMA_VERSION: i64 = 3;
+
+/// The tables of runs waiting for the customer (`wait for`), kept apart
+/// from `runs` so that a run's row stays the same whether it waits for a
+/// time or for an event.
+const WAITS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS waits (
+    run_id       TEXT PRIMARY KEY NOT NULL,
+    trigger_name TEXT NOT NULL,
+    wait_key     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS waits_by_key ON waits (trigger_name, wait_key);
+
+CREATE TABLE IF NOT EXISTS deliveries (
+    run_id TEXT PRIMARY KEY NOT NULL,
+    event  TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS answered (
+    event_id TEXT PRIMARY KEY NOT NULL
+);
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -394,6 +422,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .map_err(ctx("creating the tables"))?;
     tx.execute_batch(conversations::SCHEMA)
         .map_err(ctx("creating the conversation tables"))?;
+    tx.execute_batch(WAITS_SCHEMA)
+        .map_err(ctx("creating the tables of waiting runs"))?;
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(ctx("writing the schema version"))?;
@@ -495,6 +525,7 @@ fn decode_run(row: &Row<'_>) -> Result<StoredRun, StoreError> {
             ),
             _ => json(row, 3, &id, "state")?,
         },
+        delivered: None,
         id,
     })
 }
@@ -639,6 +670,37 @@ fn run_known(conn: &Connection, id: &str) -> Result<bool, StoreError> {
     conn.prepare_cached(RUN_KNOWN)
         .and_then(|mut stmt| stmt.query_row(params![id], |row| row.get::<_, bool>(0)))
         .map_err(ctx(format_args!("looking up run {id}")))
+}
+
+/// Forgets a run's `wait for` registration and the event delivered to it:
+/// the run was saved again, claimed at its timeout, or finished.
+fn clear_wait(conn: &Connection, id: &str) -> Result<(), StoreError> {
+    execute(
+        conn,
+        "DELETE FROM waits WHERE run_id = ?1",
+        params![id],
+        format_args!("forgetting the wait of run {id}"),
+    )?;
+    execute(
+        conn,
+        "DELETE FROM deliveries WHERE run_id = ?1",
+        params![id],
+        format_args!("forgetting the event delivered to run {id}"),
+    )?;
+    Ok(())
+}
+
+/// The event delivered to a run, if any.
+fn delivered(conn: &Connection, id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT event FROM deliveries WHERE run_id = ?1")
+        .and_then(|mut stmt| stmt.query_row(params![id], |row| row.get(0)).optional())
+        .map_err(ctx(format_args!("reading the event delivered to run {id}")))?;
+    text.map(|text| {
+        serde_json::from_str(&text)
+            .map_err(|e| corrupt(id, format!("the delivered event is not valid JSON: {e}")))
+    })
+    .transpose()
 }
 
 #[async_trait]
@@ -871,7 +933,16 @@ impl Store for SqliteStore {
 
     async fn save_run(&self, run: StoredRun) -> Result<(), StoreError> {
         let row = RunRow::new(run)?;
-        self.call(move |conn| row.save(conn)).await
+        self.call(move |conn| {
+            let what = format!("saving run {}", row.id);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx(&what))?;
+            row.save(&tx)?;
+            clear_wait(&tx, &row.id)?;
+            tx.commit().map_err(ctx(&what))
+        })
+        .await
     }
 
     /// The window and every run in one `BEGIN IMMEDIATE` transaction (one
@@ -962,6 +1033,17 @@ impl Store for SqliteStore {
                         .map_err(ctx(format_args!("claiming due runs: leasing run {id}")))?;
                 }
             }
+            // A run whose `wait for` timed out loses its registration in the
+            // same transaction: a reply from now on finds nothing. A run
+            // that received an event before a crash gets it back.
+            if bad.is_none() {
+                for run in &mut runs {
+                    run.delivered = delivered(&tx, &run.id)?;
+                    if run.delivered.is_none() {
+                        clear_wait(&tx, &run.id)?;
+                    }
+                }
+            }
             tx.commit().map_err(ctx("claiming due runs: committing"))?;
             match bad {
                 Some((_, e)) => Err(e),
@@ -1024,6 +1106,7 @@ impl Store for SqliteStore {
                 params![record.id],
                 &what,
             )?;
+            clear_wait(&tx, &record.id)?;
             tx.commit().map_err(ctx(&what))
         })
         .await
@@ -1128,6 +1211,152 @@ impl Store for SqliteStore {
     async fn next_burst_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.call(|conn| conversations::next_deadline(conn)).await
     }
+
+    /// The run, its registration, in one transaction.
+    async fn save_waiting_run(&self, run: StoredRun, wait: WaitKey) -> Result<(), StoreError> {
+        let row = RunRow::new(run)?;
+        self.call(move |conn| {
+            let what = format!("saving waiting run {}", row.id);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx(&what))?;
+            row.save(&tx)?;
+            clear_wait(&tx, &row.id)?;
+            execute(
+                &tx,
+                "INSERT INTO waits (run_id, trigger_name, wait_key) VALUES (?1, ?2, ?3)",
+                params![row.id, wait.trigger, wait.key],
+                &what,
+            )?;
+            tx.commit().map_err(ctx(&what))
+        })
+        .await
+    }
+
+    /// One `BEGIN IMMEDIATE` transaction: the registrations go, the event
+    /// is kept with each run, and the runs are leased as by
+    /// [`Store::claim_due_runs`].
+    async fn deliver_to_waiting(
+        &self,
+        wait: &WaitKey,
+        event_id: Option<&str>,
+        event: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery, StoreError> {
+        let body = to_json(&event, "delivering an event to waiting runs")?;
+        let wait = wait.clone();
+        let event_id = event_id.map(str::to_string);
+        let until = ceil_ms(now + self.lease);
+        self.call(move |conn| {
+            let what = "delivering an event to waiting runs";
+            // Most messages answer no run: a read decides that without a
+            // write transaction (the connection thread serializes this
+            // store's calls, so nothing registers in between).
+            let relevant = conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM waits WHERE trigger_name = ?1 AND wait_key = ?2)
+                         OR EXISTS (SELECT 1 FROM answered WHERE event_id = ?3)",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(
+                        params![wait.trigger, wait.key, event_id.as_deref().unwrap_or("")],
+                        |row| row.get::<_, bool>(0),
+                    )
+                })
+                .map_err(ctx(what))?;
+            if !relevant {
+                return Ok(Delivery::default());
+            }
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx(what))?;
+            if let Some(id) = &event_id {
+                let known = tx
+                    .prepare_cached("SELECT 1 FROM answered WHERE event_id = ?1")
+                    .and_then(|mut stmt| stmt.exists(params![id]))
+                    .map_err(ctx(what))?;
+                if known {
+                    return Ok(Delivery {
+                        runs: Vec::new(),
+                        answered: true,
+                    });
+                }
+            }
+            let ids: Vec<String> = tx
+                .prepare_cached(
+                    "SELECT run_id FROM waits WHERE trigger_name = ?1 AND wait_key = ?2
+                     ORDER BY run_id",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![wait.trigger, wait.key], |row| row.get(0))?
+                        .collect()
+                })
+                .map_err(ctx(what))?;
+            let mut runs = Vec::with_capacity(ids.len());
+            for id in &ids {
+                execute(
+                    &tx,
+                    "DELETE FROM waits WHERE run_id = ?1",
+                    params![id],
+                    what,
+                )?;
+                execute(
+                    &tx,
+                    "INSERT OR REPLACE INTO deliveries (run_id, event) VALUES (?1, ?2)",
+                    params![id, body],
+                    what,
+                )?;
+                execute(
+                    &tx,
+                    "UPDATE runs SET wake_at = ?1 WHERE id = ?2",
+                    params![until, id],
+                    what,
+                )?;
+                let run = tx
+                    .prepare_cached("SELECT id, flow, wake_at, state FROM runs WHERE id = ?1")
+                    .and_then(|mut stmt| {
+                        stmt.query_row(params![id], |row| Ok(decode_run(row)))
+                            .optional()
+                    })
+                    .map_err(ctx(what))?;
+                if let Some(run) = run {
+                    let mut run = run?;
+                    run.delivered = Some(event.clone());
+                    runs.push(run);
+                }
+            }
+            if let (Some(id), false) = (&event_id, runs.is_empty()) {
+                execute(
+                    &tx,
+                    "INSERT OR IGNORE INTO answered (event_id) VALUES (?1)",
+                    params![id],
+                    what,
+                )?;
+            }
+            tx.commit().map_err(ctx(what))?;
+            Ok(Delivery {
+                answered: !runs.is_empty(),
+                runs,
+            })
+        })
+        .await
+    }
+
+    async fn waiting_count(&self, wait: &WaitKey) -> Result<usize, StoreError> {
+        let wait = wait.clone();
+        self.call(move |conn| {
+            let n: i64 = conn
+                .prepare_cached(
+                    "SELECT count(*) FROM waits WHERE trigger_name = ?1 AND wait_key = ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![wait.trigger, wait.key], |row| row.get(0))
+                })
+                .map_err(ctx("counting waiting runs"))?;
+            Ok(usize::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -1145,6 +1374,7 @@ mod tests {
             flow: "reminder".into(),
             wake_at,
             state: serde_json::json!({"id": id}),
+            delivered: None,
         }
     }
 

@@ -41,6 +41,32 @@ pub struct StoredRun {
     pub wake_at: DateTime<Utc>,
     /// The engine's serialized run.
     pub state: serde_json::Value,
+    /// The event a `wait for` of the run received
+    /// ([`Store::deliver_to_waiting`]), as its fields' JSON; `None` for a
+    /// run that goes on for another reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<serde_json::Value>,
+}
+
+/// What a run at a `wait for` waits for: an event of `trigger` whose
+/// correlation field (`@correlate`) holds `key`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WaitKey {
+    /// The trigger's qualified name.
+    pub trigger: String,
+    /// The correlation field's value, e.g. the customer's phone number.
+    pub key: String,
+}
+
+/// What [`Store::deliver_to_waiting`] did with an event.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Delivery {
+    /// The runs that were waiting for it, now the caller's to resume, with
+    /// the event in [`StoredRun::delivered`].
+    pub runs: Vec<StoredRun>,
+    /// Whether the event answered waiting runs: now, or earlier (an event
+    /// with the same id delivered before a crash).
+    pub answered: bool,
 }
 
 /// How a run ended.
@@ -293,6 +319,41 @@ pub trait Store: Send + Sync {
     async fn finish_burst(&self, id: &str) -> Result<(), StoreError>;
     /// The earliest deadline of any burst.
     async fn next_burst_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// Keeps a run that stands at a `wait for` (as [`Store::save_run`],
+    /// due at its timeout) and registers it under `wait`, so that
+    /// [`Store::deliver_to_waiting`] finds it. The default refuses: a store
+    /// must implement both to support `wait for`.
+    async fn save_waiting_run(&self, run: StoredRun, wait: WaitKey) -> Result<(), StoreError> {
+        let _ = (run, wait);
+        Err(StoreError::Backend(
+            "this store cannot keep runs waiting for the customer (`wait for`)".into(),
+        ))
+    }
+    /// Hands an event to the runs waiting under `wait`, atomically: removes
+    /// their registrations, keeps the event with each run and takes the runs
+    /// as [`Store::claim_due_runs`] does (a durable store leases them, so a
+    /// crash before they go on loses nothing: they come back with the
+    /// event). A run whose timeout was claimed first is no longer
+    /// registered: exactly one of the reply and the timeout wins. With an
+    /// `event_id`, the store remembers that the event answered, so the same
+    /// event delivered again is handed to no run (not even to one that
+    /// waits again by now) and reports `answered`. The default knows no
+    /// waiting runs.
+    async fn deliver_to_waiting(
+        &self,
+        wait: &WaitKey,
+        event_id: Option<&str>,
+        event: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery, StoreError> {
+        let _ = (wait, event_id, event, now);
+        Ok(Delivery::default())
+    }
+    /// How many runs wait for an event under `wait`.
+    async fn waiting_count(&self, wait: &WaitKey) -> Result<usize, StoreError> {
+        let _ = wait;
+        Ok(0)
+    }
 }
 
 /// Maps keyed by engine-made ids (run ids, send keys) use the fast FxHash;
@@ -316,6 +377,12 @@ struct MemoryInner {
     finished: FxHashSet<Arc<str>>,
     /// Bursts and paused conversations.
     conversations: MemoryConversations,
+    /// `wait for` registrations: the runs waiting under each key...
+    waits: HashMap<WaitKey, Vec<Arc<str>>>,
+    /// ...and each waiting run's key.
+    wait_of: FxHashMap<Arc<str>, WaitKey>,
+    /// Ids of events that answered waiting runs.
+    answered: std::collections::HashSet<String>,
 }
 
 /// A [`StoredRun`] without its id, which is the map's key.
@@ -324,6 +391,7 @@ struct SuspendedRun {
     flow: String,
     wake_at: DateTime<Utc>,
     state: serde_json::Value,
+    delivered: Option<serde_json::Value>,
 }
 
 impl MemoryInner {
@@ -352,6 +420,7 @@ impl MemoryInner {
     }
 
     fn save_run(&mut self, run: StoredRun) {
+        self.unregister(&run.id);
         let id = match self.remove_run(&run.id) {
             Some((id, _)) => id,
             None => Arc::from(run.id),
@@ -363,8 +432,35 @@ impl MemoryInner {
                 flow: run.flow,
                 wake_at: run.wake_at,
                 state: run.state,
+                delivered: run.delivered,
             },
         );
+    }
+
+    /// Forgets the `wait for` registration of a run, if it has one.
+    fn unregister(&mut self, id: &str) {
+        let Some(wait) = self.wait_of.remove(id) else {
+            return;
+        };
+        if let Some(ids) = self.waits.get_mut(&wait) {
+            ids.retain(|waiting| &**waiting != id);
+            if ids.is_empty() {
+                self.waits.remove(&wait);
+            }
+        }
+    }
+
+    /// Takes a run out of the store, as [`Store::claim_due_runs`] returns it.
+    fn take_run(&mut self, id: &str) -> Option<StoredRun> {
+        self.unregister(id);
+        let (id, run) = self.remove_run(id)?;
+        Some(StoredRun {
+            id: id.to_string(),
+            flow: run.flow,
+            wake_at: run.wake_at,
+            state: run.state,
+            delivered: run.delivered,
+        })
     }
 
     /// Takes a run out of `runs` and `due`; its id, to be reused.
@@ -529,18 +625,9 @@ impl Store for MemoryStore {
             .take(limit)
             .map(|(_, id)| id.clone())
             .collect();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some((id, run)) = inner.remove_run(&id) {
-                out.push(StoredRun {
-                    id: id.to_string(),
-                    flow: run.flow,
-                    wake_at: run.wake_at,
-                    state: run.state,
-                });
-            }
-        }
-        Ok(out)
+        // A run whose `wait for` timed out loses its registration with
+        // it: a reply from now on finds nothing.
+        Ok(ids.iter().filter_map(|id| inner.take_run(id)).collect())
     }
 
     async fn next_wake(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -553,6 +640,7 @@ impl Store for MemoryStore {
 
     async fn record_run(&self, record: RunRecord) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
+        inner.unregister(&record.id);
         let id = match inner.remove_run(&record.id) {
             Some((id, _)) => id,
             None => Arc::from(record.id.as_str()),
@@ -617,5 +705,57 @@ impl Store for MemoryStore {
 
     async fn next_burst_deadline(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(self.lock()?.conversations.next_deadline())
+    }
+
+    async fn save_waiting_run(&self, run: StoredRun, wait: WaitKey) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        let id: Arc<str> = Arc::from(run.id.as_str());
+        inner.save_run(run);
+        inner
+            .waits
+            .entry(wait.clone())
+            .or_default()
+            .push(id.clone());
+        inner.wait_of.insert(id, wait);
+        Ok(())
+    }
+
+    async fn deliver_to_waiting(
+        &self,
+        wait: &WaitKey,
+        event_id: Option<&str>,
+        event: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery, StoreError> {
+        let mut inner = self.lock()?;
+        // Delivered before: the runs it answered went on, and the runs
+        // waiting now wait for a later message.
+        if event_id.is_some_and(|id| inner.answered.contains(id)) {
+            return Ok(Delivery {
+                runs: Vec::new(),
+                answered: true,
+            });
+        }
+        let ids = inner.waits.remove(wait).unwrap_or_default();
+        let mut runs = Vec::with_capacity(ids.len());
+        for id in ids {
+            inner.wait_of.remove(&id);
+            if let Some(mut run) = inner.take_run(&id) {
+                run.wake_at = now;
+                run.delivered = Some(event.clone());
+                runs.push(run);
+            }
+        }
+        if let (Some(id), false) = (event_id, runs.is_empty()) {
+            inner.answered.insert(id.to_string());
+        }
+        Ok(Delivery {
+            answered: !runs.is_empty(),
+            runs,
+        })
+    }
+
+    async fn waiting_count(&self, wait: &WaitKey) -> Result<usize, StoreError> {
+        Ok(self.lock()?.waits.get(wait).map_or(0, Vec::len))
     }
 }

@@ -275,7 +275,7 @@ impl Engine {
             trigger: &run.trigger,
             at: now,
         });
-        Ok(Some(self.advance(program, run).await?))
+        Ok(Some(self.advance(program, run, None).await?))
     }
 
     /// When the next suspended run or burst is due.

@@ -23,7 +23,7 @@ use crate::providers::console::Console;
 use crate::providers::scripted_ai::ScriptedAi;
 use crate::providers::{
     Ai, Clock, Inbound, Log, MemoryStore, Notify, RunOutcome, RunRecord, Store, StoreError,
-    StoredRun, SystemClock, WhatsApp,
+    StoredRun, SystemClock, WaitKey, WhatsApp,
 };
 
 /// A host-implemented action (declared with `action` in a `.flow` file).
@@ -144,6 +144,8 @@ pub(crate) struct Inner {
     pub(crate) pacer: Pacer,
     /// Where `whatsapp.download_media` saves files.
     pub(crate) media_dir: std::path::PathBuf,
+    /// Whether an event that answered a `wait for` also starts flows.
+    replies_start_flows: bool,
     /// Replaced whole on `load`, so a dispatch takes the current list with
     /// one reference count instead of copying it.
     programs: RwLock<Arc<[Arc<Program>]>>,
@@ -230,6 +232,7 @@ pub struct EngineBuilder {
     actions: HashMap<String, Arc<dyn ActionHandler>>,
     limits: EngineLimits,
     media_dir: Option<std::path::PathBuf>,
+    replies_start_flows: bool,
 }
 
 impl Inner {
@@ -327,6 +330,17 @@ impl EngineBuilder {
         self
     }
 
+    /// Whether an event that answers a run waiting at `wait for` also
+    /// starts the flows on its trigger (`[conversations]
+    /// replies_start_flows` in flow.toml). Off by default: the reply is the
+    /// waiting run's, so an assistant on `whatsapp.message_received` does
+    /// not answer a questionnaire too. The customer's window is recorded
+    /// either way.
+    pub fn replies_start_flows(mut self, start: bool) -> Self {
+        self.replies_start_flows = start;
+        self
+    }
+
     /// The engine.
     pub fn build(self) -> Engine {
         let console = Arc::new(Console::stdout());
@@ -346,6 +360,7 @@ impl EngineBuilder {
                 media_dir: self
                     .media_dir
                     .unwrap_or_else(|| std::env::temp_dir().join("flowc-media")),
+                replies_start_flows: self.replies_start_flows,
                 programs: RwLock::new(Arc::from(Vec::new())),
                 next_id: AtomicU64::new(1),
                 executing: std::sync::Mutex::new(rustc_hash::FxHashSet::default()),
@@ -368,6 +383,7 @@ impl Engine {
             actions: HashMap::new(),
             limits: EngineLimits::default(),
             media_dir: None,
+            replies_start_flows: false,
         }
     }
 
@@ -455,6 +471,17 @@ impl Engine {
         // are kept before they are moved into values.
         let raw_fields =
             conversations::debounces(&programs, &event.trigger).then(|| event.fields.clone());
+        // An event of a trigger runs can wait for keeps its JSON for them:
+        // the checked values below take the event's texts.
+        let correlation = programs.iter().find_map(|p| {
+            let field = p
+                .schemas()
+                .triggers
+                .get(&event.trigger)?
+                .correlate
+                .clone()?;
+            Some((field, serde_json::to_value(&event).ok()?))
+        });
         // Each program checks the event against its own declarations; a
         // trigger no program declares is an error, not silence. A program's
         // value stays here if none of its handlers takes it.
@@ -479,8 +506,8 @@ impl Engine {
         if checked.is_empty() {
             return Err(first_error.map_or(EngineError::NoProgram, EngineError::Event));
         }
-        // A conversation handed over to a person starts nothing: the event
-        // only opens the window.
+        // A conversation handed over to a person starts nothing and wakes
+        // no waiting run: the event only opens the window.
         let conversation = checked.iter().find_map(|(program, value)| {
             let inbound = self.window(program, &event.trigger, value.as_ref()?)?;
             Some((inbound.customer.to_string(), inbound.sender.to_string()))
@@ -489,14 +516,49 @@ impl Engine {
             Some((customer, sender)) => self.held(&event.trigger, customer, sender).await?,
             None => false,
         };
+        // Runs waiting for this event get it first.
+        let mut reports = Vec::new();
+        let mut answered = false;
+        if let (Some((field, json)), false) = (correlation, held) {
+            let key = checked
+                .iter()
+                .find_map(|(_, value)| value.as_ref()?.field(&field).map(interp::correlation_key));
+            if let Some(key) = key {
+                let wait = WaitKey {
+                    trigger: event.trigger.clone(),
+                    key,
+                };
+                let now = self.inner.clock.now();
+                let delivery = self
+                    .inner
+                    .store
+                    .deliver_to_waiting(&wait, event_id, json, now)
+                    .await?;
+                answered = delivery.answered;
+                // The answer opened the customer's window: recorded before
+                // the runs go on, so that their free text may answer it.
+                if !delivery.runs.is_empty() {
+                    let inbound = checked.iter().find_map(|(program, value)| {
+                        self.window(program, &event.trigger, value.as_ref()?)
+                    });
+                    if let Some(inbound) = inbound {
+                        self.inner
+                            .store
+                            .record_inbound(inbound.customer, inbound.sender, inbound.at)
+                            .await?;
+                    }
+                }
+                for stored in delivery.runs {
+                    reports.push(self.resume(stored).await?);
+                }
+            }
+        }
+        let start_flows = !held && (!answered || self.inner.replies_start_flows);
         // Every run the event starts is built and saved before any of them
         // runs, together with the customer's window: one store call (one
         // transaction in a durable store) instead of several per run.
         let mut starting: Vec<(&Arc<Program>, Run)> = Vec::new();
-        for (program, value) in checked.iter_mut() {
-            if held {
-                break;
-            }
+        for (program, value) in checked.iter_mut().filter(|_| start_flows) {
             let program = *program;
             // `via`: the sender the event came to; only read when a handler
             // names senders or collects bursts.
@@ -585,7 +647,7 @@ impl Engine {
                 starting.len()
             ))));
         }
-        let mut reports = Vec::with_capacity(starting.len());
+        reports.reserve(starting.len());
         for ((program, run), kept) in starting.into_iter().zip(kept) {
             if !kept {
                 continue;
@@ -596,7 +658,7 @@ impl Engine {
                 trigger: &event.trigger,
                 at: run.started_at,
             });
-            reports.push(self.advance(program, run).await?);
+            reports.push(self.advance(program, run, None).await?);
         }
         Ok(reports)
     }
@@ -643,10 +705,12 @@ impl Engine {
     }
 
     /// Runs until the run finishes or waits; saves or records it.
+    /// `delivered` is the event a `wait for` the run stands at received.
     pub(crate) async fn advance(
         &self,
         program: &Program,
         mut run: Run,
+        delivered: Option<Value>,
     ) -> Result<RunReport, EngineError> {
         let Some(_executing) = Executing::start(&self.inner, &run.id) else {
             // Another task of this engine runs it; its own saves decide.
@@ -656,8 +720,23 @@ impl Engine {
                 status: RunStatus::Running,
             });
         };
-        let outcome = interp::run_until_wait(&self.inner, program, &mut run).await;
+        let outcome = interp::run_until_wait(&self.inner, program, &mut run, delivered).await;
         let status = match outcome {
+            Outcome::Waiting {
+                until,
+                trigger,
+                key,
+            } => {
+                self.inner
+                    .store
+                    .save_waiting_run(stored_run(&run, until), WaitKey { trigger, key })
+                    .await?;
+                self.inner.observe(&RunEvent::Suspended {
+                    run: &run.id,
+                    until,
+                });
+                RunStatus::Suspended(until)
+            }
             Outcome::Suspended(wake_at) => {
                 self.save(&run, wake_at).await?;
                 self.inner.observe(&RunEvent::Suspended {
@@ -724,11 +803,30 @@ impl Engine {
                 reason: format!("no loaded program has the flow `{}`", run.flow),
             });
         };
+        // The event a `wait for` received, checked against its trigger
+        // like any event.
+        let delivered = match stored.delivered {
+            None => None,
+            Some(json) => {
+                let checked = serde_json::from_value::<Event>(json)
+                    .map_err(|e| e.to_string())
+                    .and_then(|event| event.to_value(program.schemas()).map_err(|e| e.to_string()));
+                match checked {
+                    Ok(value) => Some(value),
+                    Err(reason) => {
+                        return Err(EngineError::Resume {
+                            id: stored.id,
+                            reason: format!("the event it received does not fit: {reason}"),
+                        })
+                    }
+                }
+            }
+        };
         self.inner.observe(&RunEvent::Resumed {
             run: &run.id,
             at: self.inner.clock.now(),
         });
-        self.advance(program, run).await
+        self.advance(program, run, delivered).await
     }
 
     /// Starts the runs of bursts whose customer paused, and resumes every
@@ -770,6 +868,7 @@ pub(crate) fn stored_run(run: &Run, wake_at: DateTime<Utc>) -> StoredRun {
         flow: run.flow.clone(),
         wake_at,
         state: super::state::encode(run),
+        delivered: None,
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! The loop is explicit (a stack of [`Frame`]s, not recursion over blocks), so
 //! that the state at a wait is plain data: [`Run`]. Expressions evaluate in
-//! one go: only `delay` and retry waits suspend a run.
+//! one go: only `delay`, `wait for` and retry waits suspend a run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -29,6 +29,8 @@ use crate::syntax::ast::*;
 mod handoff;
 mod rich;
 
+/// The longest `wait for`: 30 days (the checker's F4010 limit).
+const MAX_WAIT_MS: u64 = crate::check::rules::invalid_wait::MAX_WAIT_MS;
 /// The customer service window.
 const WINDOW: Duration = Duration::hours(24);
 /// The product document's default retry: wait one minute, retry once.
@@ -63,6 +65,16 @@ pub(crate) const BUILTIN_ACTIONS: &[&str] = &[
 pub(crate) enum Outcome {
     /// Waiting until this instant.
     Suspended(DateTime<Utc>),
+    /// At a `wait for`: waiting for an event of `trigger` whose correlation
+    /// field is `key`, at most until `until`.
+    Waiting {
+        /// When the wait times out.
+        until: DateTime<Utc>,
+        /// The trigger waited for.
+        trigger: String,
+        /// The correlation key.
+        key: String,
+    },
     /// Ended.
     Finished(RunOutcome),
 }
@@ -77,6 +89,12 @@ enum Next {
     Enter(Step),
     /// Wait until this instant, then go on after this statement.
     Wait(DateTime<Utc>),
+    /// Wait for an event (`wait for`), staying at this statement.
+    WaitFor {
+        until: DateTime<Utc>,
+        trigger: String,
+        key: String,
+    },
     /// `stop`.
     Stop,
     /// `fail`.
@@ -87,8 +105,15 @@ enum Next {
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Runs `run` until it finishes or waits.
-pub(crate) async fn run_until_wait(inner: &Inner, program: &Program, run: &mut Run) -> Outcome {
+/// Runs `run` until it finishes or waits. `delivered` is the event a
+/// `wait for` the run stands at received (checked against its trigger), or
+/// `None` when the run goes on for another reason (its wait timed out).
+pub(crate) async fn run_until_wait(
+    inner: &Inner,
+    program: &Program,
+    run: &mut Run,
+    mut delivered: Option<Value>,
+) -> Outcome {
     let Some(handler) = program
         .flow(&run.flow)
         .and_then(|flow| flow.handlers.get(run.handler))
@@ -123,6 +148,32 @@ pub(crate) async fn run_until_wait(inner: &Inner, program: &Program, run: &mut R
             run.frames.pop();
             continue;
         };
+        // Back at a `wait for` it suspended at (`attempt` 1): the reply, or
+        // the timeout's else block.
+        if let (StmtKind::Wait(wait), true) = (&stmt.kind, frame.attempt > 0) {
+            let Some(frame) = run.frames.last_mut() else {
+                return Outcome::Finished(RunOutcome::Completed);
+            };
+            let mut path = frame.path.clone();
+            advance(frame);
+            match delivered.take() {
+                Some(event) => {
+                    if let Some(name) = &wait.binding {
+                        frame.vars.push((name.name.clone(), event));
+                    }
+                }
+                None => {
+                    path.push(Step::Else(index as u32));
+                    run.frames.push(Frame {
+                        path,
+                        next: 0,
+                        vars: Vec::new(),
+                        attempt: 0,
+                    });
+                }
+            }
+            continue;
+        }
         let ctx = Ctx {
             inner,
             program,
@@ -155,6 +206,20 @@ pub(crate) async fn run_until_wait(inner: &Inner, program: &Program, run: &mut R
             Next::Wait(at) => {
                 advance(frame);
                 return Outcome::Suspended(at);
+            }
+            Next::WaitFor {
+                until,
+                trigger,
+                key,
+            } => {
+                // Stays at the statement: resuming decides between the
+                // reply and the else block.
+                frame.attempt = 1;
+                return Outcome::Waiting {
+                    until,
+                    trigger,
+                    key,
+                };
             }
             Next::Stop => return Outcome::Finished(RunOutcome::Stopped),
             Next::Fail(message) => return failed("Fail", message),
@@ -193,6 +258,7 @@ fn resolve<'a>(body: &'a Block, path: &[Step]) -> Option<&'a Block> {
                 &branches.get(*branch as usize)?.1
             }
             (Step::Else(_), StmtKind::If { otherwise, .. }) => otherwise.as_ref()?,
+            (Step::Else(_), StmtKind::Wait(wait)) => &wait.otherwise,
             (Step::Arm(_, arm), StmtKind::Branch { arms, .. }) => &arms.get(*arm as usize)?.body,
             (Step::Catch(_, catch), _) => &stmt.catches.get(*catch as usize)?.body,
             _ => return None,
@@ -396,6 +462,7 @@ impl<'a> Ctx<'a> {
                         )))
                     }
                 },
+                StmtKind::Wait(wait) => self.wait_for(wait).await?,
                 StmtKind::Stop => Next::Stop,
                 StmtKind::Fail(message) => Next::Fail(self.eval(message).await?.to_string()),
                 StmtKind::Call(call) => {
@@ -408,6 +475,33 @@ impl<'a> Ctx<'a> {
         }
         .await;
         result.unwrap_or_else(Next::Error)
+    }
+
+    /// Reaching `wait for`: the key and the time it waits until.
+    async fn wait_for(&self, wait: &Wait) -> Result<Next, ActionError> {
+        let key = match self.eval(&wait.key).await? {
+            Value::None => return Err(eval_error("the key of `wait for` is none".to_string())),
+            key => correlation_key(&key),
+        };
+        let ms = match self.eval(&wait.within).await? {
+            Value::Duration(ms) if (1..=MAX_WAIT_MS).contains(&ms) => ms,
+            Value::Duration(ms) => {
+                return Err(eval_error(format!(
+                    "`wait for` waits from 1ms to 30 days, not {}",
+                    crate::duration::format(ms)
+                )))
+            }
+            other => {
+                return Err(eval_error(format!(
+                    "`within` needs a duration, got {other}"
+                )))
+            }
+        };
+        Ok(Next::WaitFor {
+            until: add_ms(self.inner.clock.now(), ms)?,
+            trigger: wait.trigger.name.clone(),
+            key,
+        })
     }
 
     async fn matches(&self, pattern: &Pattern, value: &Value) -> Result<bool, ActionError> {
@@ -1436,6 +1530,15 @@ fn format_date(args: &Args<'_>) -> Result<Value, ActionError> {
         None => value.format_with_items(items.iter()).to_string(),
     };
     Ok(Value::String(formatted))
+}
+
+/// The key a waiting run is registered under, and an event is delivered
+/// by: the correlation field's text.
+pub(crate) fn correlation_key(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn eval_error(message: String) -> ActionError {

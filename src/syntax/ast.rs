@@ -43,6 +43,8 @@ pub struct TestDef {
     pub name_span: Span,
     /// The event given.
     pub given: Given,
+    /// `then TRIGGER after DURATION { ... }` lines: later events, in order.
+    pub then: Vec<ThenEvent>,
     /// `with ...` lines: the world the flow runs in.
     pub facts: Vec<TestFact>,
     /// The expected effects, in order.
@@ -66,6 +68,18 @@ pub struct Given {
     pub fields_span: Span,
     /// The whole `given`.
     pub span: Span,
+}
+
+/// `then TRIGGER after DURATION { field: value, ... }`: an event that
+/// happens DURATION after the given one (the same timeline as the
+/// expectations' `after`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThenEvent {
+    /// The trigger, fields and spans, as for `given` (without `at`).
+    pub event: Given,
+    /// How long after the given event, in milliseconds, and where it is
+    /// written.
+    pub after: (u64, Span),
 }
 
 /// One `with ...` line of a test.
@@ -448,6 +462,26 @@ pub enum StmtKind {
     Fail(Expr),
     /// An action call.
     Call(Call),
+    /// `[let NAME =] wait for TRIGGER from KEY within DURATION else { }`.
+    Wait(Box<Wait>),
+}
+
+/// `[let NAME =] wait for TRIGGER from KEY within DURATION else { BLOCK }`:
+/// the run waits until an event of TRIGGER whose correlation field equals
+/// KEY arrives, or DURATION passes and BLOCK runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wait {
+    /// `let NAME =`: the name the event is bound to; the else block must
+    /// then end the run.
+    pub binding: Option<Ident>,
+    /// The trigger waited for.
+    pub trigger: Ident,
+    /// The value the trigger's `@correlate` field must equal.
+    pub key: Expr,
+    /// How long to wait at most.
+    pub within: Expr,
+    /// What runs when nothing arrived in time.
+    pub otherwise: Block,
 }
 
 /// `PATTERNS => BODY` in a branch.

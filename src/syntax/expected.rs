@@ -138,6 +138,9 @@ const TOKEN_WORDS: &[(&str, &str)] = &[
     ("catch", "`catch`"),
     ("stop", "`stop`"),
     ("fail", "`fail`"),
+    ("wait", "`wait`"),
+    ("for", "`for`"),
+    ("within", "`within`"),
     ("trigger", "`trigger`"),
     ("action", "`action`"),
     ("type", "`type`"),
@@ -243,6 +246,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         test_expect | kw_expect => "`expect`",
         expectation => "an expected action call such as `after 10m notify(\"team\")`",
         kw_after => "`after`",
+        test_then | kw_then => "`then`",
         test_outcome | kw_fails | kw_stops | kw_completes | kw_nothing => {
             "`fails`, `stops`, `completes` or `nothing runs`"
         }
@@ -267,9 +271,12 @@ fn describe(rule: Rule) -> Option<&'static str> {
         type_args => "`(`",
         type_arg => "a type argument such as `max: 20` or `unique: id`",
         block => "`{`",
-        stmt | let_stmt | if_stmt | branch_stmt | delay_stmt | stop_stmt | fail_stmt => {
-            "a statement"
-        }
+        stmt | let_stmt | if_stmt | branch_stmt | delay_stmt | stop_stmt | fail_stmt
+        | wait_stmt => "a statement",
+        wait_binding => "`let`",
+        kw_wait => "`wait`",
+        kw_for => "`for`",
+        kw_within => "`within`",
         kw_let => "`let`",
         kw_if => "`if`",
         else_clause | else_if | kw_else => "`else`",

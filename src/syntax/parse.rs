@@ -262,6 +262,7 @@ impl Builder<'_, '_> {
         let span = self.span(&pair);
         let mut name = None;
         let mut given = None;
+        let mut then = Vec::new();
         let mut facts = Vec::new();
         let mut expectations = Vec::new();
         let mut outcome = None;
@@ -273,6 +274,7 @@ impl Builder<'_, '_> {
                     name = Some((text, name_span));
                 }
                 Rule::test_given => given = Some(self.given(p)),
+                Rule::test_then => then.push(self.then_event(p)),
                 Rule::test_fact => {
                     if let Some(fact) = self.test_fact(p) {
                         facts.push(fact);
@@ -301,11 +303,27 @@ impl Builder<'_, '_> {
                 fields_span: span,
                 span,
             }),
+            then,
             facts,
             expectations,
             outcome,
             span,
         }
+    }
+
+    /// `then TRIGGER after DURATION { fields }`: read like `given`.
+    fn then_event(&mut self, pair: Pair<'_, Rule>) -> ThenEvent {
+        let after = pair
+            .clone()
+            .into_inner()
+            .find(|p| p.as_rule() == Rule::duration)
+            .and_then(|p| {
+                let span = self.span(&p);
+                self.duration(&p).map(|ms| (ms, span))
+            });
+        let event = self.given(pair);
+        let after = after.unwrap_or((0, event.span));
+        ThenEvent { event, after }
     }
 
     fn given(&mut self, pair: Pair<'_, Rule>) -> Given {
@@ -741,6 +759,7 @@ impl Builder<'_, '_> {
                 }
             }
             Rule::stop_stmt => StmtKind::Stop,
+            Rule::wait_stmt => self.wait_stmt(pair),
             Rule::fail_stmt => {
                 let message = pair.into_inner().nth(1).map(|p| self.expr(p));
                 StmtKind::Fail(message.unwrap_or_else(|| none_expr(span)))
@@ -748,6 +767,40 @@ impl Builder<'_, '_> {
             Rule::call => StmtKind::Call(self.call(pair)),
             _ => StmtKind::Stop,
         }
+    }
+
+    /// `[let NAME =] wait for TRIGGER from KEY within DURATION else BLOCK`.
+    fn wait_stmt(&mut self, pair: Pair<'_, Rule>) -> StmtKind {
+        let span = self.span(&pair);
+        let mut binding = None;
+        let mut trigger = None;
+        let mut exprs = Vec::with_capacity(2);
+        let mut otherwise = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::wait_binding => {
+                    binding = p
+                        .into_inner()
+                        .find(|q| q.as_rule() == Rule::ident)
+                        .map(|q| self.ident(q));
+                }
+                Rule::qualified_name => trigger = Some(self.ident(p)),
+                Rule::expr => exprs.push(self.expr(p)),
+                Rule::block => otherwise = Some(self.block(p)),
+                _ => {}
+            }
+        }
+        let mut exprs = exprs.into_iter();
+        StmtKind::Wait(Box::new(Wait {
+            binding,
+            trigger: trigger.unwrap_or_else(|| missing_ident(span)),
+            key: exprs.next().unwrap_or_else(|| none_expr(span)),
+            within: exprs.next().unwrap_or_else(|| none_expr(span)),
+            otherwise: otherwise.unwrap_or(Block {
+                stmts: Vec::new(),
+                span,
+            }),
+        }))
     }
 
     fn if_stmt(&mut self, pair: Pair<'_, Rule>) -> StmtKind {

@@ -311,6 +311,7 @@ async fn execute(program: &Program, test: &CheckedTest) -> Option<TestFailure> {
         .log(recorder.log())
         .shared_clock(clock.clone())
         .shared_store(store.clone())
+        .replies_start_flows(program.config().conversations.replies_start_flows)
         .build();
     if let Err(e) = engine.load(program_for(program, test)) {
         return not_run(format!("the flows cannot run: {e}"));
@@ -318,6 +319,24 @@ async fn execute(program: &Program, test: &CheckedTest) -> Option<TestFailure> {
     let event = Event::new(test.trigger.clone(), J::Object(test.fields.clone()));
     if let Err(e) = engine.dispatch(event).await {
         return not_run(format!("the event was not accepted: {e}"));
+    }
+    // Each later event at its time, after what was due before it.
+    for later in &test.then {
+        let ms = i64::try_from(later.after_ms).unwrap_or(i64::MAX);
+        let at = test
+            .start
+            .checked_add_signed(chrono::Duration::milliseconds(ms))
+            .unwrap_or(test.start);
+        if let Err(e) = run_due_until(&engine, &store, &clock, at).await {
+            return not_run(format!("the runs did not go on: {e}"));
+        }
+        let event = Event::new(later.trigger.clone(), J::Object(later.fields.clone()));
+        if let Err(e) = engine.dispatch(event).await {
+            return not_run(format!(
+                "the later `{}` event was not accepted: {e}",
+                later.trigger
+            ));
+        }
     }
     if let Err(e) = engine.run_until_idle().await {
         return not_run(format!("the runs did not finish: {e}"));
@@ -333,6 +352,24 @@ async fn execute(program: &Program, test: &CheckedTest) -> Option<TestFailure> {
         test.outcome.as_ref(),
         &outcomes,
     )
+}
+
+/// Resumes every run due until `at`, then moves the clock to `at`.
+async fn run_due_until(
+    engine: &Engine,
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    at: DateTime<Utc>,
+) -> Result<(), crate::runtime::EngineError> {
+    while let Some(wake) = store.next_wake().await? {
+        if wake > at {
+            break;
+        }
+        clock.sleep_until(wake).await;
+        engine.run_due().await?;
+    }
+    clock.sleep_until(at).await;
+    Ok(())
 }
 
 /// The recorded effects as calls. A send of a local `file` is one call, as

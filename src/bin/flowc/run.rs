@@ -145,7 +145,8 @@ async fn run_async(args: RunArgs, start: Option<DateTime<Utc>>) -> ExitCode {
     };
     say!("flowc run: {banner}");
     let trace = Trace::new(clock.clone());
-    let mut builder = Engine::builder();
+    let mut builder =
+        Engine::builder().replies_start_flows(program.config().conversations.replies_start_flows);
     if let Some(dir) = &args.media_dir {
         builder = builder.media_dir(dir);
     }

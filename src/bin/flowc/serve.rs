@@ -134,6 +134,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         .notify(console.clone())
         .log(console.clone())
         .observer(metrics.clone())
+        .replies_start_flows(program.config().conversations.replies_start_flows)
         .limits(EngineLimits {
             run_lease: lease,
             ..EngineLimits::default()

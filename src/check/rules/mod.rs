@@ -17,6 +17,7 @@ pub mod invalid_media;
 pub mod invalid_pattern;
 pub mod invalid_retry;
 pub mod invalid_time_zone;
+pub mod invalid_wait;
 pub mod item_count;
 pub mod marketing_without_opt_out;
 pub mod media_file_missing;
@@ -48,6 +49,7 @@ pub mod unknown_variable;
 pub mod unreachable_code;
 pub mod unset_after_catch;
 pub mod via_without_sender;
+pub mod wait_else_continues;
 pub mod window_not_proven;
 
 /// The candidate closest to `name`, if it is close enough to be a likely

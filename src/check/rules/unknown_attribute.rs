@@ -6,7 +6,8 @@
 //!
 //! Known attributes: `@opens_window(FIELD)` on a trigger (FIELD is a Phone
 //! field), `@reply(FIELD)` on a trigger (the text field carrying the id of
-//! the choice a customer made), `@requires_window(PARAM)` on an action (PARAM
+//! the choice a customer made), `@correlate(FIELD)` on a trigger (the
+//! required field `wait for` matches its key against), `@requires_window(PARAM)` on an action (PARAM
 //! is a Phone parameter), `@one_of(PARAM, PARAM, ...)` on an action (two or
 //! more optional parameters, of which calls pass exactly one),
 //! `@media(KIND)` on an action (it sends an image, document, audio, video or
@@ -25,6 +26,7 @@ use crate::syntax::ast::{Attribute, Ident, TypeArg};
 const KNOWN: &[(&str, &str, &str)] = &[
     ("trigger", "opens_window", "`@opens_window(FIELD)`"),
     ("trigger", "reply", "`@reply(FIELD)`"),
+    ("trigger", "correlate", "`@correlate(FIELD)`"),
     ("action", "requires_window", "`@requires_window(PARAM)`"),
     ("action", "one_of", "`@one_of(PARAM, PARAM, ...)`"),
     ("action", "media", "`@media(KIND)`"),
