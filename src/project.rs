@@ -100,6 +100,50 @@ impl Project {
         Ok(Project { flows, config })
     }
 
+    /// The paths to check when a command is given `paths` and acts on
+    /// them only: a `.flow` file inside a project (a flow.toml beside it, or
+    /// `config` given) is checked with its whole folder, whose declarations
+    /// and sends it may rely on; folders and files outside a project stay as
+    /// given. `flowc run FILE` and `flowc test FILE` use it, then keep the
+    /// flows or tests of the files given ([`Project::names_of`]).
+    ///
+    /// ```
+    /// use std::path::PathBuf;
+    /// use flowc::project::Project;
+    ///
+    /// let paths = Project::widen(&[PathBuf::from("examples/call_follow_up.flow")], None);
+    /// assert_eq!(paths, [PathBuf::from("examples")]);
+    /// ```
+    pub fn widen(paths: &[PathBuf], config: Option<&Path>) -> Vec<PathBuf> {
+        let mut widened: Vec<PathBuf> = Vec::with_capacity(paths.len());
+        for path in paths {
+            let folder = match path.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let in_project =
+                path.is_file() && (config.is_some() || folder.join(CONFIG_FILE).is_file());
+            let path = if in_project { folder } else { path.clone() };
+            if !widened.contains(&path) {
+                widened.push(path);
+            }
+        }
+        widened
+    }
+
+    /// The names the compiler knows the `files` by (as this project found
+    /// them), for [`crate::check::Program::only_flows_in`] and for picking
+    /// tests; files the project did not find are left out.
+    pub fn names_of(&self, files: &[PathBuf]) -> Vec<String> {
+        let canonical = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.into());
+        let wanted: Vec<PathBuf> = files.iter().map(|f| canonical(f)).collect();
+        self.flows
+            .iter()
+            .filter(|path| wanted.contains(&canonical(path)))
+            .map(|path| display_name(path))
+            .collect()
+    }
+
     /// Reads every file into a compiler with the standard declarations.
     pub fn compiler(&self) -> Result<Compiler, ProjectError> {
         let mut compiler = Compiler::new();

@@ -72,6 +72,23 @@ fn filter_selects_tests_by_file_and_name() {
 }
 
 #[test]
+fn a_test_file_runs_its_own_tests_with_its_project() {
+    // fault_report.test.flow relies on fault_report.flow and flow.toml
+    // beside it; only its own tests run.
+    let output = flowc(&["test", "examples/fault_report.test.flow"]);
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}");
+    assert!(out.starts_with("running 5 tests\n"), "{out}");
+    assert!(
+        out.lines()
+            .filter(|line| line.starts_with("test ") && !line.starts_with("test result"))
+            .all(|line| line.starts_with("test examples/fault_report.test.flow: ")),
+        "{out}"
+    );
+    assert_eq!(last_line(&out), "5 passed, 0 failed");
+}
+
+#[test]
 fn another_template_fails_with_a_diff_at_the_template() {
     let (_dir, path) = broken_examples("call_follow_up.flow", |text| {
         text.replacen(

@@ -17,6 +17,7 @@ use flowc::runtime::{Engine, Event, Observer, RunEvent, RunStatus, Value};
 
 use crate::check::{checked_program, usage_error};
 use crate::plural;
+use flowc::project::Project;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -70,34 +71,17 @@ pub fn run(args: RunArgs) -> ExitCode {
 }
 
 async fn run_async(args: RunArgs, start: Option<DateTime<Utc>>) -> ExitCode {
-    // A file in a project (a flow.toml beside it) is checked with the rest
-    // of the project, whose declarations and sends it may rely on; only its
-    // own flows run.
-    let folder = match args.file.parent() {
-        Some(parent) if parent.as_os_str().is_empty() => PathBuf::from("."),
-        Some(parent) => parent.to_path_buf(),
-        None => PathBuf::from("."),
-    };
-    let in_project = args.file.is_file()
-        && (args.config.is_some() || folder.join(flowc::project::CONFIG_FILE).is_file());
-    let paths = if in_project {
-        vec![folder]
-    } else {
-        vec![args.file.clone()]
-    };
+    // A file in a project is checked with the rest of the project, whose
+    // declarations and sends it may rely on; only its own flows run.
+    let paths = Project::widen(std::slice::from_ref(&args.file), args.config.as_deref());
     let (project, mut program) =
         match checked_program(&paths, args.config.as_deref(), "nothing was run") {
             Ok(checked) => checked,
             Err(code) => return code,
         };
-    if in_project {
-        let wanted = std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone());
-        if let Some(own) = project
-            .flows
-            .iter()
-            .find(|path| std::fs::canonicalize(path).is_ok_and(|p| p == wanted))
-        {
-            program = program.only_flows_in(&own.display().to_string());
+    if args.file.is_file() {
+        if let Some(own) = project.names_of(std::slice::from_ref(&args.file)).first() {
+            program = program.only_flows_in(own);
         }
     }
     let event = match flowc::project::read_text(&args.event).map(|text| Event::from_json(&text)) {

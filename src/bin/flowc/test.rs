@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::check::checked_program;
 use crate::plural;
+use flowc::project::Project;
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
@@ -28,26 +29,29 @@ pub fn run(args: TestArgs) -> ExitCode {
     } else {
         args.paths
     };
-    let (_, program) = match checked_program(&paths, args.config.as_deref(), "no test ran") {
+    // Test files inside a project are checked with the whole project (the
+    // flows they test live beside them); only their own tests run.
+    let widened = Project::widen(&paths, args.config.as_deref());
+    let (project, program) = match checked_program(&widened, args.config.as_deref(), "no test ran")
+    {
         Ok(found) => found,
         Err(code) => return code,
     };
-    let selected = program
-        .tests()
-        .iter()
-        .filter(|t| {
-            args.filter
+    let files: Vec<PathBuf> = paths.iter().filter(|p| p.is_file()).cloned().collect();
+    let only: Option<Vec<String>> = (widened != paths).then(|| project.names_of(&files));
+    let chosen = |test: &&flowc::check::CheckedTest| {
+        only.as_ref()
+            .map_or(true, |names| names.contains(&test.file))
+            && args
+                .filter
                 .as_deref()
-                .map_or(true, |f| flowc::testing::full_name(t).contains(f))
-        })
-        .count();
+                .map_or(true, |f| flowc::testing::full_name(test).contains(f))
+    };
+    let selected = program.tests().iter().filter(chosen).count();
     say!("running {}", plural(selected, "test"));
     let mut results = Vec::new();
-    for test in program.tests() {
+    for test in program.tests().iter().filter(chosen) {
         let name = flowc::testing::full_name(test);
-        if args.filter.as_deref().is_some_and(|f| !name.contains(f)) {
-            continue;
-        }
         let result = flowc::testing::run_test(&program, test);
         say!(
             "test {name} ... {}",
