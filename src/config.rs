@@ -1681,19 +1681,39 @@ impl Loader {
         let names: Vec<&str> = SenderProvider::ALL.iter().map(|p| p.as_str()).collect();
         let rule = "a sender's provider is `cloud-api` (the WhatsApp Cloud API, with the \
                     account of `[whatsapp]`) or `dry-run` (prints the messages, sends nothing)";
-        let help = match did_you_mean(value, &names) {
+        self.unknown_keyword(
+            ("sender provider", "not a sender provider"),
+            value,
+            span,
+            &names,
+            (rule, rule),
+        );
+        None
+    }
+
+    /// Reports `value`, which is none of `names`: "unknown WHAT `value`"
+    /// labelled LABEL, with help saying `rule` after a did-you-mean, or
+    /// `fallback` without one.
+    fn unknown_keyword(
+        &mut self,
+        (what, label): (&str, &str),
+        value: &str,
+        span: Span,
+        names: &[&str],
+        (rule, fallback): (&str, &str),
+    ) {
+        let help = match did_you_mean(value, names) {
             Some(suggestion) => format!("did you mean `{suggestion}`? {rule}"),
-            None => rule.to_owned(),
+            None => fallback.to_owned(),
         };
         self.report(
             Diagnostic::new(
                 Code::ConfigValue,
-                format!("unknown sender provider `{}`", value.escape_debug()),
+                format!("unknown {what} `{}`", value.escape_debug()),
             )
-            .with_label(span, "not a sender provider")
+            .with_label(span, label)
             .with_help(help),
         );
-        None
     }
 
     fn check_phone_number_id(&mut self, id: &str, span: Span) {
@@ -1819,22 +1839,18 @@ impl Loader {
             "video" => return Some(Some(MediaKind::Video)),
             _ => {}
         }
-        let list = english_list(HEADER_FORMATS, "or");
-        let help = if format.eq_ignore_ascii_case("location") {
-            format!("location headers are not supported; a header is {list}")
+        let rule = format!("a header is {}", english_list(HEADER_FORMATS, "or"));
+        let fallback = if format.eq_ignore_ascii_case("location") {
+            format!("location headers are not supported; {rule}")
         } else {
-            match did_you_mean(format, HEADER_FORMATS) {
-                Some(suggestion) => format!("did you mean `{suggestion}`? a header is {list}"),
-                None => format!("a header is {list}, as approved by Meta"),
-            }
+            format!("{rule}, as approved by Meta")
         };
-        self.report(
-            Diagnostic::new(
-                Code::ConfigValue,
-                format!("unknown template header format `{}`", format.escape_debug()),
-            )
-            .with_label(span, "not a header format")
-            .with_help(help),
+        self.unknown_keyword(
+            ("template header format", "not a header format"),
+            format,
+            span,
+            HEADER_FORMATS,
+            (&rule, &fallback),
         );
         None
     }
@@ -2015,18 +2031,13 @@ impl Loader {
             return Some(kind);
         }
         let names: Vec<&str> = TemplateButtonKind::ALL.iter().map(|k| k.as_str()).collect();
-        let list = english_list(&names, "or");
-        let help = match did_you_mean(name, &names) {
-            Some(suggestion) => format!("did you mean `{suggestion}`? a button is {list}"),
-            None => format!("a button is {list}"),
-        };
-        self.report(
-            Diagnostic::new(
-                Code::ConfigValue,
-                format!("unknown template button type `{}`", name.escape_debug()),
-            )
-            .with_label(span, "not a button type")
-            .with_help(help),
+        let rule = format!("a button is {}", english_list(&names, "or"));
+        self.unknown_keyword(
+            ("template button type", "not a button type"),
+            name,
+            span,
+            &names,
+            (&rule, &rule),
         );
         None
     }
@@ -2158,18 +2169,13 @@ impl Loader {
             return Some(category);
         }
         let names: Vec<&str> = TemplateCategory::ALL.iter().map(|c| c.as_str()).collect();
-        let list = english_list(&names, "or");
-        let help = match did_you_mean(name, &names) {
-            Some(suggestion) => format!("did you mean `{suggestion}`? the category is {list}"),
-            None => format!("the category is {list}, as approved by Meta"),
-        };
-        self.report(
-            Diagnostic::new(
-                Code::ConfigValue,
-                format!("unknown template category `{}`", name.escape_debug()),
-            )
-            .with_label(span, "not a WhatsApp template category")
-            .with_help(help),
+        let rule = format!("the category is {}", english_list(&names, "or"));
+        self.unknown_keyword(
+            ("template category", "not a WhatsApp template category"),
+            name,
+            span,
+            &names,
+            (&rule, &format!("{rule}, as approved by Meta")),
         );
         None
     }

@@ -10,11 +10,13 @@ use chrono::{DateTime, Duration, Utc};
 use flowc::check::{Compiler, Program};
 use flowc::providers::recording::Recorder;
 use flowc::providers::sqlite::SqliteStore;
-use flowc::providers::{Clock, MemoryStore, Secret, Store, VirtualClock};
-use flowc::runtime::{Engine, EngineLimits, Event, Limits};
-use flowc::serve::webhook::signature_header;
-use flowc::serve::{Metrics, ServeOptions, Service};
+use flowc::providers::{Clock, MemoryStore, Store, VirtualClock};
+use flowc::runtime::{Engine, Event};
 use serde_json::json;
+
+mod common;
+
+use common::{Server, SECRET};
 
 const CONFIG: &str = include_str!("../examples/flow.toml");
 
@@ -299,7 +301,6 @@ async fn via_starts_only_the_named_senders_handlers() {
 // ---------------------------------------------------------------------------
 // The service on a loopback port.
 
-const SECRET: &str = "app-secret";
 const BERLIN_ID: &str = "106540352242922";
 const MUNICH_ID: &str = "107655463353033";
 
@@ -323,24 +324,6 @@ on whatsapp.message_received as msg via "munich-office" {
 }
 "#;
 
-struct Server {
-    base: String,
-    recorder: Recorder,
-    engine: Engine,
-    store: Arc<dyn Store>,
-    client: reqwest::Client,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
 async fn start() -> Server {
     start_with_flows(SERVICE_FLOWS).await
 }
@@ -349,62 +332,17 @@ async fn start_with_flows(flows: &str) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.path().join("flows.db")).expect("store"));
-    let program = compile(flows, SERVICE_CONFIG);
-    let recorder = Recorder::new();
-    let metrics = Arc::new(Metrics::default());
-    let engine = Engine::builder()
-        .whatsapp(recorder.whatsapp())
-        .log(recorder.log())
-        .shared_store(store.clone())
-        .observer(metrics.clone())
-        .limits(EngineLimits {
-            pacing: Limits {
-                recipient_interval: Duration::milliseconds(10),
-                ..Limits::default()
-            },
-            ..EngineLimits::default()
-        })
-        .build();
-    engine.load(program.clone()).expect("load");
-    let mut options = ServeOptions::new(Secret::new(SECRET), Secret::new("verify-me"));
-    options.poll_interval = StdDuration::from_millis(50);
-    let service = Service::new(engine.clone(), program, metrics, options);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(flowc::serve::serve(service, listener, async {
-        let _ = stopped.await;
-    }));
-    Server {
-        base,
-        recorder,
-        engine,
+    common::start(
+        dir,
         store,
-        client: reqwest::Client::new(),
-        _dir: dir,
-        stop: Some(stop),
-    }
+        compile(flows, SERVICE_CONFIG),
+        |builder, _| builder,
+        |_| {},
+    )
+    .await
 }
 
 impl Server {
-    async fn post(&self, body: &serde_json::Value) -> reqwest::StatusCode {
-        let bytes = serde_json::to_vec(body).expect("json");
-        self.client
-            .post(format!("{}/webhook", self.base))
-            .header(
-                "x-hub-signature-256",
-                signature_header(SECRET.as_bytes(), &bytes),
-            )
-            .header("content-type", "application/json")
-            .body(bytes)
-            .send()
-            .await
-            .expect("request")
-            .status()
-    }
-
     async fn metric(&self, line: &str) -> Option<u64> {
         let text = self
             .client
@@ -450,13 +388,13 @@ async fn two_senders_webhooks_go_to_their_own_flows() {
     let server = start().await;
     assert_eq!(
         server
-            .post(&payload(BERLIN_ID, "wamid.B1", "Hallo Berlin"))
+            .post_webhook(&payload(BERLIN_ID, "wamid.B1", "Hallo Berlin"), SECRET)
             .await,
         200
     );
     assert_eq!(
         server
-            .post(&payload(MUNICH_ID, "wamid.M1", "Servus München"))
+            .post_webhook(&payload(MUNICH_ID, "wamid.M1", "Servus München"), SECRET)
             .await,
         200
     );
@@ -489,7 +427,7 @@ async fn an_unknown_number_is_dropped_and_counted() {
     assert_eq!(server.metric(DROPPED).await, None);
     assert_eq!(
         server
-            .post(&payload("999999999999999", "wamid.X1", "Hi"))
+            .post_webhook(&payload("999999999999999", "wamid.X1", "Hi"), SECRET)
             .await,
         200
     );
@@ -517,7 +455,9 @@ async fn a_handed_over_conversation_is_held_by_the_service() {
         .await
         .expect("pause");
     assert_eq!(
-        server.post(&payload(BERLIN_ID, "wamid.B1", "Hallo?")).await,
+        server
+            .post_webhook(&payload(BERLIN_ID, "wamid.B1", "Hallo?"), SECRET)
+            .await,
         200
     );
     server.settled().await;
@@ -533,7 +473,9 @@ async fn a_handed_over_conversation_is_held_by_the_service() {
         .is_some());
     // The Munich number's conversation is automated as before.
     assert_eq!(
-        server.post(&payload(MUNICH_ID, "wamid.M1", "Servus")).await,
+        server
+            .post_webhook(&payload(MUNICH_ID, "wamid.M1", "Servus"), SECRET)
+            .await,
         200
     );
     server.settled().await;
@@ -545,7 +487,9 @@ async fn a_handed_over_conversation_is_held_by_the_service() {
         .await
         .expect("resume");
     assert_eq!(
-        server.post(&payload(BERLIN_ID, "wamid.B2", "Jetzt?")).await,
+        server
+            .post_webhook(&payload(BERLIN_ID, "wamid.B2", "Jetzt?"), SECRET)
+            .await,
         200
     );
     server.settled().await;
@@ -567,7 +511,12 @@ async fn the_service_answers_a_burst_once_after_the_pause() {
         ("wamid.2", "I have a question"),
         ("wamid.3", "about my invoice"),
     ] {
-        assert_eq!(server.post(&payload(BERLIN_ID, id, text)).await, 200);
+        assert_eq!(
+            server
+                .post_webhook(&payload(BERLIN_ID, id, text), SECRET)
+                .await,
+            200
+        );
     }
     server.settled().await;
     // Collected, not answered yet; then answered once the pause is over.

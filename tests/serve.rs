@@ -7,18 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flowc::check::Compiler;
-use flowc::providers::recording::Recorder;
 use flowc::providers::sqlite::SqliteStore;
 use flowc::providers::{
     Burst, InboxEvent, PausedConversation, RunRecord, Secret, SendState, SentRecord, Store,
     StoreError, StoredRun,
 };
-use flowc::runtime::{Engine, EngineLimits, Limits};
 use flowc::serve::webhook::signature_header;
-use flowc::serve::{Metrics, ServeOptions, Service};
 use serde_json::json;
 
-const SECRET: &str = "app-secret";
+mod common;
+
+use common::{Server, SECRET};
 
 const FLOWS: &str = r#"
 flow answer
@@ -47,23 +46,6 @@ const CONFIG: &str = r#"
 phone_number_id = "106540352242922"
 "#;
 
-struct Server {
-    base: String,
-    recorder: Recorder,
-    store: Arc<dyn Store>,
-    client: reqwest::Client,
-    _dir: tempfile::TempDir,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
 async fn start() -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let store: Arc<dyn Store> =
@@ -76,72 +58,14 @@ async fn start_with(dir: tempfile::TempDir, store: Arc<dyn Store>) -> Server {
     compiler.add_source("flows.flow", FLOWS);
     compiler.add_config("flow.toml", CONFIG);
     let program = compiler.check().into_result().expect("flows check");
-    let recorder = Recorder::new();
-    let metrics = Arc::new(Metrics::default());
-    let engine = Engine::builder()
-        .whatsapp(recorder.whatsapp())
-        .log(recorder.log())
-        .shared_store(store.clone())
-        .observer(metrics.clone())
-        // Two answers to one customer in a test: no 6 s pair-rate wait.
-        .limits(EngineLimits {
-            pacing: Limits {
-                recipient_interval: chrono::Duration::milliseconds(10),
-                ..Limits::default()
-            },
-            ..EngineLimits::default()
-        })
-        .build();
-    engine.load(program.clone()).expect("load");
-    let mut options = ServeOptions::new(Secret::new(SECRET), Secret::new("verify-me"));
-    options.events_token = Some(Secret::new("host-token"));
-    options.poll_interval = Duration::from_millis(50);
-    let service = Service::new(engine, program, metrics, options);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("address"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(flowc::serve::serve(service, listener, async {
-        let _ = stopped.await;
-    }));
-    Server {
-        base,
-        recorder,
+    common::start(
+        dir,
         store,
-        client: reqwest::Client::new(),
-        _dir: dir,
-        stop: Some(stop),
-    }
-}
-
-impl Server {
-    async fn post_webhook(&self, body: &serde_json::Value, secret: &str) -> reqwest::StatusCode {
-        let bytes = serde_json::to_vec(body).expect("json");
-        self.client
-            .post(format!("{}/webhook", self.base))
-            .header(
-                "x-hub-signature-256",
-                signature_header(secret.as_bytes(), &bytes),
-            )
-            .header("content-type", "application/json")
-            .body(bytes)
-            .send()
-            .await
-            .expect("request")
-            .status()
-    }
-
-    /// Waits until `done` holds, for at most five seconds.
-    async fn eventually(&self, what: &str, done: impl Fn(&Server) -> bool) {
-        for _ in 0..100 {
-            if done(self) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("timed out waiting for {what}");
-    }
+        program,
+        |builder, _| builder,
+        |options| options.events_token = Some(Secret::new("host-token")),
+    )
+    .await
 }
 
 fn text_payload(message_id: &str, text: &str) -> serde_json::Value {

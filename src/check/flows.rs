@@ -15,7 +15,7 @@ use super::schema::{ActionSchema, ParamSchema, Schemas, TriggerSchema};
 use super::types::{FieldTy, RecordTy, Ty};
 use crate::config::{
     Config, Placeholders, TemplateButtonConfig, TemplateButtonKind, TemplateCategory,
-    TemplateHeaderConfig,
+    TemplateConfig, TemplateHeaderConfig,
 };
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::media::MediaKind;
@@ -1264,17 +1264,10 @@ impl<'a> FlowChecker<'a> {
         given: &[(&ParamSchema, &Expr, Span)],
         call: &Call,
     ) {
-        let Some(config) = self.config else {
-            return;
-        };
-        let Some(template_name) = given
-            .iter()
-            .find(|(p, _, _)| *p.ty.non_optional() == Ty::Template)
-            .and_then(|(_, value, _)| value.kind.as_plain_str())
+        let Some((template_name, template)) = self
+            .config
+            .and_then(|config| literal_template(config, given))
         else {
-            return;
-        };
-        let Some(template) = config.templates.get(&template_name) else {
             return;
         };
         let arg = |name: &str| {
@@ -1387,17 +1380,10 @@ impl<'a> FlowChecker<'a> {
         given: &[(&ParamSchema, &Expr, Span)],
         call: &Call,
     ) {
-        let Some(config) = self.config else {
-            return;
-        };
-        let Some(template_name) = given
-            .iter()
-            .find(|(p, _, _)| *p.ty.non_optional() == Ty::Template)
-            .and_then(|(_, value, _)| value.kind.as_plain_str())
+        let Some((template_name, template)) = self
+            .config
+            .and_then(|config| literal_template(config, given))
         else {
-            return;
-        };
-        let Some(template) = config.templates.get(&template_name) else {
             return;
         };
         let has_variables_param = action
@@ -1803,4 +1789,19 @@ fn binary_result(op: BinaryOp, left: &Ty, right: &Ty) -> Option<Ty> {
             _ => None,
         },
     }
+}
+
+/// The catalog entry of a call whose template is a literal the catalog
+/// lists, with its name; `None` when the template is computed or unknown
+/// (other rules report that).
+fn literal_template<'c>(
+    config: &'c Config,
+    given: &[(&ParamSchema, &Expr, Span)],
+) -> Option<(String, &'c TemplateConfig)> {
+    let name = given
+        .iter()
+        .find(|(p, _, _)| *p.ty.non_optional() == Ty::Template)
+        .and_then(|(_, value, _)| value.kind.as_plain_str())?;
+    let template = config.templates.get(&name)?;
+    Some((name, template))
 }
