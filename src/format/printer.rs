@@ -452,26 +452,7 @@ impl<'a> Printer<'a> {
             head.push_str(&self.flat(at)?);
         }
         head.push(' ');
-        out.push_str(&head);
-        let elems = self.record_elems(&given.fields);
-        let record = self.bracketed(
-            List {
-                brackets: ("{", "}"),
-                open_at: given.fields_span.start as usize,
-                close_at: (given.fields_span.end as usize).saturating_sub(1),
-                elems,
-            },
-            Place {
-                level: 1,
-                col: head.len(),
-                tail: 0,
-            },
-            Style::Fill,
-            true,
-        )?;
-        out.push_str(&record);
-        out.push_str(&self.trailing(given.fields_span.end as usize));
-        out.push('\n');
+        self.event_fields(&mut out, &head, given)?;
 
         for later in &test.then {
             let event = &later.event;
@@ -483,26 +464,7 @@ impl<'a> Printer<'a> {
                 event.trigger.name,
                 self.text(later.after.1)
             );
-            out.push_str(&head);
-            let elems = self.record_elems(&event.fields);
-            let record = self.bracketed(
-                List {
-                    brackets: ("{", "}"),
-                    open_at: event.fields_span.start as usize,
-                    close_at: (event.fields_span.end as usize).saturating_sub(1),
-                    elems,
-                },
-                Place {
-                    level: 1,
-                    col: head.len(),
-                    tail: 0,
-                },
-                Style::Fill,
-                true,
-            )?;
-            out.push_str(&record);
-            out.push_str(&self.trailing(event.fields_span.end as usize));
-            out.push('\n');
+            self.event_fields(&mut out, &head, event)?;
         }
 
         for fact in &test.facts {
@@ -826,6 +788,38 @@ impl<'a> Printer<'a> {
     // -----------------------------------------------------------------------
 
     /// The `key: value` fields of a record, as elements of a bracketed list.
+    /// An event's `{ field: value, ... }` after its `head` (`given ...` or
+    /// `then ...`), broken like a record when it does not fit, then its
+    /// trailing comment and a line break.
+    fn event_fields(
+        &mut self,
+        out: &mut String,
+        head: &str,
+        event: &Given,
+    ) -> Result<(), Unplaced> {
+        out.push_str(head);
+        let elems = self.record_elems(&event.fields);
+        let record = self.bracketed(
+            List {
+                brackets: ("{", "}"),
+                open_at: event.fields_span.start as usize,
+                close_at: (event.fields_span.end as usize).saturating_sub(1),
+                elems,
+            },
+            Place {
+                level: 1,
+                col: head.len(),
+                tail: 0,
+            },
+            Style::Fill,
+            true,
+        )?;
+        out.push_str(&record);
+        out.push_str(&self.trailing(event.fields_span.end as usize));
+        out.push('\n');
+        Ok(())
+    }
+
     fn record_elems<'e>(&self, fields: &'e [(Ident, Expr)]) -> Vec<Elem<'e>> {
         fields
             .iter()
