@@ -129,6 +129,55 @@ async fn a_signed_message_starts_its_runs_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn handled_events_are_forgotten_after_the_retention() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path().join("flows.db")).expect("store"));
+    // Two messages handled before the service started: 20 days and 1 day ago.
+    for (id, days) in [("wamid.OLD", 20), ("wamid.RECENT", 1)] {
+        let event = InboxEvent {
+            id: id.into(),
+            event: json!({}),
+            received_at: chrono::Utc::now() - chrono::Duration::days(days),
+        };
+        assert!(store.enqueue_event(event).await.expect("enqueue"));
+        store.finish_event(id).await.expect("finish");
+    }
+    // The default retention is 14 days; the service prunes as it starts.
+    let server = start_with(dir, store).await;
+    let mut pruned = false;
+    for _ in 0..200 {
+        let metrics = server
+            .client
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("body");
+        if metrics.contains("flowc_events_pruned_total 1\n") {
+            pruned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(pruned, "the service never pruned the old event");
+
+    // Meta redelivering the recent one is still recognised; the forgotten
+    // one is taken as new.
+    for id in ["wamid.RECENT", "wamid.OLD"] {
+        let payload = text_payload(id, "Still there?");
+        assert_eq!(server.post_webhook(&payload, SECRET).await, 200);
+    }
+    server
+        .eventually("the answer", |s| s.recorder.texts().len() == 1)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.recorder.texts().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn bad_signatures_and_bodies_start_nothing() {
     let server = start().await;
     let payload = text_payload("wamid.B1", "hello");
@@ -295,6 +344,12 @@ impl Store for GatedStore {
     }
     async fn pending_events(&self, limit: usize) -> Result<Vec<InboxEvent>, StoreError> {
         self.inner.pending_events(limit).await
+    }
+    async fn prune_finished_events(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, StoreError> {
+        self.inner.prune_finished_events(before).await
     }
     async fn pending_count(&self) -> Result<usize, StoreError> {
         self.inner.pending_count().await

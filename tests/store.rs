@@ -658,6 +658,50 @@ async fn a_reply_delivered_first_wins_over_the_timeout(store: &dyn Store) {
     assert!(store.claim_due_runs(at(10), 10).await.unwrap().is_empty());
 }
 
+async fn pruning_forgets_old_finished_events_and_what_they_answered(store: &dyn Store) {
+    for (id, secs) in [("old-done", 1), ("old-pending", 2), ("new-done", 100)] {
+        assert!(store.enqueue_event(event(id, at(secs))).await.unwrap());
+    }
+    store.finish_events(&["old-done", "new-done"]).await.unwrap();
+    for (id, customer) in [("r1", "+491"), ("r2", "+492")] {
+        store
+            .save_waiting_run(run(id, at(500)), wait_key(customer))
+            .await
+            .unwrap();
+    }
+    for (event_id, customer) in [("old-done", "+491"), ("new-done", "+492")] {
+        let delivery = store
+            .deliver_to_waiting(&wait_key(customer), Some(event_id), reply("yes"), at(3))
+            .await
+            .unwrap();
+        assert!(delivery.answered);
+    }
+
+    assert_eq!(store.prune_finished_events(at(50)).await.unwrap(), 1);
+    assert_eq!(store.prune_finished_events(at(50)).await.unwrap(), 0);
+
+    // The pruned event is forgotten with the runs it answered: a new run
+    // waiting under its key would take it as a new reply.
+    store
+        .save_waiting_run(run("r3", at(500)), wait_key("+491"))
+        .await
+        .unwrap();
+    let again = store
+        .deliver_to_waiting(&wait_key("+491"), Some("old-done"), reply("yes"), at(200))
+        .await
+        .unwrap();
+    assert_eq!(ids(&again.runs), vec!["r3"]);
+    assert!(store.enqueue_event(event("old-done", at(200))).await.unwrap());
+    // The pending one and the recent one are still recognised.
+    assert!(!store.enqueue_event(event("old-pending", at(200))).await.unwrap());
+    assert!(!store.enqueue_event(event("new-done", at(200))).await.unwrap());
+    let redelivered = store
+        .deliver_to_waiting(&wait_key("+492"), Some("new-done"), reply("yes"), at(200))
+        .await
+        .unwrap();
+    assert!(redelivered.answered && redelivered.runs.is_empty());
+}
+
 async fn saving_or_finishing_a_waiting_run_ends_its_wait(store: &dyn Store) {
     store
         .save_waiting_run(run("r1", at(10)), wait_key("+491"))
@@ -689,6 +733,7 @@ mod waits {
         a_timeout_claimed_first_wins_over_the_reply,
         a_reply_delivered_first_wins_over_the_timeout,
         saving_or_finishing_a_waiting_run_ends_its_wait,
+        pruning_forgets_old_finished_events_and_what_they_answered,
     );
 }
 

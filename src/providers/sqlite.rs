@@ -35,8 +35,10 @@
 //! An inbox event's id stays in `events` after [`Store::finish_event`]: that
 //! is how a redelivered webhook is recognised. Finished events are small, but
 //! they accumulate; a host that wants to bound the file calls
-//! [`SqliteStore::prune_finished_events`] with a horizon longer than any
-//! redelivery it expects (WhatsApp retries for up to about a week).
+//! [`Store::prune_finished_events`] with a horizon longer than any
+//! redelivery it expects (WhatsApp retries for up to about a week);
+//! `flowc serve` does so every hour (`--keep-events`). The `answered` ids
+//! of pruned events go with them.
 //! `history` and `sent` are append-only as well.
 //!
 //! # Durability
@@ -301,23 +303,6 @@ impl SqliteStore {
     /// How long a claimed run stays leased.
     pub fn lease(&self) -> chrono::Duration {
         self.lease
-    }
-
-    /// Deletes finished inbox events received before `before`, returning
-    /// how many. Their ids are forgotten: a redelivery of one of them after
-    /// this would be taken as new, so choose `before` well past any
-    /// redelivery window. Pending events are never deleted.
-    pub async fn prune_finished_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
-        let before = floor_ms(before);
-        self.call(move |conn| {
-            execute(
-                conn,
-                "DELETE FROM events WHERE done = 1 AND received_at < ?1",
-                params![before],
-                "pruning finished events",
-            )
-        })
-        .await
     }
 
     /// Runs `f` with the connection on the connection's thread. Once sent,
@@ -818,6 +803,32 @@ impl Store for SqliteStore {
                 )?;
             }
             tx.commit().map_err(ctx("finishing events: committing"))
+        })
+        .await
+    }
+
+    async fn prune_finished_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let before = floor_ms(before);
+        self.call(move |conn| {
+            let what = "pruning finished events";
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(ctx(what))?;
+            execute(
+                &tx,
+                "DELETE FROM answered WHERE event_id IN
+                     (SELECT id FROM events WHERE done = 1 AND received_at < ?1)",
+                params![before],
+                what,
+            )?;
+            let pruned = execute(
+                &tx,
+                "DELETE FROM events WHERE done = 1 AND received_at < ?1",
+                params![before],
+                what,
+            )?;
+            tx.commit().map_err(ctx(what))?;
+            Ok(pruned)
         })
         .await
     }
@@ -1554,31 +1565,6 @@ mod tests {
         fail_on_bad_row(&store, "events", "UPDATE").await;
         assert!(store.finish_events(&["good", "bad"]).await.is_err());
         assert_eq!(store.pending_count().await.unwrap(), 2);
-    }
-
-    #[tokio::test]
-    async fn pruning_forgets_only_old_finished_events() {
-        let store = SqliteStore::in_memory().unwrap();
-        for (id, secs) in [("old-done", 1), ("old-pending", 2), ("new-done", 100)] {
-            let event = InboxEvent {
-                id: id.into(),
-                event: serde_json::json!({"trigger": "message"}),
-                received_at: at(secs),
-            };
-            assert!(store.enqueue_event(event).await.unwrap());
-        }
-        store.finish_event("old-done").await.unwrap();
-        store.finish_event("new-done").await.unwrap();
-        assert_eq!(store.prune_finished_events(at(50)).await.unwrap(), 1);
-        let again = |id: &str| InboxEvent {
-            id: id.into(),
-            event: serde_json::json!({}),
-            received_at: at(200),
-        };
-        // The pruned id is forgotten; the others are still recognised.
-        assert!(store.enqueue_event(again("old-done")).await.unwrap());
-        assert!(!store.enqueue_event(again("old-pending")).await.unwrap());
-        assert!(!store.enqueue_event(again("new-done")).await.unwrap());
     }
 
     #[tokio::test]

@@ -196,6 +196,12 @@ pub trait Store: Send + Sync {
         }
         Ok(())
     }
+    /// Forgets finished inbox events received before `before`, returning
+    /// how many: their ids, and the record of which of them answered
+    /// waiting runs. A redelivery of a forgotten event is taken as new, so
+    /// `before` must lie well past any redelivery window (WhatsApp retries
+    /// for up to about a week). Pending events are never forgotten.
+    async fn prune_finished_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError>;
     /// What is known of the send with this key (run, position, attempt).
     async fn send_state(&self, key: &str) -> Result<Option<SendState>, StoreError>;
     /// Claims a send: records `Started` for `key` unless something is
@@ -370,7 +376,8 @@ struct MemoryInner {
     due: BTreeSet<(DateTime<Utc>, Arc<str>)>,
     history: Vec<RunRecord>,
     sent: Vec<SentRecord>,
-    seen_events: std::collections::HashSet<String>,
+    /// Ids of every event received, with when (for pruning).
+    seen_events: HashMap<String, DateTime<Utc>>,
     inbox: BTreeMap<(DateTime<Utc>, String), InboxEvent>,
     sends: FxHashMap<String, SendState>,
     /// Ids of finished runs, so `run_known` does not search the history.
@@ -496,8 +503,11 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn enqueue_event(&self, event: InboxEvent) -> Result<bool, StoreError> {
         let mut inner = self.lock()?;
-        if !inner.seen_events.insert(event.id.clone()) {
-            return Ok(false);
+        match inner.seen_events.entry(event.id.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => return Ok(false),
+            std::collections::hash_map::Entry::Vacant(seen) => {
+                seen.insert(event.received_at);
+            }
         }
         inner
             .inbox
@@ -525,6 +535,25 @@ impl Store for MemoryStore {
             .inbox
             .retain(|(_, key), _| !ids.contains(key.as_str()));
         Ok(())
+    }
+
+    async fn prune_finished_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut inner = self.lock()?;
+        let MemoryInner {
+            seen_events,
+            inbox,
+            answered,
+            ..
+        } = &mut *inner;
+        let before_count = seen_events.len();
+        seen_events.retain(|id, received_at| {
+            let keep = *received_at >= before || inbox.contains_key(&(*received_at, id.clone()));
+            if !keep {
+                answered.remove(id);
+            }
+            keep
+        });
+        Ok(before_count - seen_events.len())
     }
 
     async fn send_state(&self, key: &str) -> Result<Option<SendState>, StoreError> {

@@ -20,6 +20,8 @@ pub struct Metrics {
     dropped: Mutex<BTreeMap<String, u64>>,
     /// Events held because their conversation is handed over.
     held: AtomicU64,
+    /// Ids of handled events forgotten after the retention.
+    pruned: AtomicU64,
 }
 
 impl Metrics {
@@ -34,6 +36,11 @@ impl Metrics {
     /// Counts a webhook event dropped for `reason` (`unknown_sender`).
     pub fn dropped(&self, reason: &str) {
         Metrics::bump(&self.dropped, reason);
+    }
+
+    /// Counts `n` handled events whose ids were forgotten.
+    pub fn pruned(&self, n: usize) {
+        self.pruned.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -111,6 +118,16 @@ impl Metrics {
             out,
             "flowc_events_held_total {}",
             self.held.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP flowc_events_pruned_total Handled events forgotten after the retention (--keep-events)."
+        );
+        let _ = writeln!(out, "# TYPE flowc_events_pruned_total counter");
+        let _ = writeln!(
+            out,
+            "flowc_events_pruned_total {}",
+            self.pruned.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

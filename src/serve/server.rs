@@ -49,10 +49,15 @@ pub struct ServeOptions {
     pub body_limit: usize,
     /// How often the workers look for work when nothing wakes them.
     pub poll_interval: Duration,
+    /// How long the ids of handled events are kept to recognise
+    /// redeliveries; older ones are pruned every hour
+    /// ([`Store::prune_finished_events`]). `None` keeps them forever.
+    pub keep_events: Option<chrono::Duration>,
 }
 
 impl ServeOptions {
-    /// Options with the defaults: 1 MiB bodies, a one-second poll.
+    /// Options with the defaults: 1 MiB bodies, a one-second poll, event
+    /// ids kept for 14 days.
     pub fn new(app_secret: Secret, verify_token: Secret) -> Self {
         ServeOptions {
             app_secret,
@@ -60,6 +65,7 @@ impl ServeOptions {
             events_token: None,
             body_limit: 1 << 20,
             poll_interval: Duration::from_secs(1),
+            keep_events: Some(chrono::Duration::days(14)),
         }
     }
 }
@@ -282,7 +288,12 @@ impl Service {
     /// Resumes runs as they fall due until `shutdown` turns true. Runs that
     /// fell due while the service was down go on at once.
     pub async fn timer_worker(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut last_prune: Option<tokio::time::Instant> = None;
         loop {
+            if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
+                last_prune = Some(tokio::time::Instant::now());
+                self.prune_events().await;
+            }
             match self.engine.run_due().await {
                 Ok(reports) if !reports.is_empty() => {
                     tracing::info!(resumed = reports.len(), "due runs resumed");
@@ -304,6 +315,27 @@ impl Service {
             if *shutdown.borrow() {
                 return;
             }
+        }
+    }
+}
+
+/// How often the timer worker prunes old event ids.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+impl Service {
+    /// Forgets handled events older than [`ServeOptions::keep_events`].
+    async fn prune_events(&self) {
+        let Some(keep) = self.options.keep_events else {
+            return;
+        };
+        let before = self.engine.clock().now() - keep;
+        match self.store.prune_finished_events(before).await {
+            Ok(0) => {}
+            Ok(pruned) => {
+                self.metrics.pruned(pruned);
+                tracing::info!(pruned, "forgot handled events older than {before}");
+            }
+            Err(error) => tracing::warn!(%error, "pruning handled events failed; retrying in an hour"),
         }
     }
 }

@@ -37,6 +37,11 @@ pub struct ServeArgs {
     /// How long a run being worked on is kept from other workers (e.g. 5m).
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     lease: String,
+    /// How long the ids of handled webhook events are kept, to recognise
+    /// WhatsApp's redeliveries (it retries for up to about a week); older
+    /// ones are pruned every hour. At least 7d.
+    #[arg(long, value_name = "DURATION", default_value = "14d")]
+    keep_events: String,
     /// Log lines as text or as JSON objects.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -93,14 +98,22 @@ async fn serve(args: ServeArgs) -> ExitCode {
             (Ok(a), Ok(v)) => (a, v),
             (Err(e), _) | (_, Err(e)) => return usage_error(&e),
         };
-    let Some(lease) = flowc::duration::parse(&args.lease).and_then(|ms| i64::try_from(ms).ok())
-    else {
-        return usage_error(&format!(
-            "--lease: \"{}\" is not a duration such as 5m",
-            args.lease
-        ));
+    let lease = match duration_arg("--lease", &args.lease, "5m") {
+        Ok(lease) => lease,
+        Err(code) => return code,
     };
-    let lease = chrono::Duration::milliseconds(lease);
+    let keep_events = match duration_arg("--keep-events", &args.keep_events, "14d") {
+        Ok(keep) if keep >= chrono::Duration::days(7) => keep,
+        Ok(_) => {
+            return usage_error(&format!(
+                "--keep-events: {} is shorter than WhatsApp's redelivery window \
+                 (up to about a week), so a redelivered webhook could be handled twice; \
+                 use at least 7d",
+                args.keep_events
+            ))
+        }
+        Err(code) => return code,
+    };
     let config_dir = project
         .config
         .as_deref()
@@ -156,6 +169,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
     let mut options = ServeOptions::new(app_secret, verify_token);
     options.events_token = Secret::from_env("FLOWC_EVENTS_TOKEN").ok();
+    options.keep_events = Some(keep_events);
     let service = Service::new(engine, program, metrics, options);
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
@@ -169,6 +183,19 @@ async fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The value of a duration flag such as `--lease 5m`, or the usage error
+/// that names the flag.
+fn duration_arg(flag: &str, text: &str, example: &str) -> Result<chrono::Duration, ExitCode> {
+    flowc::duration::parse(text)
+        .and_then(|ms| i64::try_from(ms).ok())
+        .map(chrono::Duration::milliseconds)
+        .ok_or_else(|| {
+            usage_error(&format!(
+                "{flag}: \"{text}\" is not a duration such as {example}"
+            ))
+        })
 }
 
 /// Ctrl-C or SIGTERM.
