@@ -662,7 +662,10 @@ async fn pruning_forgets_old_finished_events_and_what_they_answered(store: &dyn 
     for (id, secs) in [("old-done", 1), ("old-pending", 2), ("new-done", 100)] {
         assert!(store.enqueue_event(event(id, at(secs))).await.unwrap());
     }
-    store.finish_events(&["old-done", "new-done"]).await.unwrap();
+    store
+        .finish_events(&["old-done", "new-done"])
+        .await
+        .unwrap();
     for (id, customer) in [("r1", "+491"), ("r2", "+492")] {
         store
             .save_waiting_run(run(id, at(500)), wait_key(customer))
@@ -691,15 +694,40 @@ async fn pruning_forgets_old_finished_events_and_what_they_answered(store: &dyn 
         .await
         .unwrap();
     assert_eq!(ids(&again.runs), vec!["r3"]);
-    assert!(store.enqueue_event(event("old-done", at(200))).await.unwrap());
+    assert!(store
+        .enqueue_event(event("old-done", at(200)))
+        .await
+        .unwrap());
     // The pending one and the recent one are still recognised.
-    assert!(!store.enqueue_event(event("old-pending", at(200))).await.unwrap());
-    assert!(!store.enqueue_event(event("new-done", at(200))).await.unwrap());
+    assert!(!store
+        .enqueue_event(event("old-pending", at(200)))
+        .await
+        .unwrap());
+    assert!(!store
+        .enqueue_event(event("new-done", at(200)))
+        .await
+        .unwrap());
     let redelivered = store
         .deliver_to_waiting(&wait_key("+492"), Some("new-done"), reply("yes"), at(200))
         .await
         .unwrap();
     assert!(redelivered.answered && redelivered.runs.is_empty());
+}
+
+async fn a_run_saved_with_its_received_event_keeps_it(store: &dyn Store) {
+    let mut with_reply = run("r1", at(10));
+    with_reply.delivered = Some(reply("yes"));
+    store.save_run(with_reply.clone()).await.unwrap();
+    assert_eq!(
+        store.claim_due_runs(at(10), 10).await.unwrap(),
+        vec![with_reply]
+    );
+    // Saved again without it, it is gone.
+    store.save_run(run("r1", at(20))).await.unwrap();
+    assert_eq!(
+        store.claim_due_runs(at(20), 10).await.unwrap(),
+        vec![run("r1", at(20))]
+    );
 }
 
 async fn saving_or_finishing_a_waiting_run_ends_its_wait(store: &dyn Store) {
@@ -734,6 +762,7 @@ mod waits {
         a_reply_delivered_first_wins_over_the_timeout,
         saving_or_finishing_a_waiting_run_ends_its_wait,
         pruning_forgets_old_finished_events_and_what_they_answered,
+        a_run_saved_with_its_received_event_keeps_it,
     );
 }
 

@@ -481,3 +481,143 @@ on call.ended as call {
     assert_eq!(h.outcomes().await, vec![RunOutcome::Completed]);
     assert_eq!(h.recorder.texts().len(), 1);
 }
+
+/// A project whose own trigger correlates by order, for the redeploy test.
+const ORDER_QUESTION: &str = r#"
+@correlate(order)
+trigger shop.order_answer {
+    order: String
+    FIELD
+}
+
+trigger shop.order_placed {
+    order: String
+}
+
+flow order_question
+
+on shop.order_placed as placed {
+    let answer = wait for shop.order_answer from placed.order within 1d else {
+        stop
+    }
+    notify("sales", "{placed.order}: {answer.choice}")
+}
+"#;
+
+fn order_project(field: &str) -> String {
+    ORDER_QUESTION.replace("FIELD", field)
+}
+
+/// Two deploys of a project over one SQLite file, the engines sharing a
+/// virtual clock and a recorder.
+struct Deploys {
+    clock: Arc<dyn Clock>,
+    recorder: Recorder,
+    store: Arc<flowc::providers::sqlite::SqliteStore>,
+    _dir: tempfile::TempDir,
+}
+
+impl Deploys {
+    fn new() -> Deploys {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = flowc::providers::sqlite::SqliteStore::open(dir.path().join("flows.db"))
+            .expect("store");
+        let clock: Arc<dyn Clock> = Arc::new(VirtualClock::starting_at(t("2026-12-01T09:00:00Z")));
+        Deploys {
+            recorder: Recorder::with_clock(clock.clone()),
+            clock,
+            store: Arc::new(store),
+            _dir: dir,
+        }
+    }
+
+    fn deploy(&self, source: &str) -> Engine {
+        let engine = Engine::builder()
+            .notify(self.recorder.notify())
+            .log(self.recorder.log())
+            .shared_clock(self.clock.clone())
+            .shared_store(self.store.clone())
+            .build();
+        engine.load(compile(source)).expect("load");
+        engine
+    }
+}
+
+fn not_resumed(reports: &[flowc::runtime::RunReport]) -> Vec<String> {
+    reports
+        .iter()
+        .filter_map(|r| match &r.status {
+            RunStatus::NotResumed { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_the_new_deploy_cannot_go_on_with_is_kept_for_the_next() {
+    use flowc::providers::Store as _;
+    let deploys = Deploys::new();
+    let first = deploys.deploy(&order_project("choice: String"));
+    let placed = Event::new("shop.order_placed", json!({"order": "A-17"}));
+    first.dispatch(placed).await.expect("dispatch");
+
+    // A deploy without the flow: the answer is taken for the waiting run,
+    // which cannot go on here and goes back to the store with it.
+    let without = deploys.deploy("flow other\n\non shop.order_placed as p {\n    stop\n}\n\n@correlate(order)\ntrigger shop.order_answer {\n    order: String\n    choice: String\n}\n\ntrigger shop.order_placed {\n    order: String\n}\n");
+    let answer = Event::new(
+        "shop.order_answer",
+        json!({"order": "A-17", "choice": "red"}),
+    );
+    let reports = without
+        .dispatch_once("answer-1", answer)
+        .await
+        .expect("dispatch");
+    assert_eq!(
+        not_resumed(&reports),
+        vec!["no loaded program has its flow `order_question`".to_string()]
+    );
+    assert_eq!(deploys.store.suspended_count().await.expect("count"), 1);
+    let error = without
+        .run_until_idle()
+        .await
+        .expect_err("cannot become idle");
+    assert!(
+        error
+            .to_string()
+            .contains("no loaded program has its flow `order_question`"),
+        "{error}"
+    );
+
+    // A deploy whose trigger no longer fits the received answer: kept again.
+    let changed = deploys.deploy(&order_project("choice: Int"));
+    deploys
+        .clock
+        .sleep_until(deploys.clock.now() + Duration::minutes(6))
+        .await;
+    let reports = changed.run_due().await.expect("run due");
+    let reasons = not_resumed(&reports);
+    assert_eq!(reasons.len(), 1, "{reports:?}");
+    assert!(
+        reasons[0].starts_with("the event it received no longer fits its trigger"),
+        "{}",
+        reasons[0]
+    );
+
+    // The flow deployed back: the run goes on with the answer it received.
+    let fixed = deploys.deploy(&order_project("choice: String"));
+    let reports = fixed.run_until_idle().await.expect("idle");
+    assert_eq!(
+        reports.iter().map(|r| &r.status).collect::<Vec<_>>(),
+        vec![&RunStatus::Finished(RunOutcome::Completed)]
+    );
+    assert_eq!(
+        deploys
+            .recorder
+            .notifications()
+            .into_iter()
+            .map(|(_, text)| text)
+            .collect::<Vec<_>>(),
+        vec!["A-17: red".to_string()]
+    );
+    assert_eq!(deploys.store.suspended_count().await.expect("count"), 0);
+}

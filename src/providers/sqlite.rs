@@ -942,7 +942,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn save_run(&self, run: StoredRun) -> Result<(), StoreError> {
+    async fn save_run(&self, mut run: StoredRun) -> Result<(), StoreError> {
+        let delivered = run
+            .delivered
+            .take()
+            .map(|event| to_json(&event, format_args!("saving run {}", run.id)))
+            .transpose()?;
         let row = RunRow::new(run)?;
         self.call(move |conn| {
             let what = format!("saving run {}", row.id);
@@ -951,6 +956,14 @@ impl Store for SqliteStore {
                 .map_err(ctx(&what))?;
             row.save(&tx)?;
             clear_wait(&tx, &row.id)?;
+            if let Some(event) = delivered {
+                execute(
+                    &tx,
+                    "INSERT INTO deliveries (run_id, event) VALUES (?1, ?2)",
+                    params![row.id, event],
+                    &what,
+                )?;
+            }
             tx.commit().map_err(ctx(&what))
         })
         .await

@@ -229,7 +229,9 @@ pub trait Store: Send + Sync {
         customer: &str,
         sender: &str,
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
-    /// Keeps a suspended run until it is due (replacing one with the same id).
+    /// Keeps a suspended run until it is due (replacing one with the same
+    /// id), with the event delivered to it if it has one. A `wait for`
+    /// registration the run had ends.
     async fn save_run(&self, run: StoredRun) -> Result<(), StoreError>;
     /// Saves the runs one event starts, before any of them runs: records
     /// the customer's window if `inbound` is given (as

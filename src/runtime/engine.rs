@@ -115,6 +115,17 @@ pub enum RunStatus {
     Finished(RunOutcome),
     /// Another task of this engine is running it already.
     Running,
+    /// It cannot go on with the loaded programs: its flow is not loaded, or
+    /// its saved state or the event it received no longer fits (a deploy
+    /// changed them). It is back in the store unchanged, due again at
+    /// `retry_at`, so that a deploy that can run it takes it up; nothing of
+    /// it is lost, and the other due runs go on meanwhile.
+    NotResumed {
+        /// Why, in words.
+        reason: String,
+        /// When it is due again.
+        retry_at: DateTime<Utc>,
+    },
 }
 
 /// One run's report from [`Engine::dispatch`] or a resume.
@@ -787,46 +798,39 @@ impl Engine {
         Ok(())
     }
 
-    /// Resumes a suspended run taken from the store.
+    /// Resumes a suspended run taken from the store. A run that cannot go
+    /// on with the loaded programs is saved back for a later deploy and
+    /// reported [`RunStatus::NotResumed`].
     pub async fn resume(&self, stored: StoredRun) -> Result<RunReport, EngineError> {
-        let run: Run =
-            super::state::decode(&stored.id, &stored.flow, stored.state).map_err(|e| {
-                EngineError::Resume {
-                    id: stored.id.clone(),
-                    reason: format!("stored state is not a run: {e}"),
-                }
-            })?;
         let programs = self.programs();
-        let Some(program) = programs.iter().find(|p| p.flow(&run.flow).is_some()) else {
-            return Err(EngineError::Resume {
-                id: stored.id,
-                reason: format!("no loaded program has the flow `{}`", run.flow),
-            });
-        };
-        // The event a `wait for` received, checked against its trigger
-        // like any event.
-        let delivered = match stored.delivered {
-            None => None,
-            Some(json) => {
-                let checked = serde_json::from_value::<Event>(json)
-                    .map_err(|e| e.to_string())
-                    .and_then(|event| event.to_value(program.schemas()).map_err(|e| e.to_string()));
-                match checked {
-                    Ok(value) => Some(value),
-                    Err(reason) => {
-                        return Err(EngineError::Resume {
-                            id: stored.id,
-                            reason: format!("the event it received does not fit: {reason}"),
-                        })
-                    }
-                }
-            }
+        let (program, run, delivered) = match resumable(&programs, &stored) {
+            Ok(resumable) => resumable,
+            Err(reason) => return self.put_back(stored, reason).await,
         };
         self.inner.observe(&RunEvent::Resumed {
             run: &run.id,
             at: self.inner.clock.now(),
         });
         self.advance(program, run, delivered).await
+    }
+
+    /// Saves a run that cannot go on back into the store, due again after
+    /// a lease, with the event it received.
+    async fn put_back(&self, stored: StoredRun, reason: String) -> Result<RunReport, EngineError> {
+        let retry_at = self.inner.clock.now() + self.inner.limits.run_lease;
+        let report = RunReport {
+            id: stored.id.clone(),
+            flow: stored.flow.clone(),
+            status: RunStatus::NotResumed { reason, retry_at },
+        };
+        self.inner
+            .store
+            .save_run(StoredRun {
+                wake_at: retry_at,
+                ..stored
+            })
+            .await?;
+        Ok(report)
     }
 
     /// Starts the runs of bursts whose customer paused, and resumes every
@@ -851,14 +855,53 @@ impl Engine {
     /// Waits for and resumes suspended runs until none is left. With a
     /// [`crate::providers::VirtualClock`] in a paused runtime this
     /// fast-forwards through days of waiting at once.
+    ///
+    /// A run that cannot go on ([`RunStatus::NotResumed`]) would come due
+    /// again for ever: the engine cannot become idle, and this fails with
+    /// [`EngineError::Resume`] naming it.
     pub async fn run_until_idle(&self) -> Result<Vec<RunReport>, EngineError> {
         let mut reports = Vec::new();
         while let Some(wake) = self.next_due().await? {
             self.inner.clock.sleep_until(wake).await;
-            reports.extend(self.run_due().await?);
+            let round = self.run_due().await?;
+            if let Some((id, reason)) = round.iter().find_map(|report| match &report.status {
+                RunStatus::NotResumed { reason, .. } => Some((report.id.clone(), reason.clone())),
+                _ => None,
+            }) {
+                return Err(EngineError::Resume { id, reason });
+            }
+            reports.extend(round);
         }
         Ok(reports)
     }
+}
+
+/// The program, run and received event of a stored run, or why the loaded
+/// programs cannot go on with it.
+fn resumable<'p>(
+    programs: &'p [Arc<Program>],
+    stored: &StoredRun,
+) -> Result<(&'p Arc<Program>, Run, Option<Value>), String> {
+    let run = super::state::decode(&stored.id, &stored.flow, &stored.state)
+        .map_err(|e| format!("its saved state is not a run: {e}"))?;
+    let program = programs
+        .iter()
+        .find(|p| p.flow(&run.flow).is_some())
+        .ok_or_else(|| format!("no loaded program has its flow `{}`", run.flow))?;
+    // The event a `wait for` received, checked against its trigger like
+    // any event.
+    let delivered = match &stored.delivered {
+        None => None,
+        Some(json) => Some(
+            <Event as serde::Deserialize>::deserialize(json)
+                .map_err(|e| e.to_string())
+                .and_then(|event| event.to_value(program.schemas()).map_err(|e| e.to_string()))
+                .map_err(|reason| {
+                    format!("the event it received no longer fits its trigger: {reason}")
+                })?,
+        ),
+    };
+    Ok((program, run, delivered))
 }
 
 /// A run as the store keeps it, due at `wake_at`.

@@ -22,6 +22,8 @@ pub struct Metrics {
     held: AtomicU64,
     /// Ids of handled events forgotten after the retention.
     pruned: AtomicU64,
+    /// Due runs the loaded flows could not go on with.
+    not_resumed: AtomicU64,
 }
 
 impl Metrics {
@@ -41,6 +43,11 @@ impl Metrics {
     /// Counts `n` handled events whose ids were forgotten.
     pub fn pruned(&self, n: usize) {
         self.pruned.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a due run the loaded flows could not go on with.
+    pub fn not_resumed(&self) {
+        self.not_resumed.fetch_add(1, Ordering::Relaxed);
     }
 
     fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -128,6 +135,16 @@ impl Metrics {
             out,
             "flowc_events_pruned_total {}",
             self.pruned.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP flowc_runs_not_resumed_total Due runs kept back because the loaded flows cannot go on with them (a deploy removed their flow or changed what they saved)."
+        );
+        let _ = writeln!(out, "# TYPE flowc_runs_not_resumed_total counter");
+        let _ = writeln!(
+            out,
+            "flowc_runs_not_resumed_total {}",
+            self.not_resumed.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -33,7 +33,7 @@ use super::metrics::Metrics;
 use super::webhook::{self, SenderDirectory};
 use crate::check::Program;
 use crate::providers::{InboxEvent, Secret, Store, StoreError};
-use crate::runtime::{Engine, EngineError, Event};
+use crate::runtime::{Engine, EngineError, Event, RunStatus};
 
 /// How the service listens and whom it trusts.
 #[derive(Debug, Clone)]
@@ -290,12 +290,18 @@ impl Service {
     pub async fn timer_worker(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut last_prune: Option<tokio::time::Instant> = None;
         loop {
-            if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
+            if last_prune.map_or(true, |at| at.elapsed() >= PRUNE_INTERVAL) {
                 last_prune = Some(tokio::time::Instant::now());
                 self.prune_events().await;
             }
             match self.engine.run_due().await {
                 Ok(reports) if !reports.is_empty() => {
+                    for report in &reports {
+                        if let RunStatus::NotResumed { reason, retry_at } = &report.status {
+                            self.metrics.not_resumed();
+                            tracing::error!(run = %report.id, flow = %report.flow, %retry_at, "run cannot go on: {reason}; kept for a deploy that can run it");
+                        }
+                    }
                     tracing::info!(resumed = reports.len(), "due runs resumed");
                 }
                 Ok(_) => {}
@@ -335,7 +341,9 @@ impl Service {
                 self.metrics.pruned(pruned);
                 tracing::info!(pruned, "forgot handled events older than {before}");
             }
-            Err(error) => tracing::warn!(%error, "pruning handled events failed; retrying in an hour"),
+            Err(error) => {
+                tracing::warn!(%error, "pruning handled events failed; retrying in an hour")
+            }
         }
     }
 }

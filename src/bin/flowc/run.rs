@@ -160,7 +160,8 @@ async fn run_async(args: RunArgs, start: Option<DateTime<Utc>>) -> ExitCode {
         .iter()
         .filter_map(|r| match &r.status {
             RunStatus::Finished(outcome) => Some(outcome),
-            RunStatus::Suspended(_) | RunStatus::Running => None,
+            // Run until idle would have failed on a run that cannot go on.
+            RunStatus::Suspended(_) | RunStatus::Running | RunStatus::NotResumed { .. } => None,
         })
         .collect();
     let failed = outcomes
