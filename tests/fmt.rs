@@ -230,6 +230,23 @@ fn handler_options_and_conversation_facts_get_the_canonical_layout() {
 }
 
 #[test]
+fn a_repeated_handler_option_is_refused_not_dropped() {
+    for text in [
+        "flow f\non whatsapp.message_received as msg debounce 8s debounce 5s {\n    log(msg.text)\n}\n",
+        "flow f\non whatsapp.message_received as msg via \"a\" via \"b\" {\n    log(msg.text)\n}\n",
+        "flow f\non whatsapp.message_received as msg via \"a\", \"a\" {\n    log(msg.text)\n}\n",
+    ] {
+        match format_source(text) {
+            Err(FormatError::Syntax(diagnostics)) => assert!(
+                diagnostics.iter().any(|d| d.code == flowc::diag::Code::RepeatedOption),
+                "{diagnostics:?}"
+            ),
+            other => panic!("expected F0004 for {text:?}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn a_comment_inside_an_expression_is_refused_not_moved() {
     let text = "flow f\non call.ended as call {\n    if call.duration > 1m # long\n        and call.outcome == \"x\" {\n        stop\n    }\n}\n";
     match format_source(text) {

@@ -52,6 +52,7 @@ codes! {
     SyntaxError = "F0001", "syntax-error", Error, "The text does not follow the flow syntax.";
     NestingTooDeep = "F0002", "nesting-too-deep", Error, "Brackets or operators nest deeper than the parser allows.";
     InvalidLiteral = "F0003", "invalid-literal", Error, "A number, duration or escape is out of range or malformed.";
+    RepeatedOption = "F0004", "repeated-option", Error, "`debounce` or `via` is written twice after `on TRIGGER as NAME`, or `via` names a sender twice.";
 
     UnknownTrigger = "F1001", "unknown-trigger", Error, "A flow listens for a trigger that is not declared.";
     UnknownAction = "F1002", "unknown-action", Error, "A call names an action that is not declared.";

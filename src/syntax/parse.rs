@@ -225,6 +225,21 @@ impl Builder<'_, '_> {
         );
     }
 
+    /// F0004: a handler option (or a sender in `via`) written again at
+    /// `span`, first at `first`.
+    fn repeated_option(&mut self, what: &str, span: Span, first: Span) {
+        self.diagnostics.push(
+            Diagnostic::new(Code::RepeatedOption, format!("{what} is written twice"))
+                .with_label(span, "written again here")
+                .with_secondary(first, "first written here")
+                .with_help(if what == "`via`" {
+                    "name every sender in one `via`, separated by commas: `via \"berlin-office\", \"munich-office\"`"
+                } else {
+                    "keep one of the two"
+                }),
+        );
+    }
+
     fn too_long_chain(&mut self, span: Span, count: usize, what: &str) {
         self.diagnostics.push(
             Diagnostic::new(
@@ -444,8 +459,9 @@ impl Builder<'_, '_> {
         let mut trigger = None;
         let mut binding = None;
         let mut body = None;
-        let mut debounce = None;
+        let mut debounce: Option<Debounce> = None;
         let mut via = Vec::new();
+        let mut via_span = None;
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::qualified_name => trigger = Some(self.ident(p)),
@@ -453,6 +469,10 @@ impl Builder<'_, '_> {
                 Rule::block => body = Some(self.block(p)),
                 Rule::debounce_opt => {
                     let option_span = self.span(&p);
+                    if let Some(first) = &debounce {
+                        self.repeated_option("`debounce`", option_span, first.span);
+                        continue;
+                    }
                     let millis = p
                         .into_inner()
                         .find(|d| d.as_rule() == Rule::duration)
@@ -463,8 +483,28 @@ impl Builder<'_, '_> {
                     });
                 }
                 Rule::via_opt => {
+                    let option_span = self.span(&p);
+                    if let Some(first) = via_span {
+                        self.repeated_option("`via`", option_span, first);
+                        continue;
+                    }
+                    via_span = Some(option_span);
                     for s in p.into_inner().filter(|s| s.as_rule() == Rule::string) {
-                        via.push(self.via_sender(s));
+                        let sender = self.via_sender(s);
+                        let named_before = via.iter().find(|earlier: &&ViaSender| {
+                            sender.name.is_some() && earlier.name == sender.name
+                        });
+                        match named_before {
+                            Some(first) => {
+                                let what = format!(
+                                    "the sender \"{}\"",
+                                    sender.name.as_deref().unwrap_or("")
+                                );
+                                let first = first.span;
+                                self.repeated_option(&what, sender.span, first);
+                            }
+                            None => via.push(sender),
+                        }
                     }
                 }
                 _ => {}
