@@ -7,8 +7,10 @@
 //! - inside a call's parentheses where an argument starts: the parameters not
 //!   yet passed, as `name: `;
 //! - after `catch` and `raises`: the error kinds;
+//! - after `wait for`: the triggers that can be waited for (`@correlate`);
+//! - after `on TRIGGER as NAME`: the options `debounce` and `via`;
 //! - inside the string of a `Sender`, `Template` or `Assistant` argument
-//!   (`sender: "`): the names from `flow.toml`;
+//!   (`sender: "`) or of `via`: the names from `flow.toml`;
 //! - elsewhere: keywords, actions and the handler's bindings.
 
 use std::collections::BTreeSet;
@@ -103,19 +105,26 @@ pub fn complete(index: &LineIndex, offset: usize, analysis: &Analysis) -> Vec<Co
             })
             .collect();
     }
-    if before == "on" || before == "given" {
-        // `with failure KIND on ACTION`: an action, not a trigger.
-        let line_start = text[..word_start].rfind('\n').map_or(0, |i| i + 1);
-        if !text[line_start..word_start]
-            .trim_start()
-            .starts_with("with")
-        {
-            return schemas
-                .triggers
-                .values()
-                .map(|t| trigger_item(&t.name, Symbol::Trigger(t), range))
-                .collect();
-        }
+    if let Some(wanted) = trigger_position(text, word_start) {
+        return schemas
+            .triggers
+            .values()
+            .filter(|t| wanted.admits(t))
+            .map(|t| trigger_item(&t.name, Symbol::Trigger(t), range))
+            .collect();
+    }
+    if let Some(options) = handler_options(text, word_start) {
+        return options
+            .into_iter()
+            .map(|option| CompletionItem {
+                label: option.keyword.to_string(),
+                kind: Some(CompletionItemKind::KEYWORD),
+                detail: Some(option.detail.to_string()),
+                documentation: doc(option.doc.to_string()),
+                text_edit: Some(edit(range, option.insert.to_string())),
+                ..Default::default()
+            })
+            .collect();
     }
 
     let mut items: Vec<CompletionItem> = KEYWORDS
@@ -200,16 +209,11 @@ fn after_dot(
     }
 
     let prefix = format!("{head}.");
-    let before = context::word_before(text, word_start);
-    let line_start = text[..word_start].rfind('\n').map_or(0, |i| i + 1);
-    let wants_triggers = (before == "on" || before == "given")
-        && !text[line_start..word_start]
-            .trim_start()
-            .starts_with("with");
-    if wants_triggers {
+    if let Some(wanted) = trigger_position(text, word_start) {
         schemas
             .triggers
             .values()
+            .filter(|t| wanted.admits(t))
             .filter_map(|t| {
                 let rest = t.name.strip_prefix(&prefix)?;
                 Some(trigger_item(rest, Symbol::Trigger(t), range))
@@ -225,6 +229,90 @@ fn after_dot(
             })
             .collect()
     }
+}
+
+/// Which triggers fit where a trigger's name is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TriggerPosition {
+    /// After `on` or `given`: every trigger.
+    Any,
+    /// After `wait for`: the triggers with `@correlate`.
+    Waitable,
+}
+
+impl TriggerPosition {
+    fn admits(self, trigger: &crate::check::schema::TriggerSchema) -> bool {
+        self == TriggerPosition::Any || trigger.correlate.is_some()
+    }
+}
+
+/// Whether a trigger's name is written at `word_start`, and which.
+fn trigger_position(text: &str, word_start: usize) -> Option<TriggerPosition> {
+    let before = context::word_before(text, word_start);
+    let line_start = text[..word_start].rfind('\n').map_or(0, |i| i + 1);
+    let line_before = text[line_start..word_start].trim();
+    // `with failure KIND on ACTION` in a test names an action.
+    if (before == "on" || before == "given") && !line_before.starts_with("with") {
+        return Some(TriggerPosition::Any);
+    }
+    let before_for = line_before.strip_suffix("for")?.trim_end();
+    (before == "for" && context::word_before(before_for, before_for.len()) == "wait")
+        .then_some(TriggerPosition::Waitable)
+}
+
+/// An option that may follow `on TRIGGER as NAME`.
+struct HandlerOption {
+    keyword: &'static str,
+    insert: &'static str,
+    detail: &'static str,
+    doc: &'static str,
+}
+
+const HANDLER_OPTIONS: [HandlerOption; 2] = [
+    HandlerOption {
+        keyword: "debounce",
+        insert: "debounce 8s",
+        detail: "collect a burst of messages into one run",
+        doc: "`debounce 8s` collects the customer's messages until they pause for 8 seconds, \
+              then starts one run with the joined text (`msg.text`, one line per message). \
+              Between 1s and 10m; only on triggers with a customer.",
+    },
+    HandlerOption {
+        keyword: "via",
+        insert: "via \"",
+        detail: "start only for messages to these senders",
+        doc: "`via \"berlin-office\", \"munich-office\"` starts the handler only for events \
+              to these senders from flow.toml; without it, for every sender.",
+    },
+];
+
+/// After `on TRIGGER as NAME` (and any options already written) on a
+/// handler's line before its `{`: the options not written yet.
+fn handler_options(text: &str, word_start: usize) -> Option<Vec<&'static HandlerOption>> {
+    let line_start = text[..word_start].rfind('\n').map_or(0, |i| i + 1);
+    let line_before = &text[line_start..word_start];
+    if line_before.contains('{') {
+        return None;
+    }
+    let mut words = line_before.split_whitespace();
+    let (Some("on"), Some(_trigger), Some("as"), Some(_binding)) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return None;
+    };
+    let written: Vec<&str> = words.collect();
+    // Inside an option's own value (`debounce 8` or `via "a",`), nothing.
+    if written
+        .last()
+        .is_some_and(|w| *w == "debounce" || *w == "via" || w.ends_with(','))
+    {
+        return None;
+    }
+    let open: Vec<&'static HandlerOption> = HANDLER_OPTIONS
+        .iter()
+        .filter(|option| !written.contains(&option.keyword))
+        .collect();
+    (!open.is_empty()).then_some(open)
 }
 
 /// Names from `flow.toml` inside the string of a `Sender`, `Template` or
@@ -290,7 +378,25 @@ pub fn string_argument_type(
         return param.map(|p| p.ty.non_optional().clone());
     }
     let before = context::word_before(text, string_start);
-    (before == "sender" || before == "to").then_some(Ty::Sender)
+    (before == "sender" || before == "to" || in_via(text, string_start)).then_some(Ty::Sender)
+}
+
+/// Whether the string at `string_start` is one of the senders of a `via`.
+fn in_via(text: &str, string_start: usize) -> bool {
+    let line_start = text[..string_start].rfind('\n').map_or(0, |i| i + 1);
+    let mut line = text[line_start..string_start].trim_end();
+    // Earlier senders of the list: `"a", "b", `.
+    while let Some(rest) = line.strip_suffix(',') {
+        let rest = rest.trim_end();
+        let Some(closed) = rest.strip_suffix('"') else {
+            return false;
+        };
+        let Some(open) = closed.rfind('"') else {
+            return false;
+        };
+        line = closed[..open].trim_end();
+    }
+    line.starts_with("on ") && context::word_before(line, line.len()) == "via"
 }
 
 /// Argument names already written in a call, before the cursor.
@@ -366,4 +472,84 @@ fn doc(value: String) -> Option<Documentation> {
         kind: MarkupKind::Markdown,
         value,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::source::FileId;
+
+    const CONFIG: &str = "[senders.berlin-office]\nphone_number_id = \"1\"\n\n[senders.munich-office]\nphone_number_id = \"2\"\n";
+
+    /// The labels offered at the end of `text`, with the standard
+    /// declarations and two senders in flow.toml.
+    fn labels(text: &str) -> Vec<String> {
+        let mut analysis = (*Analysis::standard()).clone();
+        analysis.config = Some(Arc::new(Config::parse(CONFIG, FileId(99)).0));
+        let index = LineIndex::new(text);
+        let mut labels: Vec<String> = complete(&index, text.len(), &analysis)
+            .into_iter()
+            .map(|item| item.label)
+            .collect();
+        labels.sort();
+        labels
+    }
+
+    const HANDLER: &str = "flow f\non whatsapp.message_received as msg ";
+
+    #[test]
+    fn handler_options_follow_the_binding_once_each() {
+        assert_eq!(labels(HANDLER), vec!["debounce", "via"]);
+        assert_eq!(labels(&format!("{HANDLER}debounce 8s ")), vec!["via"]);
+        assert_eq!(
+            labels(&format!("{HANDLER}via \"berlin-office\" ")),
+            vec!["debounce"]
+        );
+        // Not while the binding or a duration is being written.
+        assert!(!labels("flow f\non whatsapp.message_received as ").contains(&"via".to_string()));
+        assert!(!labels(&format!("{HANDLER}debounce ")).contains(&"via".to_string()));
+        // Not inside the block.
+        assert!(!labels(&format!("{HANDLER}{{\n    ")).contains(&"debounce".to_string()));
+    }
+
+    #[test]
+    fn via_strings_offer_the_senders() {
+        let senders = vec!["berlin-office", "munich-office"];
+        assert_eq!(labels(&format!("{HANDLER}via \"")), senders);
+        assert_eq!(
+            labels(&format!("{HANDLER}via \"berlin-office\", \"")),
+            senders
+        );
+        assert!(labels(&format!("{HANDLER}{{\n    log(\"")).is_empty());
+    }
+
+    #[test]
+    fn wait_for_offers_the_triggers_that_can_be_waited_for() {
+        let body = format!("{HANDLER}{{\n    let reply = wait for ");
+        let triggers = labels(&body);
+        assert!(triggers.contains(&"whatsapp.message_received".to_string()));
+        assert!(
+            !triggers.contains(&"call.ended".to_string()),
+            "{triggers:?}"
+        );
+        assert_eq!(
+            labels(&format!("{body}whatsapp.")),
+            vec!["message_received"]
+        );
+        // `on` still offers every trigger.
+        assert!(labels("flow f\non ").contains(&"call.ended".to_string()));
+    }
+
+    #[test]
+    fn a_waited_for_reply_has_its_triggers_fields() {
+        let text = format!(
+            "{HANDLER}{{\n    let reply = wait for whatsapp.message_received from msg.phone within 2h else {{\n        stop\n    }}\n    log(reply."
+        );
+        let fields = labels(&text);
+        assert!(fields.contains(&"text".to_string()), "{fields:?}");
+        assert!(fields.contains(&"reply_id".to_string()), "{fields:?}");
+    }
 }

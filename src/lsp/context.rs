@@ -237,7 +237,7 @@ pub fn qualified_end(text: &str, start: usize) -> usize {
 /// What a variable holds, as far as the text before `before` tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Binding {
-    /// `on TRIGGER as NAME`: the event.
+    /// `on TRIGGER as NAME` or `let NAME = wait for TRIGGER`: the event.
     Trigger(String),
     /// `catch ... NAME {`: the error.
     Error,
@@ -258,6 +258,7 @@ pub fn binding(text: &str, before: usize, name: &str) -> Option<Binding> {
         format!(r"\bon\s+([A-Za-z_][\w.]*)\s+as\s+{name}\b"),
         format!(r"\bcatch\b[^{{}}\n]*?\b{name}\s*\{{"),
         format!(r"\blet\s+{name}\s*=\s*([A-Za-z_][\w.]*)\s*\("),
+        format!(r"\blet\s+{name}\s*=\s*wait\s+for\s+([A-Za-z_][\w.]*)"),
     ];
     let mut best: Option<(usize, Binding)> = None;
     for (kind, pattern) in patterns.iter().enumerate() {
@@ -275,6 +276,7 @@ pub fn binding(text: &str, before: usize, name: &str) -> Option<Binding> {
             (0, Some(trigger)) => Binding::Trigger(trigger),
             (1, _) => Binding::Error,
             (2, Some(action)) => Binding::Result(action),
+            (3, Some(trigger)) => Binding::Trigger(trigger),
             _ => continue,
         };
         if best.as_ref().map_or(true, |(at, _)| whole.start() > *at) {
