@@ -12,7 +12,7 @@ use super::types::Ty;
 use crate::config::Config;
 use crate::diag::{Code, Diagnostic, Diagnostics};
 use crate::source::{SourceMap, Span};
-use crate::syntax::ast::{self, Expr, ExprKind, TestFactKind, TestOutcomeKind, UnaryOp};
+use crate::syntax::ast::{self, Expr, ExprKind, TestFactKind, TestOutcomeKind, ThenKind, UnaryOp};
 
 /// When a test's event happens if it does not say (`given TRIGGER at "..."`).
 pub const DEFAULT_START: &str = "2026-12-01T09:00:00Z";
@@ -50,9 +50,9 @@ pub struct CheckedTest {
     pub fields: serde_json::Map<String, J>,
     /// When the event happens: the virtual clock starts here.
     pub start: DateTime<Utc>,
-    /// Later events (`then TRIGGER after DURATION { ... }`), in the order
-    /// they happen.
-    pub then: Vec<LaterEvent>,
+    /// What happens later (`then ... after DURATION`), in the order it
+    /// happens.
+    pub then: Vec<LaterStep>,
     /// The world the flows run in.
     pub facts: Vec<Fact>,
     /// The expected effects, in order.
@@ -61,15 +61,27 @@ pub struct CheckedTest {
     pub outcome: Option<ExpectedOutcome>,
 }
 
-/// An event of a test after the given one.
+/// Something that happens in a test after the given event.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LaterEvent {
-    /// The trigger.
-    pub trigger: String,
-    /// The event's fields, as an event's JSON.
-    pub fields: serde_json::Map<String, J>,
+pub struct LaterStep {
+    /// What happens.
+    pub kind: LaterKind,
     /// How long after the given event it happens, in milliseconds.
     pub after_ms: u64,
+}
+
+/// What a [`LaterStep`] makes happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LaterKind {
+    /// An event.
+    Event {
+        /// The trigger.
+        trigger: String,
+        /// The event's fields, as an event's JSON.
+        fields: serde_json::Map<String, J>,
+    },
+    /// The engine stops and a new one goes on from the store.
+    Restart,
 }
 
 /// One `with ...` line.
@@ -211,13 +223,20 @@ impl TestChecker<'_> {
         let facts = test.facts.iter().filter_map(|f| self.fact(f)).collect();
         let mut then = Vec::with_capacity(test.then.len());
         for later in &test.then {
-            if let Some(fields) = self.given(&later.event) {
-                then.push(LaterEvent {
-                    trigger: later.event.trigger.name.clone(),
-                    fields,
-                    after_ms: later.after.0,
-                });
-            }
+            let kind = match &later.kind {
+                ThenKind::Event(event) => match self.given(event) {
+                    Some(fields) => LaterKind::Event {
+                        trigger: event.trigger.name.clone(),
+                        fields,
+                    },
+                    None => continue,
+                },
+                ThenKind::Restart => LaterKind::Restart,
+            };
+            then.push(LaterStep {
+                kind,
+                after_ms: later.after.0,
+            });
         }
         // Written in any order, they happen in time order.
         then.sort_by_key(|later| later.after_ms);

@@ -455,16 +455,32 @@ impl<'a> Printer<'a> {
         self.event_fields(&mut out, &head, given)?;
 
         for later in &test.then {
-            let event = &later.event;
-            out.push_str(&self.leading(event.span.start as usize, 1, true));
-            self.forbid_comments_in(event.span.start as usize, event.fields_span.start as usize)?;
-            let head = format!(
-                "{}then {} after {} ",
-                ind(1),
-                event.trigger.name,
-                self.text(later.after.1)
-            );
-            self.event_fields(&mut out, &head, event)?;
+            out.push_str(&self.leading(later.span.start as usize, 1, true));
+            match &later.kind {
+                ThenKind::Event(event) => {
+                    self.forbid_comments_in(
+                        event.span.start as usize,
+                        event.fields_span.start as usize,
+                    )?;
+                    let head = format!(
+                        "{}then {} after {} ",
+                        ind(1),
+                        event.trigger.name,
+                        self.text(later.after.1)
+                    );
+                    self.event_fields(&mut out, &head, event)?;
+                }
+                ThenKind::Restart => {
+                    self.forbid_comments(later.span)?;
+                    out.push_str(&format!(
+                        "{}then restart after {}",
+                        ind(1),
+                        self.text(later.after.1)
+                    ));
+                    out.push_str(&self.trailing(later.span.end as usize));
+                    out.push('\n');
+                }
+            }
         }
 
         for fact in &test.facts {

@@ -43,8 +43,9 @@ pub struct TestDef {
     pub name_span: Span,
     /// The event given.
     pub given: Given,
-    /// `then TRIGGER after DURATION { ... }` lines: later events, in order.
-    pub then: Vec<ThenEvent>,
+    /// `then ... after DURATION` lines: later events and restarts, as
+    /// written.
+    pub then: Vec<ThenStep>,
     /// `with ...` lines: the world the flow runs in.
     pub facts: Vec<TestFact>,
     /// The expected effects, in order.
@@ -70,16 +71,28 @@ pub struct Given {
     pub span: Span,
 }
 
-/// `then TRIGGER after DURATION { field: value, ... }`: an event that
-/// happens DURATION after the given one (the same timeline as the
-/// expectations' `after`).
+/// A `then` line of a test: something that happens DURATION after the
+/// given event (the same timeline as the expectations' `after`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ThenEvent {
-    /// The trigger, fields and spans, as for `given` (without `at`).
-    pub event: Given,
+pub struct ThenStep {
+    /// What happens.
+    pub kind: ThenKind,
     /// How long after the given event, in milliseconds, and where it is
     /// written.
     pub after: (u64, Span),
+    /// The whole line.
+    pub span: Span,
+}
+
+/// What a `then` line makes happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ThenKind {
+    /// `then TRIGGER after DURATION { ... }`: a later event, with its
+    /// trigger, fields and spans as for `given` (without `at`).
+    Event(Given),
+    /// `then restart after DURATION`: the engine stops and a new one goes on
+    /// with what the store kept, as after a crash or a deploy.
+    Restart,
 }
 
 /// One `with ...` line of a test.

@@ -246,6 +246,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         test_expect | kw_expect => "`expect`",
         expectation => "an expected action call such as `after 10m notify(\"team\")`",
         kw_after => "`after`",
+        kw_restart => "`restart`",
         test_then | kw_then => "`then`",
         test_outcome | kw_fails | kw_stops | kw_completes | kw_nothing => {
             "`fails`, `stops`, `completes` or `nothing runs`"

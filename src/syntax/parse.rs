@@ -289,7 +289,7 @@ impl Builder<'_, '_> {
                     name = Some((text, name_span));
                 }
                 Rule::test_given => given = Some(self.given(p)),
-                Rule::test_then => then.push(self.then_event(p)),
+                Rule::test_then => then.push(self.then_step(p)),
                 Rule::test_fact => {
                     if let Some(fact) = self.test_fact(p) {
                         facts.push(fact);
@@ -327,7 +327,8 @@ impl Builder<'_, '_> {
     }
 
     /// `then TRIGGER after DURATION { fields }`: read like `given`.
-    fn then_event(&mut self, pair: Pair<'_, Rule>) -> ThenEvent {
+    fn then_step(&mut self, pair: Pair<'_, Rule>) -> ThenStep {
+        let span = self.span(&pair);
         let after = pair
             .clone()
             .into_inner()
@@ -335,10 +336,18 @@ impl Builder<'_, '_> {
             .and_then(|p| {
                 let span = self.span(&p);
                 self.duration(&p).map(|ms| (ms, span))
-            });
-        let event = self.given(pair);
-        let after = after.unwrap_or((0, event.span));
-        ThenEvent { event, after }
+            })
+            .unwrap_or((0, span));
+        let restart = pair
+            .clone()
+            .into_inner()
+            .any(|p| p.as_rule() == Rule::kw_restart);
+        let kind = if restart {
+            ThenKind::Restart
+        } else {
+            ThenKind::Event(self.given(pair))
+        };
+        ThenStep { kind, after, span }
     }
 
     fn given(&mut self, pair: Pair<'_, Rule>) -> Given {

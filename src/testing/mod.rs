@@ -44,7 +44,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value as J;
 
-use crate::check::test_defs::{ExpectedEffect, ExpectedOutcome, Fact};
+use crate::check::test_defs::{ExpectedEffect, ExpectedOutcome, Fact, LaterKind};
 use crate::check::{CheckedTest, Program};
 use crate::providers::recording::{Effect, EffectKind, Recorder};
 use crate::providers::{
@@ -304,18 +304,25 @@ async fn execute(program: &Program, test: &CheckedTest) -> Option<TestFailure> {
             }
         }
     }
-    let engine = Engine::builder()
-        .whatsapp(recorder.whatsapp())
-        .ai(recorder.ai())
-        .notify(recorder.notify())
-        .log(recorder.log())
-        .shared_clock(clock.clone())
-        .shared_store(store.clone())
-        .replies_start_flows(program.config().conversations.replies_start_flows)
-        .build();
-    if let Err(e) = engine.load(program_for(program, test)) {
-        return not_run(format!("the flows cannot run: {e}"));
-    }
+    let program = program_for(program, test);
+    // A new engine over the same store, clock and fakes: what a process
+    // that starts (again) has.
+    let start_engine = || {
+        let engine = Engine::builder()
+            .whatsapp(recorder.whatsapp())
+            .ai(recorder.ai())
+            .notify(recorder.notify())
+            .log(recorder.log())
+            .shared_clock(clock.clone())
+            .shared_store(store.clone())
+            .replies_start_flows(program.config().conversations.replies_start_flows)
+            .build();
+        engine.load(program.clone()).map(|()| engine)
+    };
+    let mut engine = match start_engine() {
+        Ok(engine) => engine,
+        Err(e) => return not_run(format!("the flows cannot run: {e}")),
+    };
     let event = Event::new(test.trigger.clone(), J::Object(test.fields.clone()));
     if let Err(e) = engine.dispatch(event).await {
         return not_run(format!("the event was not accepted: {e}"));
@@ -330,12 +337,17 @@ async fn execute(program: &Program, test: &CheckedTest) -> Option<TestFailure> {
         if let Err(e) = run_due_until(&engine, &store, &clock, at).await {
             return not_run(format!("the runs did not go on: {e}"));
         }
-        let event = Event::new(later.trigger.clone(), J::Object(later.fields.clone()));
-        if let Err(e) = engine.dispatch(event).await {
-            return not_run(format!(
-                "the later `{}` event was not accepted: {e}",
-                later.trigger
-            ));
+        match &later.kind {
+            LaterKind::Event { trigger, fields } => {
+                let event = Event::new(trigger.clone(), J::Object(fields.clone()));
+                if let Err(e) = engine.dispatch(event).await {
+                    return not_run(format!("the later `{trigger}` event was not accepted: {e}"));
+                }
+            }
+            LaterKind::Restart => match start_engine() {
+                Ok(restarted) => engine = restarted,
+                Err(e) => return not_run(format!("the flows cannot run after the restart: {e}")),
+            },
         }
     }
     if let Err(e) = engine.run_until_idle().await {
