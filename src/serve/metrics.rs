@@ -60,106 +60,116 @@ impl Metrics {
     /// from the store at scrape time.
     pub fn render(&self, pending_events: usize, suspended_runs: usize) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP flowc_events_total Events received, by source and result."
+        let events: Vec<(String, u64)> = self.events.lock().map_or_else(
+            |_| Vec::new(),
+            |events| {
+                events
+                    .iter()
+                    .map(|((source, result), n)| {
+                        (format!("source=\"{source}\",result=\"{result}\""), *n)
+                    })
+                    .collect()
+            },
         );
-        let _ = writeln!(out, "# TYPE flowc_events_total counter");
-        if let Ok(events) = self.events.lock() {
-            for ((source, result), n) in events.iter() {
-                let _ = writeln!(
-                    out,
-                    "flowc_events_total{{source=\"{source}\",result=\"{result}\"}} {n}"
-                );
-            }
-        }
-        let _ = writeln!(out, "# HELP flowc_runs_started_total Runs started.");
-        let _ = writeln!(out, "# TYPE flowc_runs_started_total counter");
-        let _ = writeln!(
-            out,
-            "flowc_runs_started_total {}",
-            self.runs_started.load(Ordering::Relaxed)
+        family(
+            &mut out,
+            "flowc_events_total",
+            "counter",
+            "Events received, by source and result.",
+            &events,
         );
-        let _ = writeln!(
-            out,
-            "# HELP flowc_runs_finished_total Runs finished, by outcome."
+        let count = |n: &AtomicU64| [(String::new(), n.load(Ordering::Relaxed))];
+        family(
+            &mut out,
+            "flowc_runs_started_total",
+            "counter",
+            "Runs started.",
+            &count(&self.runs_started),
         );
-        let _ = writeln!(out, "# TYPE flowc_runs_finished_total counter");
-        if let Ok(runs) = self.runs_finished.lock() {
-            for (outcome, n) in runs.iter() {
-                let _ = writeln!(
-                    out,
-                    "flowc_runs_finished_total{{outcome=\"{outcome}\"}} {n}"
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP flowc_sends_total WhatsApp sends, by outcome (sent, or the error kind)."
+        family(
+            &mut out,
+            "flowc_runs_finished_total",
+            "counter",
+            "Runs finished, by outcome.",
+            &labelled("outcome", &self.runs_finished),
         );
-        let _ = writeln!(out, "# TYPE flowc_sends_total counter");
-        if let Ok(sends) = self.sends.lock() {
-            for (outcome, n) in sends.iter() {
-                let _ = writeln!(out, "flowc_sends_total{{outcome=\"{outcome}\"}} {n}");
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP flowc_webhook_events_dropped_total Webhook events dropped, by reason."
+        family(
+            &mut out,
+            "flowc_sends_total",
+            "counter",
+            "WhatsApp sends, by outcome (sent, or the error kind).",
+            &labelled("outcome", &self.sends),
         );
-        let _ = writeln!(out, "# TYPE flowc_webhook_events_dropped_total counter");
-        if let Ok(dropped) = self.dropped.lock() {
-            for (reason, n) in dropped.iter() {
-                let _ = writeln!(
-                    out,
-                    "flowc_webhook_events_dropped_total{{reason=\"{reason}\"}} {n}"
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP flowc_events_held_total Events that started nothing because their conversation is handed over."
+        family(
+            &mut out,
+            "flowc_webhook_events_dropped_total",
+            "counter",
+            "Webhook events dropped, by reason.",
+            &labelled("reason", &self.dropped),
         );
-        let _ = writeln!(out, "# TYPE flowc_events_held_total counter");
-        let _ = writeln!(
-            out,
-            "flowc_events_held_total {}",
-            self.held.load(Ordering::Relaxed)
+        family(
+            &mut out,
+            "flowc_events_held_total",
+            "counter",
+            "Events that started nothing because their conversation is handed over.",
+            &count(&self.held),
         );
-        let _ = writeln!(
-            out,
-            "# HELP flowc_events_pruned_total Handled events forgotten after the retention (--keep-events)."
+        family(
+            &mut out,
+            "flowc_events_pruned_total",
+            "counter",
+            "Handled events forgotten after the retention (--keep-events).",
+            &count(&self.pruned),
         );
-        let _ = writeln!(out, "# TYPE flowc_events_pruned_total counter");
-        let _ = writeln!(
-            out,
-            "flowc_events_pruned_total {}",
-            self.pruned.load(Ordering::Relaxed)
+        family(
+            &mut out,
+            "flowc_runs_not_resumed_total",
+            "counter",
+            "Due runs kept back because the loaded flows cannot go on with them (a deploy removed their flow or changed what they saved).",
+            &count(&self.not_resumed),
         );
-        let _ = writeln!(
-            out,
-            "# HELP flowc_runs_not_resumed_total Due runs kept back because the loaded flows cannot go on with them (a deploy removed their flow or changed what they saved)."
+        family(
+            &mut out,
+            "flowc_pending_events",
+            "gauge",
+            "Events received but not yet started.",
+            &[(String::new(), pending_events as u64)],
         );
-        let _ = writeln!(out, "# TYPE flowc_runs_not_resumed_total counter");
-        let _ = writeln!(
-            out,
-            "flowc_runs_not_resumed_total {}",
-            self.not_resumed.load(Ordering::Relaxed)
+        family(
+            &mut out,
+            "flowc_suspended_runs",
+            "gauge",
+            "Runs waiting in the store.",
+            &[(String::new(), suspended_runs as u64)],
         );
-        let _ = writeln!(
-            out,
-            "# HELP flowc_pending_events Events received but not yet started."
-        );
-        let _ = writeln!(out, "# TYPE flowc_pending_events gauge");
-        let _ = writeln!(out, "flowc_pending_events {pending_events}");
-        let _ = writeln!(
-            out,
-            "# HELP flowc_suspended_runs Runs waiting in the store."
-        );
-        let _ = writeln!(out, "# TYPE flowc_suspended_runs gauge");
-        let _ = writeln!(out, "flowc_suspended_runs {suspended_runs}");
         out
     }
+}
+
+/// One metric family in Prometheus' text format: its help and type, then a
+/// line per sample (`labels` written inside braces unless empty).
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+/// The samples of a counter kept by one label's value.
+fn labelled(label: &str, map: &Mutex<BTreeMap<String, u64>>) -> Vec<(String, u64)> {
+    map.lock().map_or_else(
+        |_| Vec::new(),
+        |map| {
+            map.iter()
+                .map(|(value, n)| (format!("{label}=\"{value}\""), *n))
+                .collect()
+        },
+    )
 }
 
 impl Observer for std::sync::Arc<Metrics> {
