@@ -292,3 +292,39 @@ fn flows_with_errors_exit_1_and_run_nothing() {
         "error: the flows have errors; nothing was run\n"
     );
 }
+
+#[test]
+fn a_wait_for_the_customer_says_what_it_waits_for_and_times_out() {
+    let event =
+        std::fs::read_to_string(manifest_dir().join("examples/events/message_received_reply.json"))
+            .expect("example event")
+            .replace("\"visit\"", "\"quote\"");
+    let (_dir, path) = temp_file("quote.json", &event);
+    let output = flowc_run(&[
+        "examples/lead_qualification.flow",
+        "--event",
+        path.to_str().expect("UTF-8 path"),
+        "--virtual-time",
+        "--now",
+        "2026-11-26T09:21:40+01:00",
+    ]);
+    assert_exit(&output, 0);
+    let out = stdout(&output);
+    assert!(
+        out.contains(
+            "2026-11-26 08:21:40 UTC  lead_qualification: waits up to 1h for \
+             whatsapp.message_received from +4917612345678; nothing can answer it in \
+             `flowc run`, so its else block runs at 2026-11-26 09:21:40 UTC (`flowc test` \
+             answers waits with `then` lines)\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("2026-11-26 09:21:40 UTC  lead_qualification: goes on\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 run: 0 completed, 1 stopped, 0 failed"),
+        "{out}"
+    );
+}

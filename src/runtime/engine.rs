@@ -738,14 +738,16 @@ impl Engine {
                 trigger,
                 key,
             } => {
-                self.inner
-                    .store
-                    .save_waiting_run(stored_run(&run, until), WaitKey { trigger, key })
-                    .await?;
+                let wait = WaitKey { trigger, key };
                 self.inner.observe(&RunEvent::Suspended {
                     run: &run.id,
                     until,
+                    waiting_for: Some(&wait),
                 });
+                self.inner
+                    .store
+                    .save_waiting_run(stored_run(&run, until), wait)
+                    .await?;
                 RunStatus::Suspended(until)
             }
             Outcome::Suspended(wake_at) => {
@@ -753,6 +755,7 @@ impl Engine {
                 self.inner.observe(&RunEvent::Suspended {
                     run: &run.id,
                     until: wake_at,
+                    waiting_for: None,
                 });
                 RunStatus::Suspended(wake_at)
             }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::value::Value;
 use super::ActionError;
-use crate::providers::RunOutcome;
+use crate::providers::{RunOutcome, WaitKey};
 
 /// One thing that happened in a run.
 #[derive(Debug, Clone, Copy)]
@@ -70,12 +70,15 @@ pub enum RunEvent<'a> {
         /// The error kind.
         kind: &'a str,
     },
-    /// The run waits until `until`.
+    /// The run waits until `until`, or, for a `wait for`, until the event
+    /// it waits for comes.
     Suspended {
         /// The run's id.
         run: &'a str,
-        /// When it goes on.
+        /// When it goes on (at the latest, for a `wait for`).
         until: DateTime<Utc>,
+        /// For a `wait for`: the trigger and the correlation key.
+        waiting_for: Option<&'a WaitKey>,
     },
     /// A waiting run goes on.
     Resumed {

@@ -201,7 +201,18 @@ impl Observer for std::sync::Arc<Metrics> {
                     _ => tracing::info!(run, outcome = label, "run finished"),
                 }
             }
-            RunEvent::Suspended { run, until } => tracing::info!(run, %until, "run waits"),
+            RunEvent::Suspended {
+                run,
+                until,
+                waiting_for: None,
+            } => tracing::info!(run, %until, "run waits"),
+            RunEvent::Suspended {
+                run,
+                until,
+                waiting_for: Some(wait),
+            } => {
+                tracing::info!(run, %until, trigger = %wait.trigger, key = %wait.key, "run waits for an event")
+            }
             RunEvent::Held {
                 trigger,
                 customer,

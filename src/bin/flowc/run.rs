@@ -278,21 +278,30 @@ impl Observer for Trace {
             RunEvent::Caught { run, kind } => {
                 self.line(self.clock.now(), run, &format!("caught {kind}"))
             }
-            RunEvent::Suspended { run, until } => {
+            RunEvent::Suspended {
+                run,
+                until,
+                waiting_for,
+            } => {
                 let now = self.clock.now();
+                // Whole seconds: the clock moved a little since the run
+                // chose the time.
                 let wait = (*until - now)
                     .to_std()
-                    .map(|d| d.as_millis() as u64)
+                    .map(|d| (d.as_millis() as u64 + 500) / 1000 * 1000)
                     .unwrap_or(0);
-                self.line(
-                    now,
-                    run,
-                    &format!(
-                        "waits {} until {}",
-                        flowc::duration::format(wait),
-                        until.format("%Y-%m-%d %H:%M:%S UTC")
+                let until = until.format("%Y-%m-%d %H:%M:%S UTC");
+                let wait = flowc::duration::format(wait);
+                let text = match waiting_for {
+                    None => format!("waits {wait} until {until}"),
+                    Some(event) => format!(
+                        "waits up to {wait} for {} from {}; nothing can answer it in \
+                         `flowc run`, so its else block runs at {until} (`flowc test` \
+                         answers waits with `then` lines)",
+                        event.trigger, event.key
                     ),
-                );
+                };
+                self.line(now, run, &text);
             }
             RunEvent::Resumed { run, at } => self.line(*at, run, "goes on"),
             RunEvent::Held {
