@@ -474,17 +474,13 @@ impl<'a> FlowChecker<'a> {
         let before = self.waited;
         let after_timeout = match wait.within.kind {
             ExprKind::Duration(0) => {
-                self.diagnostics.push(rules::invalid_wait::bad_duration(
-                    wait.within.span,
-                    "waits no time at all",
-                ));
+                self.diagnostics
+                    .push(rules::invalid_wait::no_time(wait.within.span));
                 before
             }
             ExprKind::Duration(ms) if ms > rules::invalid_wait::MAX_WAIT_MS => {
-                self.diagnostics.push(rules::invalid_wait::bad_duration(
-                    wait.within.span,
-                    "longer than 30 days",
-                ));
+                self.diagnostics
+                    .push(rules::invalid_wait::too_long(wait.within.span));
                 before.add(ms)
             }
             ExprKind::Duration(ms) => before.add(ms),

@@ -37,9 +37,16 @@ pub fn not_correlated(span: Span, trigger: &str, waitable: &[&str]) -> Diagnosti
     .with_help(help)
 }
 
-/// The duration is zero or longer than 30 days.
-pub fn bad_duration(span: Span, label: &str) -> Diagnostic {
+/// The duration is zero.
+pub fn no_time(span: Span) -> Diagnostic {
     Diagnostic::new(Code::InvalidWait, "a run waits from 1ms to 30 days")
-        .with_label(span, label.to_string())
+        .with_label(span, "waits no time at all")
+        .with_help("give the customer time to answer, e.g. `within 2h`")
+}
+
+/// The duration is longer than 30 days.
+pub fn too_long(span: Span) -> Diagnostic {
+    Diagnostic::new(Code::InvalidWait, "a run waits from 1ms to 30 days")
+        .with_label(span, "longer than 30 days")
         .with_help("wait at most 30d, e.g. `within 3d`; for longer, send a template later from another flow")
 }
