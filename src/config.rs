@@ -506,19 +506,25 @@ keyword_enum! {
         Url = "url",
         /// Calls a phone number.
         PhoneNumber = "phone_number",
-        /// Copies a code (authentication templates).
+        /// Copies a code: an authentication template's one-time password,
+        /// or a marketing template's coupon code. The send passes the code.
         CopyCode = "copy_code",
     }
 }
 
+/// The longest code a copy-code button copies (a one-time password or a
+/// coupon code).
+pub const MAX_COPY_CODE_CHARS: usize = 15;
+
 impl TemplateButtonConfig {
     /// Whether a send passes a parameter for this button: a quick reply's
-    /// payload, or the end of a URL with a placeholder.
+    /// payload, the end of a URL with a placeholder, or the code a copy-code
+    /// button copies.
     pub fn takes_parameter(&self) -> bool {
         match self.kind {
-            TemplateButtonKind::QuickReply => true,
+            TemplateButtonKind::QuickReply | TemplateButtonKind::CopyCode => true,
             TemplateButtonKind::Url => self.url.as_deref().is_some_and(|u| u.contains("{{")),
-            TemplateButtonKind::PhoneNumber | TemplateButtonKind::CopyCode => false,
+            TemplateButtonKind::PhoneNumber => false,
         }
     }
 }
@@ -4706,7 +4712,7 @@ base_url = "http://localhost:11434/v1"
             ]
         );
         let takes: Vec<bool> = order.buttons.iter().map(|b| b.takes_parameter()).collect();
-        assert_eq!(takes, [true, true, false, false]);
+        assert_eq!(takes, [true, true, false, true]);
 
         for (format, kind) in [
             ("image", MediaKind::Image),

@@ -2133,6 +2133,44 @@ async fn template_headers_and_buttons_are_exact() {
 }
 
 #[tokio::test]
+async fn copy_code_buttons_carry_a_coupon_code_or_a_one_time_password() {
+    let cases = [
+        (
+            TemplateButtonParameter::CouponCode("SPRING25".into()),
+            json!({"type": "button", "sub_type": "copy_code", "index": "0",
+                   "parameters": [{"type": "coupon_code", "coupon_code": "SPRING25"}]}),
+        ),
+        // An authentication template's button is a URL button to Meta.
+        (
+            TemplateButtonParameter::UrlSuffix("482193".into()),
+            json!({"type": "button", "sub_type": "url", "index": "0",
+                   "parameters": [{"type": "text", "text": "482193"}]}),
+        ),
+    ];
+    for (parameter, component) in cases {
+        let message = TemplateMessage {
+            buttons: vec![TemplateButton {
+                index: 0,
+                parameter,
+            }],
+            ..template(
+                "offer",
+                "en",
+                TemplateParameters::Positional(vec!["SPRING25".into()]),
+            )
+        };
+        let body = sent_body(|api| async move { api.send_template(&message).await }).await;
+        assert_eq!(
+            body["template"]["components"],
+            json!([
+                {"type": "body", "parameters": [{"type": "text", "text": "SPRING25"}]},
+                component,
+            ])
+        );
+    }
+}
+
+#[tokio::test]
 async fn named_template_header_and_buttons_without_body_parameters() {
     let message = TemplateMessage {
         header: Some(TemplateHeader::Text {

@@ -325,6 +325,45 @@ async fn read_receipts_show_typing_when_asked() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_login_code_goes_out_with_its_copy_code_button() {
+    use flowc::providers::{TemplateButton, TemplateButtonParameter};
+    let send = |code: &str| {
+        format!(
+            "    let code = \"{code}\" ?? \"\"\n    whatsapp.send_template(sender: \"berlin-office\", template: \"login_code\", to: msg.phone, variables: [code], buttons: [code])"
+        )
+    };
+    let sent = run(
+        &send("482193"),
+        message("login", chrono::Duration::zero()),
+        |_| {},
+    )
+    .await;
+    assert_eq!(sent.outcomes, vec![RunOutcome::Completed]);
+    let templates = sent.recorder.templates();
+    assert_eq!(
+        templates[0].buttons,
+        vec![TemplateButton {
+            index: 0,
+            parameter: TemplateButtonParameter::UrlSuffix("482193".into()),
+        }]
+    );
+
+    // A computed code longer than a copy-code button copies: nothing is sent.
+    let long = run(
+        &send("4821934821934821"),
+        message("login", chrono::Duration::zero()),
+        |_| {},
+    )
+    .await;
+    failed_with(
+        &long,
+        "TemplateParams",
+        "a copy-code button copies at most 15",
+    );
+    assert!(long.recorder.templates().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
 async fn computed_values_get_the_declared_limits() {
     let title = run(
         r#"

@@ -1648,6 +1648,18 @@ fn button_value_problem(button: &TemplateButtonConfig, value: &Expr) -> Option<D
             "spaces cannot be part of a link",
             "the end of the link without spaces",
         )),
+        TemplateButtonKind::CopyCode if text.trim().is_empty() => Some((
+            "an empty code",
+            "the code the customer copies, e.g. \"SPRING25\"",
+        )),
+        TemplateButtonKind::CopyCode
+            if text.chars().count() > crate::config::MAX_COPY_CODE_CHARS =>
+        {
+            Some((
+                "a code longer than the 15 characters WhatsApp allows",
+                "a code of at most 15 characters",
+            ))
+        }
         _ => None,
     }?;
     Some(rules::template_parameters::bad_button_value(

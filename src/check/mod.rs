@@ -540,6 +540,29 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_code_button_needs_its_code() {
+        let coupon = || {
+            config_with(
+                None,
+                vec![button(
+                    TemplateButtonKind::CopyCode,
+                    "Copy offer code",
+                    None,
+                )],
+            )
+        };
+        assert_eq!(
+            messages_with(&template_send(""), coupon()),
+            ["F3018: button parameters do not match template `order_shipped` / its buttons take 1 parameter and no `buttons:` is given"]
+        );
+        assert!(messages_with(&template_send(", buttons: [\"SPRING25\"]"), coupon()).is_empty());
+        assert_eq!(
+            messages_with(&template_send(", buttons: [\"SPRING-SALE-2026-25\"]"), coupon()),
+            ["F3018: this is not a valid parameter for button \"Copy offer code\" / a code longer than the 15 characters WhatsApp allows"]
+        );
+    }
+
+    #[test]
     fn template_quick_replies_are_offered_reply_ids() {
         let config = || {
             config_with(

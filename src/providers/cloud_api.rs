@@ -970,8 +970,8 @@ fn header_parameter(header: &TemplateHeader) -> Result<Json, ActionError> {
     }
 }
 
-/// A template button's component: a quick reply's payload or a URL
-/// button's suffix, with the button's position as a string.
+/// A template button's component: a quick reply's payload, a URL button's
+/// suffix or a coupon code, with the button's position as a string.
 fn button_component(button: &TemplateButton) -> Json {
     let (sub_type, parameter) = match &button.parameter {
         TemplateButtonParameter::Payload(payload) => (
@@ -981,6 +981,10 @@ fn button_component(button: &TemplateButton) -> Json {
         TemplateButtonParameter::UrlSuffix(suffix) => {
             ("url", json!({"type": "text", "text": suffix}))
         }
+        TemplateButtonParameter::CouponCode(code) => (
+            "copy_code",
+            json!({"type": "coupon_code", "coupon_code": code}),
+        ),
     };
     json!({
         "type": "button",

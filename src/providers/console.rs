@@ -281,6 +281,7 @@ impl WhatsApp for Console {
             let (what, value) = match &button.parameter {
                 TemplateButtonParameter::Payload(payload) => ("reply", payload),
                 TemplateButtonParameter::UrlSuffix(suffix) => ("link ends", suffix),
+                TemplateButtonParameter::CouponCode(code) => ("copies", code),
             };
             entry.field(
                 "button",

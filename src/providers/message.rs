@@ -174,6 +174,10 @@ pub enum TemplateButtonParameter {
     /// A quick-reply button's payload: what the flow receives as `reply_id`
     /// when the customer taps it.
     Payload(String),
-    /// The end of a dynamic URL button's link (its `{{1}}`).
+    /// The end of a dynamic URL button's link (its `{{1}}`); for an
+    /// authentication template's copy-code button, the code.
     UrlSuffix(String),
+    /// The code a marketing template's copy-code button copies (at most 15
+    /// characters).
+    CouponCode(String),
 }

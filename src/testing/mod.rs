@@ -457,7 +457,8 @@ impl Actual {
                                         .iter()
                                         .map(|b| match &b.parameter {
                                             TemplateButtonParameter::Payload(text)
-                                            | TemplateButtonParameter::UrlSuffix(text) => s(text),
+                                            | TemplateButtonParameter::UrlSuffix(text)
+                                            | TemplateButtonParameter::CouponCode(text) => s(text),
                                         })
                                         .collect(),
                                 )

@@ -34,7 +34,10 @@ pub fn describe_button(button: &TemplateButtonConfig) -> String {
             button.text,
             button.url.as_deref().unwrap_or("")
         ),
-        _ => format!("nothing for button \"{}\"", button.text),
+        TemplateButtonKind::CopyCode => {
+            format!("the code copy-code button \"{}\" copies", button.text)
+        }
+        TemplateButtonKind::PhoneNumber => format!("nothing for button \"{}\"", button.text),
     }
 }
 

@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::{recipient, text, Args, Ctx};
-use crate::config::{Placeholders, TemplateButtonKind, TemplateConfig, TemplateHeaderConfig};
+use crate::config::{
+    Placeholders, TemplateButtonKind, TemplateCategory, TemplateConfig, TemplateHeaderConfig,
+    MAX_COPY_CODE_CHARS,
+};
 use crate::media::{human_size, MediaKind};
 use crate::providers::{
     Choice, Choices, InteractiveMessage, ListSection, MediaMessage, MediaSource, MediaUpload,
@@ -332,14 +335,23 @@ pub(super) fn template_extras(
     };
     let buttons = if given.is_empty() {
         // Quick replies without a payload send their text; a URL with a
-        // placeholder cannot go out without its end.
-        if let Some((_, _, text)) = takes
+        // placeholder cannot go out without its end, nor a copy-code button
+        // without its code.
+        match takes
             .iter()
-            .find(|(_, kind, _)| *kind == TemplateButtonKind::Url)
+            .find(|(_, kind, _)| *kind != TemplateButtonKind::QuickReply)
         {
-            return Err(mismatch(format!(
-                "its button \"{text}\" links to an address with a placeholder: pass its end in `buttons`"
-            )));
+            Some((_, TemplateButtonKind::CopyCode, text)) => {
+                return Err(mismatch(format!(
+                    "its button \"{text}\" copies a code: pass the code in `buttons`"
+                )))
+            }
+            Some((_, _, text)) => {
+                return Err(mismatch(format!(
+                    "its button \"{text}\" links to an address with a placeholder: pass its end in `buttons`"
+                )))
+            }
+            None => {}
         }
         Vec::new()
     } else if given.len() != takes.len() {
@@ -349,18 +361,32 @@ pub(super) fn template_extras(
             takes.len()
         )));
     } else {
+        let authentication = template.category == TemplateCategory::Authentication;
         takes
             .iter()
             .zip(given)
-            .map(|(&(index, kind, _), value)| TemplateButton {
-                index,
-                parameter: if kind == TemplateButtonKind::Url {
-                    TemplateButtonParameter::UrlSuffix(value)
-                } else {
-                    TemplateButtonParameter::Payload(value)
-                },
+            .map(|(&(index, kind, _), value)| {
+                let chars = value.chars().count();
+                if kind == TemplateButtonKind::CopyCode && chars > MAX_COPY_CODE_CHARS {
+                    return Err(mismatch(format!(
+                        "the code \"{value}\" has {chars} characters; a copy-code button copies at most {MAX_COPY_CODE_CHARS}"
+                    )));
+                }
+                let parameter = match kind {
+                    TemplateButtonKind::Url => TemplateButtonParameter::UrlSuffix(value),
+                    // To Meta, an authentication template's copy-code
+                    // button is a URL button that carries the code.
+                    TemplateButtonKind::CopyCode if authentication => {
+                        TemplateButtonParameter::UrlSuffix(value)
+                    }
+                    TemplateButtonKind::CopyCode => TemplateButtonParameter::CouponCode(value),
+                    TemplateButtonKind::QuickReply | TemplateButtonKind::PhoneNumber => {
+                        TemplateButtonParameter::Payload(value)
+                    }
+                };
+                Ok(TemplateButton { index, parameter })
             })
-            .collect()
+            .collect::<Result<Vec<_>, ActionError>>()?
     };
     Ok((header, buttons))
 }
