@@ -260,7 +260,13 @@ fn bad_phone_literal_is_f3001_on_exactly_the_literal() {
         "{out}"
     );
     assert_underlined(&out, line as usize, literal);
-    assert!(out.ends_with(&summary(0, "1 error", "0 warnings")), "{out}");
+    assert!(
+        out.ends_with(&format!(
+            "{}for more on a code, run `flowc explain F3001`\n",
+            summary(0, "1 error", "0 warnings")
+        )),
+        "{out}"
+    );
 }
 
 /// In miette's report, the line under source line `line` underlines exactly
@@ -424,7 +430,10 @@ on whatsapp.message_received as msg {
 
     let output = run(flowc_in(dir.path()).args(["check", "."]));
     assert_exit(&output, 0);
-    assert!(stdout(&output).ends_with(&summary(1, "0 errors", "1 warning")));
+    assert!(stdout(&output).ends_with(&format!(
+        "{}for more on a code, run `flowc explain F3009`\n",
+        summary(1, "0 errors", "1 warning")
+    )));
 }
 
 #[test]
@@ -834,7 +843,37 @@ on call.ended as call {
     );
 
     let output = run(flowc_in(dir.path()).args(["check", "three.flow"]));
-    assert!(stdout(&output).ends_with("checked 1 file: 3 errors, 0 warnings\n"));
+    assert!(stdout(&output).ends_with(
+        "checked 1 file: 3 errors, 0 warnings\nfor more on a code, run `flowc explain F3004`\n"
+    ));
+}
+
+#[test]
+fn explain_prints_a_codes_reference_and_suggests_for_a_typo() {
+    let dir = copy_examples();
+    let output = run(flowc_in(dir.path()).args(["explain", "f3001"]));
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    assert!(
+        text.starts_with(
+            "F3001 `phone-not-e164`: A phone number literal is not in strict E.164 format.\n\nWhy:"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("Instead:"), "{text}");
+    assert_eq!(
+        stdout(&run(
+            flowc_in(dir.path()).args(["explain", "phone-not-e164"])
+        )),
+        text
+    );
+
+    let output = run(flowc_in(dir.path()).args(["explain", "phone-not-e146"]));
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output),
+        "error: `phone-not-e146` is not a diagnostic code; did you mean `phone-not-e164`?\n"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! and as JSON for tools.
 
 mod codes;
+mod explain;
 pub mod render;
 
 use serde::Serialize;

@@ -52,6 +52,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 checked.diagnostics.warning_count()
             )
         );
+        if let Some(first) = checked.diagnostics.iter().next() {
+            say!(
+                "for more on a code, run `flowc explain {}`",
+                first.code.as_str()
+            );
+        }
     }
     if checked.diagnostics.has_errors() {
         ExitCode::from(1)

@@ -14,6 +14,7 @@ macro_rules! say {
 
 mod check;
 mod conversation;
+mod explain;
 mod fmt;
 mod graph;
 mod lsp;
@@ -41,6 +42,9 @@ enum Command {
     /// Hand a customer's conversation to a person and back, or list the
     /// conversations handed over.
     Conversation(conversation::ConversationArgs),
+    /// Explain a diagnostic code: why the rule exists, an example, and what
+    /// to do instead (`flowc explain F4010` or `flowc explain invalid-wait`).
+    Explain(explain::ExplainArgs),
     /// Rewrite .flow files in the canonical layout; with --check, list the files that are not.
     Fmt(fmt::FmtArgs),
     /// Draw each flow as a Mermaid (default) or Graphviz dot diagram.
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Conversation(args) => conversation::run(args),
+        Command::Explain(args) => explain::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Lsp(args) => lsp::run(args),
