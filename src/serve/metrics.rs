@@ -20,6 +20,8 @@ pub struct Metrics {
     dropped: Mutex<BTreeMap<String, u64>>,
     /// Events held because their conversation is handed over.
     held: AtomicU64,
+    /// Campaigns the quality guard paused.
+    quality_pauses: AtomicU64,
 }
 
 impl Metrics {
@@ -34,6 +36,12 @@ impl Metrics {
     /// Counts a webhook event dropped for `reason` (`unknown_sender`).
     pub fn dropped(&self, reason: &str) {
         Metrics::bump(&self.dropped, reason);
+    }
+
+    /// Counts campaigns the quality guard paused.
+    pub fn quality_paused(&self, campaigns: usize) {
+        self.quality_pauses
+            .fetch_add(campaigns as u64, Ordering::Relaxed);
     }
 
     fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -111,6 +119,19 @@ impl Metrics {
             out,
             "flowc_events_held_total {}",
             self.held.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP flowc_campaigns_paused_for_quality_total Campaigns paused by a drop of their sender's quality."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE flowc_campaigns_paused_for_quality_total counter"
+        );
+        let _ = writeln!(
+            out,
+            "flowc_campaigns_paused_for_quality_total {}",
+            self.quality_pauses.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,
