@@ -99,7 +99,11 @@ macro_rules! keyword_enum {
 /// Top-level tables that later features own (store, server, rate limits,
 /// campaigns, notifications). They are accepted and not looked into, so a
 /// project can already write them without this loader calling them unknown.
-const RESERVED_TABLES: &[&str] = &["store", "serve", "limits", "campaigns", "notify"];
+const RESERVED_TABLES: &[&str] = &["store", "serve", "notify"];
+
+/// Tables read with serde into the campaign settings
+/// ([`crate::campaign::settings`]): their keys are the structs' fields.
+const SERDE_TABLES: &[&str] = &["campaigns", "opt_out", "limits"];
 
 /// The longest `timeout` a provider call may have; a call that hangs longer
 /// holds up the run.
@@ -182,6 +186,12 @@ pub struct Config {
     pub ai: BTreeMap<String, AiEndpointConfig>,
     /// `[conversations]`: how replies to waiting runs are handled.
     pub conversations: ConversationsConfig,
+    /// `[campaigns]`: the messaging tier, quiet hours, the quality guard.
+    pub campaigns: crate::campaign::settings::CampaignsConfig,
+    /// `[opt_out]`: the words that opt a customer out of marketing and back in.
+    pub opt_out: crate::campaign::OptOutConfig,
+    /// `[limits]`: send pacing.
+    pub limits: crate::campaign::settings::LimitsConfig,
 }
 
 /// `[conversations]`: how a message that answers a run waiting at
@@ -926,14 +936,16 @@ impl Config {
             assistant_choices: Vec::new(),
             whatsapp_present: false,
             ai_tables: Vec::new(),
+            serde_spans: Vec::new(),
         };
-        let config = match ImDocument::parse(text) {
+        let mut config = match ImDocument::parse(text) {
             Ok(document) => loader.document(document.as_table()),
             Err(error) => {
                 loader.syntax_error(&error, text);
                 Config::default()
             }
         };
+        loader.serde_tables(text, &mut config);
         let mut diagnostics = loader.diagnostics;
         diagnostics.sort_by_key(Diagnostic::span);
         (config, diagnostics)
@@ -1231,6 +1243,8 @@ struct Loader {
     whatsapp_present: bool,
     /// The names of the `[ai.NAME]` tables, with or without problems.
     ai_tables: Vec<String>,
+    /// The tables read with serde (`SERDE_TABLES`) and their keys' spans.
+    serde_spans: Vec<(String, Span)>,
 }
 
 impl Loader {
@@ -1307,6 +1321,9 @@ impl Loader {
                 }
                 Some(kind) => self.section(kind, item, key_span, &mut config),
                 None if RESERVED_TABLES.contains(&table_name) => {}
+                None if SERDE_TABLES.contains(&table_name) => {
+                    self.serde_spans.push((table_name.to_string(), key_span));
+                }
                 None => self.unknown_top_level(table_name, key_span),
             }
         }
@@ -1314,11 +1331,63 @@ impl Loader {
         config
     }
 
+    /// Reads the campaign settings' tables with serde; a table that does not
+    /// fit is reported at its name and left at its defaults.
+    fn serde_tables(&mut self, text: &str, config: &mut Config) {
+        if self.serde_spans.is_empty() {
+            return;
+        }
+        // The document parsed with toml_edit already: this cannot fail
+        // where that succeeded, and the tables are only known after it.
+        let Ok(root) = text.parse::<toml::Table>() else {
+            return;
+        };
+        for (name, span) in std::mem::take(&mut self.serde_spans) {
+            let Some(value) = root.get(&name).cloned() else {
+                continue;
+            };
+            let problem = match name.as_str() {
+                "campaigns" => value
+                    .try_into()
+                    .map(|table| config.campaigns = table)
+                    .map_err(|e: toml::de::Error| e.message().to_string()),
+                "opt_out" => value
+                    .try_into::<crate::campaign::OptOutConfig>()
+                    .map_err(|e| e.message().to_string())
+                    .and_then(|table| {
+                        crate::campaign::OptOutWords::from_config(&table)
+                            .map_err(|e| e.to_string())?;
+                        config.opt_out = table;
+                        Ok(())
+                    }),
+                _ => value
+                    .try_into::<crate::campaign::settings::LimitsConfig>()
+                    .map_err(|e| e.message().to_string())
+                    .and_then(|table| {
+                        table.pacing()?;
+                        config.limits = table;
+                        Ok(())
+                    }),
+            };
+            if let Err(problem) = problem {
+                self.report(
+                    Diagnostic::new(
+                        Code::ConfigValue,
+                        format!("`[{name}]` in flow.toml is not valid: {}", problem.trim()),
+                    )
+                    .with_label(span, "this table")
+                    .with_help("docs/campaigns.md lists the settings of `[campaigns]`, `[opt_out]` and `[limits]`"),
+                );
+            }
+        }
+    }
+
     fn unknown_top_level(&mut self, name: &str, span: Span) {
         let known: Vec<&str> = EntryKind::ALL
             .iter()
             .map(|kind| kind.table())
             .chain(RESERVED_TABLES.iter().copied())
+            .chain(SERDE_TABLES.iter().copied())
             .collect();
         let list = english_list(&known, "and");
         let help = match did_you_mean(name, &known) {
@@ -3148,10 +3217,14 @@ path = "flows.db"
 port = 8080
 
 [limits]
-per_second = 80
+sender_per_second = 80
 
-[[campaigns]]
-name = "spring"
+[campaigns]
+tier = 1000
+quiet_hours = "21:00-08:00"
+
+[opt_out]
+stop_words = ["genug"]
 
 [notify]
 email = "team@example.com"
@@ -3311,7 +3384,7 @@ helper.model = "gpt-4o"
 
     #[test]
     fn reserved_tables_are_ignored_whatever_they_hold() {
-        let text = "store = 3\n[serve]\nanything = { deep = [1, 2] }\n[[limits]]\nx = 1\n";
+        let text = "store = 3\n[serve]\nanything = { deep = [1, 2] }\n[[notify]]\nx = 1\n";
         let (config, diagnostics) = parse(text);
         assert!(config.is_empty());
         assert_eq!(diagnostics, vec![]);
@@ -4528,6 +4601,48 @@ base_url = "http://localhost:11434/v1"
     }
 
     #[test]
+    fn campaign_tables_are_read_and_checked() {
+        let (config, diagnostics) = parse(
+            "[campaigns]\ntier = \"TIER_10K\"\n[campaigns.senders.b]\nquiet_hours = \"20:00-09:00\"\n\
+             [opt_out]\nlanguages = [\"de\"]\n[limits]\nrecipient_interval = \"2s\"\n",
+        );
+        assert_eq!(diagnostics, vec![]);
+        assert_eq!(
+            config.campaigns.tier_for("a"),
+            crate::campaign::TierLimit::Limited(10_000)
+        );
+        assert_eq!(
+            config.campaigns.quiet_hours_for("b").map(|q| q.to_string()),
+            Some("20:00-09:00".to_string())
+        );
+        assert_eq!(config.opt_out.languages, Some(vec!["de".to_string()]));
+        assert_eq!(config.limits.recipient_interval.as_deref(), Some("2s"));
+
+        for (text, says) in [
+            (
+                "[campaigns]\nquiet_hours = \"late\"\n",
+                "`[campaigns]` in flow.toml is not valid",
+            ),
+            (
+                "[opt_out]\nlanguages = [\"xx\"]\n",
+                "no default words for the language `xx`",
+            ),
+            (
+                "[limits]\nsender_per_second = -1.0\n",
+                "must be a positive number",
+            ),
+        ] {
+            let (diagnostic, covered) = single(text);
+            assert_eq!(diagnostic.code, Code::ConfigValue);
+            assert!(diagnostic.message.contains(says), "{}", diagnostic.message);
+            assert!(
+                ["campaigns", "opt_out", "limits"].contains(&covered),
+                "{covered}"
+            );
+        }
+    }
+
+    #[test]
     fn new_tables_in_the_known_list() {
         let (diagnostic, covered) = single("[whatsap]\n");
         assert_eq!(covered, "whatsap");
@@ -4535,7 +4650,7 @@ base_url = "http://localhost:11434/v1"
         assert_eq!(
             help(&diagnostic),
             "did you mean `whatsapp`? flow.toml has the tables `senders`, `templates`, \
-             `assistants`, `whatsapp`, `ai`, `conversations`, `store`, `serve`, `limits`, `campaigns` and `notify`"
+             `assistants`, `whatsapp`, `ai`, `conversations`, `store`, `serve`, `notify`, `campaigns`, `opt_out` and `limits`"
         );
     }
 

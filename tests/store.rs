@@ -1230,3 +1230,418 @@ mod conversation_suite {
             .is_empty());
     }
 }
+
+// ---------------------------------------------------------------------------
+// Campaigns and opt-outs, in both stores.
+
+mod campaign_suite {
+    use super::*;
+    use flowc::campaign::OptOutRecord;
+    use flowc::providers::{
+        Campaign, CampaignRecipient, CampaignState, OptChangeRecord, RecipientState,
+    };
+
+    fn campaign(id: &str, sender: &str) -> Campaign {
+        Campaign {
+            id: id.into(),
+            flow: "spring_sale".into(),
+            trigger: "campaign.spring_sale".into(),
+            sender: sender.into(),
+            state: CampaignState::Running,
+            pause_reason: None,
+            quiet_hours: Some("21:00-08:00".into()),
+            source: "customers.csv".into(),
+            created_at: at(0),
+        }
+    }
+
+    fn recipient(line: u64, phone: &str, state: RecipientState) -> CampaignRecipient {
+        let mut fields = serde_json::Map::new();
+        fields.insert("phone".into(), json!(phone));
+        fields.insert("name".into(), json!(format!("Customer {line}")));
+        CampaignRecipient {
+            line,
+            phone: phone.into(),
+            fields,
+            state,
+            run_id: None,
+        }
+    }
+
+    fn lines(recipients: &[CampaignRecipient]) -> Vec<u64> {
+        recipients.iter().map(|r| r.line).collect()
+    }
+
+    fn list() -> Vec<CampaignRecipient> {
+        vec![
+            recipient(2, "+491", RecipientState::Pending),
+            recipient(3, "bad", RecipientState::SkippedBad),
+            recipient(4, "+492", RecipientState::Pending),
+            recipient(5, "+491", RecipientState::Duplicate),
+            recipient(6, "+493", RecipientState::Pending),
+        ]
+    }
+
+    async fn a_campaign_is_recorded_with_all_its_rows(store: &dyn Store) {
+        store
+            .create_campaign(campaign("c1", "berlin"), list())
+            .await
+            .unwrap();
+        let (read, counts) = store.campaign("c1").await.unwrap().unwrap();
+        assert_eq!(read, campaign("c1", "berlin"));
+        assert_eq!(
+            (
+                counts.pending,
+                counts.skipped_bad,
+                counts.duplicate,
+                counts.total()
+            ),
+            (3, 1, 1, 5)
+        );
+        assert_eq!(store.campaign_recipients("c1").await.unwrap(), list());
+        assert_eq!(store.campaigns().await.unwrap(), [campaign("c1", "berlin")]);
+        assert!(store.campaign("c2").await.unwrap().is_none());
+        // An id is taken once; the second attempt keeps nothing.
+        let again = store
+            .create_campaign(campaign("c1", "munich"), Vec::new())
+            .await;
+        assert!(again.is_err());
+        assert_eq!(store.campaigns().await.unwrap().len(), 1);
+    }
+
+    async fn a_campaign_with_a_repeated_line_is_not_recorded(store: &dyn Store) {
+        let rows = vec![
+            recipient(2, "+491", RecipientState::Pending),
+            recipient(2, "+492", RecipientState::Pending),
+        ];
+        assert!(store
+            .create_campaign(campaign("c1", "berlin"), rows)
+            .await
+            .is_err());
+        assert!(store.campaign("c1").await.unwrap().is_none());
+        assert!(store.campaigns().await.unwrap().is_empty());
+    }
+
+    async fn claims_take_pending_recipients_in_line_order_under_a_lease(store: &dyn Store) {
+        store
+            .create_campaign(campaign("c1", "berlin"), list())
+            .await
+            .unwrap();
+        // Nothing before the campaign was created.
+        assert!(store
+            .claim_campaign_recipients("c1", at(-1), 10, at(60))
+            .await
+            .unwrap()
+            .is_empty());
+        let first = store
+            .claim_campaign_recipients("c1", at(0), 2, at(60))
+            .await
+            .unwrap();
+        assert_eq!(lines(&first), [2, 4]);
+        assert_eq!(first[0].fields["name"], "Customer 2");
+        // Leased: another claim gets only the rest.
+        let second = store
+            .claim_campaign_recipients("c1", at(1), 10, at(61))
+            .await
+            .unwrap();
+        assert_eq!(lines(&second), [6]);
+        assert!(store
+            .claim_campaign_recipients("c1", at(2), 10, at(62))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store.next_campaign_recipient("c1").await.unwrap(),
+            Some(at(60))
+        );
+        // Line 2 started; line 4's claimer died: it comes back after the lease.
+        store
+            .finish_campaign_recipient(
+                "c1",
+                2,
+                RecipientState::Started,
+                Some("run-2".into()),
+                at(3),
+            )
+            .await
+            .unwrap();
+        let back = store
+            .claim_campaign_recipients("c1", at(60), 10, at(120))
+            .await
+            .unwrap();
+        assert_eq!(lines(&back), [4]);
+        let (_, counts) = store.campaign("c1").await.unwrap().unwrap();
+        assert_eq!((counts.pending, counts.started), (2, 1));
+        let recipients = store.campaign_recipients("c1").await.unwrap();
+        assert_eq!(recipients[0].run_id.as_deref(), Some("run-2"));
+        assert_eq!(recipients[0].state, RecipientState::Started);
+    }
+
+    async fn a_deferred_recipient_waits_and_the_others_go_on(store: &dyn Store) {
+        store
+            .create_campaign(campaign("c1", "berlin"), list())
+            .await
+            .unwrap();
+        let claimed = store
+            .claim_campaign_recipients("c1", at(0), 1, at(60))
+            .await
+            .unwrap();
+        assert_eq!(lines(&claimed), [2]);
+        store
+            .defer_campaign_recipient("c1", 2, at(3600))
+            .await
+            .unwrap();
+        let rest = store
+            .claim_campaign_recipients("c1", at(100), 10, at(160))
+            .await
+            .unwrap();
+        assert_eq!(lines(&rest), [4, 6]);
+        for line in [4, 6] {
+            store
+                .finish_campaign_recipient(
+                    "c1",
+                    line,
+                    RecipientState::SkippedOptedOut,
+                    None,
+                    at(101),
+                )
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            store.next_campaign_recipient("c1").await.unwrap(),
+            Some(at(3600))
+        );
+        assert!(store
+            .claim_campaign_recipients("c1", at(3599), 10, at(4000))
+            .await
+            .unwrap()
+            .is_empty());
+        let due = store
+            .claim_campaign_recipients("c1", at(3600), 10, at(4000))
+            .await
+            .unwrap();
+        assert_eq!(lines(&due), [2]);
+        store
+            .finish_campaign_recipient("c1", 2, RecipientState::Started, None, at(3600))
+            .await
+            .unwrap();
+        assert_eq!(store.next_campaign_recipient("c1").await.unwrap(), None);
+    }
+
+    async fn state_changes_only_from_the_given_states(store: &dyn Store) {
+        store
+            .create_campaign(campaign("c1", "berlin"), list())
+            .await
+            .unwrap();
+        let running = [CampaignState::Running];
+        let paused = [CampaignState::Paused];
+        assert!(store
+            .set_campaign_state(
+                "c1",
+                &running,
+                CampaignState::Paused,
+                Some("quality".into())
+            )
+            .await
+            .unwrap());
+        let (read, _) = store.campaign("c1").await.unwrap().unwrap();
+        assert_eq!(read.state, CampaignState::Paused);
+        assert_eq!(read.pause_reason.as_deref(), Some("quality"));
+        // Not running any more: a second pause changes nothing.
+        assert!(!store
+            .set_campaign_state("c1", &running, CampaignState::Paused, Some("other".into()))
+            .await
+            .unwrap());
+        assert!(store
+            .set_campaign_state("c1", &paused, CampaignState::Running, None)
+            .await
+            .unwrap());
+        let (read, _) = store.campaign("c1").await.unwrap().unwrap();
+        assert_eq!(
+            (read.state, read.pause_reason),
+            (CampaignState::Running, None)
+        );
+        assert!(!store
+            .set_campaign_state("nope", &running, CampaignState::Paused, None)
+            .await
+            .unwrap());
+    }
+
+    async fn the_tier_window_counts_starts_by_sender_and_time(store: &dyn Store) {
+        store
+            .create_campaign(campaign("c1", "berlin"), list())
+            .await
+            .unwrap();
+        store
+            .create_campaign(
+                campaign("c2", "munich"),
+                vec![recipient(2, "+499", RecipientState::Pending)],
+            )
+            .await
+            .unwrap();
+        store
+            .finish_campaign_recipient("c1", 4, RecipientState::Started, None, at(20))
+            .await
+            .unwrap();
+        store
+            .finish_campaign_recipient("c1", 2, RecipientState::Started, None, at(10))
+            .await
+            .unwrap();
+        store
+            .finish_campaign_recipient("c1", 6, RecipientState::SkippedOptedOut, None, at(30))
+            .await
+            .unwrap();
+        store
+            .finish_campaign_recipient("c2", 2, RecipientState::Started, None, at(10))
+            .await
+            .unwrap();
+        let starts = store.campaign_starts("berlin", at(0)).await.unwrap();
+        let seen: Vec<(&str, DateTime<Utc>)> =
+            starts.iter().map(|s| (s.phone.as_str(), s.at)).collect();
+        assert_eq!(seen, [("+491", at(10)), ("+492", at(20))]);
+        assert_eq!(
+            store.campaign_starts("berlin", at(11)).await.unwrap().len(),
+            1
+        );
+        assert_eq!(
+            store.campaign_starts("munich", at(0)).await.unwrap().len(),
+            1
+        );
+    }
+
+    async fn opt_outs_are_recorded_reversed_listed_and_imported(store: &dyn Store) {
+        assert!(!store.opted_out("+491").await.unwrap());
+        store
+            .record_opt_change(OptChangeRecord {
+                phone: "+491".into(),
+                opted_out: true,
+                at: at(5),
+                source: "message".into(),
+            })
+            .await
+            .unwrap();
+        assert!(store.opted_out("+491").await.unwrap());
+        let imported = store
+            .import_opt_outs(vec![
+                OptOutRecord {
+                    phone: "+491".into(),
+                    opted_out_at: None,
+                    source: "import".into(),
+                },
+                OptOutRecord {
+                    phone: "+492".into(),
+                    opted_out_at: Some(at(1)),
+                    source: "import".into(),
+                },
+            ])
+            .await
+            .unwrap();
+        assert_eq!(imported, 1);
+        assert_eq!(
+            store.opt_outs().await.unwrap(),
+            [
+                OptOutRecord {
+                    phone: "+491".into(),
+                    opted_out_at: Some(at(5)),
+                    source: "message".into(),
+                },
+                OptOutRecord {
+                    phone: "+492".into(),
+                    opted_out_at: Some(at(1)),
+                    source: "import".into(),
+                },
+            ]
+        );
+        store
+            .record_opt_change(OptChangeRecord {
+                phone: "+491".into(),
+                opted_out: false,
+                at: at(6),
+                source: "message".into(),
+            })
+            .await
+            .unwrap();
+        assert!(!store.opted_out("+491").await.unwrap());
+        assert_eq!(store.opt_outs().await.unwrap().len(), 1);
+    }
+
+    for_each_store!(
+        a_campaign_is_recorded_with_all_its_rows,
+        a_campaign_with_a_repeated_line_is_not_recorded,
+        claims_take_pending_recipients_in_line_order_under_a_lease,
+        a_deferred_recipient_waits_and_the_others_go_on,
+        state_changes_only_from_the_given_states,
+        the_tier_window_counts_starts_by_sender_and_time,
+        opt_outs_are_recorded_reversed_listed_and_imported,
+    );
+
+    /// A version 3 file (before campaigns) opens, gets the tables, and
+    /// keeps its runs.
+    #[tokio::test]
+    async fn sqlite_a_version_3_file_gets_the_campaign_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.save_run(run("r1", at(10))).await.unwrap();
+        }
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "DROP TABLE campaign_recipients; DROP TABLE campaigns; DROP TABLE opt_outs;
+                 PRAGMA user_version = 3;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.next_wake().await.unwrap(), Some(at(10)));
+        store
+            .create_campaign(campaign("c1", "berlin"), list())
+            .await
+            .unwrap();
+        assert!(store.campaign("c1").await.unwrap().is_some());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, flowc::providers::sqlite::SCHEMA_VERSION);
+    }
+
+    /// Two stores on one file claim concurrently: no recipient twice.
+    #[tokio::test]
+    async fn sqlite_concurrent_claims_never_take_a_recipient_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        let a = SqliteStore::open(&path).unwrap();
+        let b = SqliteStore::open(&path).unwrap();
+        let rows: Vec<CampaignRecipient> = (0..200)
+            .map(|i| recipient(i + 2, &format!("+49{i}"), RecipientState::Pending))
+            .collect();
+        a.create_campaign(campaign("c1", "berlin"), rows)
+            .await
+            .unwrap();
+        let claim = |store: SqliteStore| async move {
+            let mut taken = Vec::new();
+            loop {
+                let got = store
+                    .claim_campaign_recipients("c1", at(0), 7, at(600))
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    return taken;
+                }
+                taken.extend(lines(&got));
+            }
+        };
+        let (x, y) = tokio::join!(
+            tokio::spawn(claim(a.clone())),
+            tokio::spawn(claim(b.clone()))
+        );
+        let mut all: Vec<u64> = x.unwrap().into_iter().chain(y.unwrap()).collect();
+        all.sort_unstable();
+        let unique: HashSet<u64> = all.iter().copied().collect();
+        assert_eq!(all.len(), 200);
+        assert_eq!(unique.len(), 200);
+    }
+}

@@ -768,8 +768,33 @@ fn known_and_skipped_changes_in_one_payload() {
     );
     assert_eq!(parsed.events[1].event.fields["sender_id"], "munich-office");
     assert_eq!(parsed.events[1].event.fields["phone"], "+436641234567");
+    // The quality update is no event: it is for the campaigns' guard.
+    assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
+    assert_eq!(parsed.quality_updates.len(), 1);
+    assert_eq!(parsed.quality_updates[0].display_phone_number, "4930901820");
+    assert_eq!(parsed.quality_updates[0].event.as_str(), "FLAGGED");
+}
+
+#[test]
+fn an_unreadable_quality_update_is_skipped_with_a_warning() {
+    let body = serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [
+            {"field": "phone_number_quality_update", "value": {"event": "FLAGGED"}},
+        ]}]
+    }))
+    .unwrap();
+    let parsed = parse(&body);
+    assert!(parsed.quality_updates.is_empty());
     assert_eq!(parsed.warnings.len(), 1);
     assert_eq!(parsed.warnings[0].path, "entry[0].changes[0]");
+    assert!(
+        parsed.warnings[0]
+            .to_string()
+            .contains("quality update cannot be read"),
+        "{}",
+        parsed.warnings[0]
+    );
 }
 
 #[test]

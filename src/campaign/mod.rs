@@ -13,6 +13,8 @@
 //! | [`quiet_hours`] | the customer's time zone, and when a marketing send may go out |
 //! | [`tier`] | when the sender may open its next business-initiated conversation |
 //! | [`quality`] | whether a quality rating or `phone_number_quality_update` pauses the sender's campaigns |
+//! | [`settings`] | `[campaigns]`, `[opt_out]` and `[limits]` of flow.toml |
+//! | [`runner`] | what starting and driving a campaign takes and answers (the runner is `crate::runtime::Engine::start_campaign`, `run_campaign`, ...) |
 //!
 //! # How the runner uses them
 //!
@@ -62,6 +64,8 @@ pub mod opt_out;
 pub mod quality;
 pub mod quiet_hours;
 pub mod recipients;
+pub mod runner;
+pub mod settings;
 pub mod tier;
 
 pub use csv_input::{Encoding, FileProblem, MAX_RECORD_BYTES};

@@ -3,6 +3,7 @@
 //! real HTTP APIs, against the dry-run console provider, and in tests against
 //! recording fakes with virtual time.
 
+pub mod campaigns;
 pub mod clock;
 pub mod cloud_api;
 pub mod console;
@@ -21,6 +22,10 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use campaigns::{
+    Campaign, CampaignCounts, CampaignRecipient, CampaignStart, CampaignState, OptChangeRecord,
+    RecipientState,
+};
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use conversations::{Burst, BurstMessage, PausedConversation};
 pub use message::{

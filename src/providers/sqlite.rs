@@ -16,7 +16,8 @@
 //! | `answered` | ids of events that answered waiting runs, so a redelivery answers none |
 //!
 //! Paused conversations and bursts have tables of their own, described in
-//! `conversations` (`paused`, `bursts`, `burst_seen`).
+//! `conversations` (`paused`, `bursts`, `burst_seen`); so have campaigns and
+//! opt-outs, in `campaigns` (`campaigns`, `campaign_recipients`, `opt_outs`).
 //!
 //! The schema version is kept in `PRAGMA user_version`. [`SqliteStore::open`]
 //! creates missing tables (idempotently, in one transaction) and refuses a
@@ -122,13 +123,19 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
+mod campaigns;
 mod conversations;
 
+use super::campaigns::{
+    Campaign, CampaignCounts, CampaignRecipient, CampaignStart, CampaignState, OptChangeRecord,
+    RecipientState,
+};
 use super::conversations::{Burst, PausedConversation};
 use super::store::{
     Delivery, Inbound, InboxEvent, RunOutcome, RunRecord, SendState, SentRecord, Store, StoreError,
     StoredRun, WaitKey,
 };
+use crate::campaign::OptOutRecord;
 
 /// The schema version this build writes (`PRAGMA user_version`).
 ///
@@ -141,7 +148,10 @@ use super::store::{
 /// - 3: paused conversations and bursts (`paused`, `bursts`, `burst_seen`), and
 ///   the `waits`, `deliveries` and `answered` tables of `wait for`
 ///   ([`WAITS_SCHEMA`]). Older files get them empty.
-pub const SCHEMA_VERSION: i64 = 3;
+/// - 4: campaigns, their recipients and the opt-out list (`campaigns`,
+///   `campaign_recipients`, `opt_outs`, described in `campaigns`). Older
+///   files get them empty.
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The tables of runs waiting for the customer (`wait for`), kept apart
 /// from `runs` so that a run's row stays the same whether it waits for a
@@ -409,6 +419,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .map_err(ctx("creating the conversation tables"))?;
     tx.execute_batch(WAITS_SCHEMA)
         .map_err(ctx("creating the tables of waiting runs"))?;
+    tx.execute_batch(campaigns::SCHEMA)
+        .map_err(ctx("creating the campaign tables"))?;
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(ctx("writing the schema version"))?;
@@ -1380,6 +1392,114 @@ impl Store for SqliteStore {
             Ok(usize::try_from(n).unwrap_or(0))
         })
         .await
+    }
+
+    async fn create_campaign(
+        &self,
+        campaign: Campaign,
+        recipients: Vec<CampaignRecipient>,
+    ) -> Result<(), StoreError> {
+        self.call(move |conn| campaigns::create(conn, &campaign, &recipients))
+            .await
+    }
+
+    async fn campaign(&self, id: &str) -> Result<Option<(Campaign, CampaignCounts)>, StoreError> {
+        let id = id.to_string();
+        self.call(move |conn| campaigns::get(conn, &id)).await
+    }
+
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        self.call(|conn| campaigns::list(conn)).await
+    }
+
+    async fn set_campaign_state(
+        &self,
+        id: &str,
+        from: &[CampaignState],
+        to: CampaignState,
+        reason: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let (id, from) = (id.to_string(), from.to_vec());
+        self.call(move |conn| campaigns::set_state(conn, &id, &from, to, reason.as_deref()))
+            .await
+    }
+
+    async fn claim_campaign_recipients(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        n: usize,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<CampaignRecipient>, StoreError> {
+        let id = id.to_string();
+        self.call(move |conn| campaigns::claim(conn, &id, now, n, lease_until))
+            .await
+    }
+
+    async fn defer_campaign_recipient(
+        &self,
+        id: &str,
+        line: u64,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.call(move |conn| campaigns::defer(conn, &id, line, until))
+            .await
+    }
+
+    async fn finish_campaign_recipient(
+        &self,
+        id: &str,
+        line: u64,
+        state: RecipientState,
+        run_id: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.call(move |conn| campaigns::finish(conn, &id, line, state, run_id.as_deref(), at))
+            .await
+    }
+
+    async fn next_campaign_recipient(&self, id: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let id = id.to_string();
+        self.call(move |conn| campaigns::next_pending(conn, &id))
+            .await
+    }
+
+    async fn campaign_recipients(&self, id: &str) -> Result<Vec<CampaignRecipient>, StoreError> {
+        let id = id.to_string();
+        self.call(move |conn| campaigns::recipients(conn, &id))
+            .await
+    }
+
+    async fn campaign_starts(
+        &self,
+        sender: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<CampaignStart>, StoreError> {
+        let sender = sender.to_string();
+        self.call(move |conn| campaigns::starts(conn, &sender, since))
+            .await
+    }
+
+    async fn record_opt_change(&self, change: OptChangeRecord) -> Result<(), StoreError> {
+        self.call(move |conn| campaigns::record_opt_change(conn, &change))
+            .await
+    }
+
+    async fn opted_out(&self, phone: &str) -> Result<bool, StoreError> {
+        let phone = phone.to_string();
+        self.call(move |conn| campaigns::is_opted_out(conn, &phone))
+            .await
+    }
+
+    async fn opt_outs(&self) -> Result<Vec<OptOutRecord>, StoreError> {
+        self.call(|conn| campaigns::opt_outs(conn)).await
+    }
+
+    async fn import_opt_outs(&self, records: Vec<OptOutRecord>) -> Result<usize, StoreError> {
+        self.call(move |conn| campaigns::import(conn, &records))
+            .await
     }
 }
 

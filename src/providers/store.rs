@@ -1,6 +1,6 @@
 //! Where the engine keeps what must outlive a run step: customers' 24-hour
-//! windows, suspended runs and their wake-up times, run history, and the log
-//! of sent messages. This module has the trait and the in-memory store; the
+//! windows, suspended runs and their wake-up times, run history, the log
+//! of sent messages, campaigns and the opt-out list. This module has the trait and the in-memory store; the
 //! durable SQLite store implements the same trait.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -12,7 +12,12 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::campaigns::{
+    Campaign, CampaignCounts, CampaignRecipient, CampaignStart, CampaignState, MemoryCampaigns,
+    OptChangeRecord, RecipientState,
+};
 use super::conversations::{Burst, MemoryConversations, PausedConversation};
+use crate::campaign::OptOutRecord;
 
 /// A store failed.
 #[derive(Debug, Error)]
@@ -20,6 +25,10 @@ pub enum StoreError {
     /// The backing storage failed.
     #[error("store: {0}")]
     Backend(String),
+    /// The store does not keep this kind of data (a host's own store
+    /// without campaigns, say).
+    #[error("store: this store cannot keep {0}")]
+    Unsupported(&'static str),
     /// Stored data could not be read back.
     #[error("store: corrupt record {id}: {reason}")]
     Corrupt {
@@ -362,6 +371,130 @@ pub trait Store: Send + Sync {
         let _ = wait;
         Ok(0)
     }
+
+    // ------------------------------------------------------------------
+    // Campaigns and opt-outs (see `super::campaigns`). The defaults answer
+    // `StoreError::Unsupported`: a store must implement them all to run
+    // campaigns; without them, stop words are not recorded and nobody
+    // counts as opted out.
+    // ------------------------------------------------------------------
+
+    /// Records a campaign and every row of its recipient list, all or
+    /// nothing (one transaction in a durable store): a crash never leaves a
+    /// partly recorded campaign. Pending recipients may be taken from
+    /// `campaign.created_at` on. Fails if the id or a line is taken.
+    async fn create_campaign(
+        &self,
+        campaign: Campaign,
+        recipients: Vec<CampaignRecipient>,
+    ) -> Result<(), StoreError> {
+        let _ = (campaign, recipients);
+        Err(no_campaigns())
+    }
+    /// A campaign and how many of its recipients are in each state.
+    async fn campaign(&self, id: &str) -> Result<Option<(Campaign, CampaignCounts)>, StoreError> {
+        let _ = id;
+        Err(no_campaigns())
+    }
+    /// Every campaign, oldest first.
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        Err(no_campaigns())
+    }
+    /// Moves a campaign to `to` with `reason` if it is in one of `from`,
+    /// atomically; whether it moved.
+    async fn set_campaign_state(
+        &self,
+        id: &str,
+        from: &[CampaignState],
+        to: CampaignState,
+        reason: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let _ = (id, from, to, reason);
+        Err(no_campaigns())
+    }
+    /// Takes up to `limit` pending recipients of a campaign that may go at
+    /// `now`, in line order, and keeps them from other claims until
+    /// `lease_until` (a process that dies with them loses nothing: they are
+    /// pending again then). Atomic: two processes never take the same
+    /// recipient while its lease lasts.
+    async fn claim_campaign_recipients(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<CampaignRecipient>, StoreError> {
+        let _ = (id, now, limit, lease_until);
+        Err(no_campaigns())
+    }
+    /// Keeps a pending recipient until `until` (quiet hours, the tier).
+    async fn defer_campaign_recipient(
+        &self,
+        id: &str,
+        line: u64,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let _ = (id, line, until);
+        Err(no_campaigns())
+    }
+    /// Records what became of a recipient at `at`, with its run's id.
+    async fn finish_campaign_recipient(
+        &self,
+        id: &str,
+        line: u64,
+        state: RecipientState,
+        run_id: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let _ = (id, line, state, run_id, at);
+        Err(no_campaigns())
+    }
+    /// When the next pending recipient of a campaign may be taken; `None`
+    /// when none is pending.
+    async fn next_campaign_recipient(&self, id: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let _ = id;
+        Err(no_campaigns())
+    }
+    /// Every recipient of a campaign, in line order.
+    async fn campaign_recipients(&self, id: &str) -> Result<Vec<CampaignRecipient>, StoreError> {
+        let _ = id;
+        Err(no_campaigns())
+    }
+    /// The runs started for recipients of `sender`'s campaigns at or after
+    /// `since`, oldest first: the tier's rolling window after a restart.
+    async fn campaign_starts(
+        &self,
+        sender: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<CampaignStart>, StoreError> {
+        let _ = (sender, since);
+        Err(no_campaigns())
+    }
+    /// Records an opt-out (or forgets one, for an opt-in).
+    async fn record_opt_change(&self, change: OptChangeRecord) -> Result<(), StoreError> {
+        let _ = change;
+        Err(no_campaigns())
+    }
+    /// Whether the customer opted out.
+    async fn opted_out(&self, phone: &str) -> Result<bool, StoreError> {
+        let _ = phone;
+        Err(no_campaigns())
+    }
+    /// Every opted-out customer, by number.
+    async fn opt_outs(&self) -> Result<Vec<OptOutRecord>, StoreError> {
+        Err(no_campaigns())
+    }
+    /// Adds opt-outs (an imported list) in one transaction, keeping the
+    /// record of a number that is opted out already; how many were new.
+    async fn import_opt_outs(&self, records: Vec<OptOutRecord>) -> Result<usize, StoreError> {
+        let _ = records;
+        Err(no_campaigns())
+    }
+}
+
+/// What a store without campaign support answers.
+fn no_campaigns() -> StoreError {
+    StoreError::Unsupported("campaigns or opt-outs")
 }
 
 /// Maps keyed by engine-made ids (run ids, send keys) use the fast FxHash;
@@ -392,6 +525,8 @@ struct MemoryInner {
     wait_of: FxHashMap<Arc<str>, WaitKey>,
     /// Ids of events that answered waiting runs.
     answered: std::collections::HashSet<String>,
+    /// Campaigns, their recipients, opt-outs.
+    campaigns: MemoryCampaigns,
 }
 
 /// A [`StoredRun`] without its id, which is the map's key.
@@ -788,5 +923,96 @@ impl Store for MemoryStore {
 
     async fn waiting_count(&self, wait: &WaitKey) -> Result<usize, StoreError> {
         Ok(self.lock()?.waits.get(wait).map_or(0, Vec::len))
+    }
+
+    async fn create_campaign(
+        &self,
+        campaign: Campaign,
+        recipients: Vec<CampaignRecipient>,
+    ) -> Result<(), StoreError> {
+        self.lock()?.campaigns.create(campaign, recipients)
+    }
+
+    async fn campaign(&self, id: &str) -> Result<Option<(Campaign, CampaignCounts)>, StoreError> {
+        Ok(self.lock()?.campaigns.get(id))
+    }
+
+    async fn campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
+        Ok(self.lock()?.campaigns.list())
+    }
+
+    async fn set_campaign_state(
+        &self,
+        id: &str,
+        from: &[CampaignState],
+        to: CampaignState,
+        reason: Option<String>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.lock()?.campaigns.set_state(id, from, to, reason))
+    }
+
+    async fn claim_campaign_recipients(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<CampaignRecipient>, StoreError> {
+        Ok(self.lock()?.campaigns.claim(id, now, limit, lease_until))
+    }
+
+    async fn defer_campaign_recipient(
+        &self,
+        id: &str,
+        line: u64,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.lock()?.campaigns.defer(id, line, until);
+        Ok(())
+    }
+
+    async fn finish_campaign_recipient(
+        &self,
+        id: &str,
+        line: u64,
+        state: RecipientState,
+        run_id: Option<String>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.lock()?.campaigns.finish(id, line, state, run_id, at);
+        Ok(())
+    }
+
+    async fn next_campaign_recipient(&self, id: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.lock()?.campaigns.next_pending(id))
+    }
+
+    async fn campaign_recipients(&self, id: &str) -> Result<Vec<CampaignRecipient>, StoreError> {
+        Ok(self.lock()?.campaigns.recipients(id))
+    }
+
+    async fn campaign_starts(
+        &self,
+        sender: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<CampaignStart>, StoreError> {
+        Ok(self.lock()?.campaigns.starts(sender, since))
+    }
+
+    async fn record_opt_change(&self, change: OptChangeRecord) -> Result<(), StoreError> {
+        self.lock()?.campaigns.record_opt_change(change);
+        Ok(())
+    }
+
+    async fn opted_out(&self, phone: &str) -> Result<bool, StoreError> {
+        Ok(self.lock()?.campaigns.is_opted_out(phone))
+    }
+
+    async fn opt_outs(&self) -> Result<Vec<OptOutRecord>, StoreError> {
+        Ok(self.lock()?.campaigns.opt_outs())
+    }
+
+    async fn import_opt_outs(&self, records: Vec<OptOutRecord>) -> Result<usize, StoreError> {
+        Ok(self.lock()?.campaigns.import(records))
     }
 }

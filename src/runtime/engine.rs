@@ -157,6 +157,8 @@ pub(crate) struct Inner {
     pub(crate) media_dir: std::path::PathBuf,
     /// Whether an event that answered a `wait for` also starts flows.
     replies_start_flows: bool,
+    /// The opt-out words of the loaded programs (see `super::campaigns`).
+    pub(crate) campaign_rules: super::campaigns::CampaignRules,
     /// Replaced whole on `load`, so a dispatch takes the current list with
     /// one reference count instead of copying it.
     programs: RwLock<Arc<[Arc<Program>]>>,
@@ -372,6 +374,7 @@ impl EngineBuilder {
                     .media_dir
                     .unwrap_or_else(|| std::env::temp_dir().join("flowc-media")),
                 replies_start_flows: self.replies_start_flows,
+                campaign_rules: super::campaigns::CampaignRules::default(),
                 programs: RwLock::new(Arc::from(Vec::new())),
                 next_id: AtomicU64::new(1),
                 executing: std::sync::Mutex::new(rustc_hash::FxHashSet::default()),
@@ -423,6 +426,7 @@ impl Engine {
         if !missing.is_empty() {
             return Err(EngineError::MissingActions(missing));
         }
+        self.inner.campaign_rules.load(&program);
         let mut programs = match self.inner.programs.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -454,6 +458,7 @@ impl Engine {
     /// until it finishes or waits. The event is checked against the trigger
     /// first; a bad event starts nothing.
     pub async fn dispatch(&self, event: Event) -> Result<Vec<RunReport>, EngineError> {
+        self.record_opt_change(&event).await?;
         self.start_runs(event, None).await
     }
 
@@ -466,6 +471,7 @@ impl Engine {
         event_id: &str,
         event: Event,
     ) -> Result<Vec<RunReport>, EngineError> {
+        self.record_opt_change(&event).await?;
         self.start_runs(event, Some(event_id)).await
     }
 

@@ -57,6 +57,15 @@ pub enum ActionError {
         /// The recipient.
         recipient: String,
     },
+    /// A marketing template to a customer who opted out (a stop word, or
+    /// the imported opt-out list): refused before any call to WhatsApp.
+    #[error("{recipient} opted out of marketing messages: the marketing template `{template}` is not sent")]
+    OptedOut {
+        /// The recipient.
+        recipient: String,
+        /// The template.
+        template: String,
+    },
     /// A send whose outcome is unknown: the call was made, but the process
     /// stopped (or the call timed out) before WhatsApp's answer was recorded.
     /// The engine never sends it again on its own.
@@ -161,6 +170,7 @@ impl ActionError {
             ActionError::SenderOffline { .. } => "SenderOffline",
             ActionError::InvalidPhone { .. } => "InvalidPhone",
             ActionError::OutsideWindow { .. } => "OutsideWindow",
+            ActionError::OptedOut { .. } => "OptedOut",
             ActionError::MessageTooLong { .. } => "MessageTooLong",
             ActionError::DeliveryUnknown { .. } => "DeliveryUnknown",
             ActionError::RateLimited { .. } => "RateLimited",
@@ -199,6 +209,7 @@ impl ActionError {
             | ActionError::TemplateParams { .. }
             | ActionError::InvalidPhone { .. }
             | ActionError::OutsideWindow { .. }
+            | ActionError::OptedOut { .. }
             | ActionError::MessageTooLong { .. }
             | ActionError::DeliveryUnknown { .. }
             | ActionError::QualityLimited { .. }

@@ -17,7 +17,7 @@ use super::value::Value;
 use super::ActionError;
 use crate::check::schema::ActionSchema;
 use crate::check::Program;
-use crate::config::{Placeholders, TemplateConfig};
+use crate::config::{Placeholders, TemplateCategory, TemplateConfig};
 use crate::media::MEDIA_KINDS;
 use crate::phone::describe;
 use crate::providers::{
@@ -990,6 +990,28 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Marketing goes to no customer who opted out.
+    async fn ensure_not_opted_out(&self, to: &str, template: &str) -> Result<(), ActionError> {
+        let opted_out = match self.inner.store.opted_out(to).await {
+            Ok(opted_out) => opted_out,
+            // A store that keeps no opt-outs has nobody opted out.
+            Err(crate::providers::StoreError::Unsupported(_)) => false,
+            Err(e) => {
+                return Err(ActionError::Transient {
+                    message: e.to_string(),
+                })
+            }
+        };
+        if opted_out {
+            Err(ActionError::OptedOut {
+                recipient: to.to_string(),
+                template: template.to_string(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
     /// Waits for the send's slot under the sender and recipient limits.
     async fn pace(&self, sender: &str, recipient: &str) {
         let now = self.inner.clock.now();
@@ -1020,6 +1042,9 @@ impl<'a> Ctx<'a> {
             args.get("header_filename"),
             args.get("buttons"),
         )?;
+        if template.category == TemplateCategory::Marketing {
+            self.ensure_not_opted_out(&to, &name).await?;
+        }
         self.ensure_online(&sender).await?;
         let message = TemplateMessage {
             sender,

@@ -4,6 +4,7 @@
 //! ([`Run`]) kept in the store until it is due, so a pending reminder
 //! survives a restart and another process can resume it.
 
+mod campaigns;
 mod conversations;
 mod engine;
 mod error;

@@ -24,6 +24,8 @@ pub struct Metrics {
     pruned: AtomicU64,
     /// Due runs the loaded flows could not go on with.
     not_resumed: AtomicU64,
+    /// Campaigns the quality guard paused.
+    quality_pauses: AtomicU64,
 }
 
 impl Metrics {
@@ -48,6 +50,12 @@ impl Metrics {
     /// Counts a due run the loaded flows could not go on with.
     pub fn not_resumed(&self) {
         self.not_resumed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts campaigns the quality guard paused.
+    pub fn quality_paused(&self, campaigns: usize) {
+        self.quality_pauses
+            .fetch_add(campaigns as u64, Ordering::Relaxed);
     }
 
     fn bump(map: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -120,6 +128,13 @@ impl Metrics {
             "counter",
             "Handled events forgotten after the retention (--keep-events).",
             &count(&self.pruned),
+        );
+        family(
+            &mut out,
+            "flowc_campaigns_paused_for_quality_total",
+            "counter",
+            "Campaigns paused by a drop of their sender's quality.",
+            &count(&self.quality_pauses),
         );
         family(
             &mut out,

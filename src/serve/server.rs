@@ -1,6 +1,9 @@
 //! The HTTP service: Meta's webhook, the host's event endpoint, health and
-//! metrics; and the two workers behind them, one that starts the runs of
-//! stored events and one that resumes runs when they fall due.
+//! metrics; and the workers behind them: one that starts the runs of
+//! stored events, one that resumes runs when they fall due, and one that
+//! drives running campaigns. A `phone_number_quality_update` webhook is
+//! judged at once by the campaigns' quality guard (not kept in the inbox:
+//! a pause that fails is answered 500 so Meta retries it).
 //!
 //! An event is answered 200 only once it is in the store's inbox, and it is
 //! dispatched from there: a crash between the answer and the runs loses
@@ -346,6 +349,70 @@ impl Service {
             }
         }
     }
+
+    /// Drives every running campaign of the store, each in a task of its
+    /// own, until `shutdown` turns true: a campaign whose `flowc campaign
+    /// start` was killed, or that a person resumed, goes on here. Looks for
+    /// new ones every poll interval. Recipients are claimed under a lease,
+    /// so another process driving the same campaign never starts the same
+    /// one. On shutdown the drivers stop where they are; what they had
+    /// claimed is taken again when its lease ends.
+    pub async fn campaign_worker(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut drivers = tokio::task::JoinSet::new();
+        let driving = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        // A store that keeps no campaigns fails every look: said once.
+        let mut failing = false;
+        loop {
+            match self.store.campaigns().await {
+                Ok(campaigns) => {
+                    failing = false;
+                    for campaign in campaigns {
+                        if campaign.state != crate::providers::CampaignState::Running {
+                            continue;
+                        }
+                        let mut active = match driving.lock() {
+                            Ok(guard) => guard,
+                            Err(poisoned) => poisoned.into_inner(),
+                        };
+                        if !active.insert(campaign.id.clone()) {
+                            continue;
+                        }
+                        drop(active);
+                        let (engine, driving) = (self.engine.clone(), driving.clone());
+                        drivers.spawn(async move {
+                            match engine.run_campaign(&campaign.id).await {
+                                Ok(outcome) => {
+                                    tracing::info!(campaign = %campaign.id, ?outcome, "campaign driven")
+                                }
+                                Err(error) => {
+                                    tracing::error!(campaign = %campaign.id, %error, "driving the campaign failed; retrying")
+                                }
+                            }
+                            let mut active = match driving.lock() {
+                                Ok(guard) => guard,
+                                Err(poisoned) => poisoned.into_inner(),
+                            };
+                            active.remove(&campaign.id);
+                        });
+                    }
+                }
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::error!(%error, "reading campaigns failed; retrying");
+                }
+                Err(error) => tracing::debug!(%error, "reading campaigns failed again"),
+            }
+            // Finished drivers are reaped; running ones go on.
+            while drivers.try_join_next().is_some() {}
+            tokio::select! {
+                _ = tokio::time::sleep(self.options.poll_interval) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
 }
 
 /// The routes: `GET/POST /webhook`, `POST /events`, `GET /healthz`,
@@ -371,7 +438,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let inbox = tokio::spawn(service.clone().inbox_worker(stopped.clone()));
-    let timer = tokio::spawn(service.clone().timer_worker(stopped));
+    let timer = tokio::spawn(service.clone().timer_worker(stopped.clone()));
+    let campaigns = tokio::spawn(service.clone().campaign_worker(stopped));
     let address: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?address, "flowc serve listening");
     let result = axum::serve(listener, router(service.clone()))
@@ -385,6 +453,7 @@ pub async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(30), async {
         let _ = inbox.await;
         let _ = timer.await;
+        let _ = campaigns.await;
     })
     .await;
     tracing::info!("flowc serve stopped");
@@ -446,6 +515,23 @@ async fn webhook_post(
             service.metrics.dropped("unknown_sender");
         } else {
             tracing::info!(%warning, "part of a webhook payload skipped");
+        }
+    }
+    for update in &parsed.quality_updates {
+        // Not kept in the inbox: a pause that fails is answered 500, so
+        // Meta retries it; a pause that holds is idempotent.
+        match service.engine.on_quality_update(update).await {
+            Ok(paused) if !paused.is_empty() => {
+                tracing::warn!(?paused, number = %update.display_phone_number, "campaigns paused for quality");
+                service.metrics.quality_paused(paused.len());
+            }
+            Ok(_) => {
+                tracing::info!(number = %update.display_phone_number, event = update.event.as_str(), "quality update")
+            }
+            Err(error) => {
+                tracing::error!(%error, "pausing campaigns for quality failed");
+                return (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response();
+            }
         }
     }
     let mut events = Vec::with_capacity(parsed.events.len());

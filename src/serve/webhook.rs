@@ -27,6 +27,10 @@
 //! of `value.statuses[]` a `whatsapp.message_status` event; the fields are
 //! exactly those `std_actions/whatsapp.flow` declares.
 //!
+//! Changes with `field == "phone_number_quality_update"` are no events: each
+//! value becomes a [`crate::campaign::QualityUpdate`] in
+//! [`Parsed::quality_updates`], for the campaigns' quality guard.
+//!
 //! | field of `message_received` | taken from |
 //! |---|---|
 //! | `phone` | `"+"` and `from` |
@@ -81,7 +85,8 @@
 //! again). Each is a [`PayloadWarning`] naming the path:
 //!
 //! - changes with another `field` (`message_template_status_update`,
-//!   `phone_number_quality_update`, `account_update`, ...);
+//!   `account_update`, ...), and a `phone_number_quality_update` whose value
+//!   cannot be read;
 //! - messages and statuses of a `phone_number_id` that no sender in
 //!   `flow.toml` has (another number of the same business account);
 //! - `system` messages (the customer changed their number): no customer wrote;
@@ -463,6 +468,9 @@ impl InboundEvent {
     }
 }
 
+/// The change field of a sender's quality rating or messaging limit.
+pub const QUALITY_UPDATE: &str = "phone_number_quality_update";
+
 /// What [`parse_payload`] found: the events in payload order, and what it
 /// skipped.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -471,6 +479,9 @@ pub struct Parsed {
     pub events: Vec<InboundEvent>,
     /// What was skipped and why, for the log.
     pub warnings: Vec<PayloadWarning>,
+    /// `phone_number_quality_update` changes: a sender's quality rating or
+    /// messaging limit changed (for the campaigns' quality guard).
+    pub quality_updates: Vec<crate::campaign::QualityUpdate>,
 }
 
 /// A part of a payload that was skipped on purpose.
@@ -531,6 +542,12 @@ pub enum SkipReason {
     UnknownStatus {
         /// The status, e.g. `deleted`.
         status: String,
+    },
+    /// A `phone_number_quality_update` whose value cannot be read.
+    #[error("quality update cannot be read: {problem}; ignored")]
+    BadQualityUpdate {
+        /// What is wrong with it.
+        problem: String,
     },
     /// An error Meta reported for the whole change (`value.errors[]`).
     #[error("WhatsApp reported an error: {description}")]
@@ -633,6 +650,19 @@ pub fn parse_payload(body: &[u8], senders: &SenderDirectory) -> Result<Parsed, P
             let path = format!("{entry_path}.changes[{j}]");
             let change = object(change, &path)?;
             let field = required_str(change, "field", &path)?;
+            if field == QUALITY_UPDATE {
+                let value = required(change, "value", &path)?;
+                match crate::campaign::QualityUpdate::from_value(value) {
+                    Ok(update) => parsed.quality_updates.push(update),
+                    Err(error) => parsed.warnings.push(PayloadWarning {
+                        path,
+                        reason: SkipReason::BadQualityUpdate {
+                            problem: error.to_string(),
+                        },
+                    }),
+                }
+                continue;
+            }
             if field != "messages" {
                 parsed.warnings.push(PayloadWarning {
                     path,

@@ -12,6 +12,7 @@ macro_rules! say {
     }};
 }
 
+mod campaign;
 mod check;
 mod conversation;
 mod explain;
@@ -37,6 +38,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Send a flow to a recipient list (CSV), and pause, resume, cancel or
+    /// watch campaigns.
+    Campaign(campaign::CampaignArgs),
     /// Check flows for mistakes before anything runs (the linter).
     Check(check::CheckArgs),
     /// Hand a customer's conversation to a person and back, or list the
@@ -51,6 +55,8 @@ enum Command {
     Graph(graph::GraphArgs),
     /// Serve editors over the Language Server Protocol on stdio (diagnostics, hover, completion).
     Lsp(lsp::LspArgs),
+    /// Export or import the list of customers who opted out of marketing.
+    OptOuts(campaign::OptOutsArgs),
     /// Run one event through flows with the dry-run providers, printing each step.
     Run(run::RunArgs),
     /// Serve WhatsApp webhooks and host events, keeping waiting runs in SQLite.
@@ -69,12 +75,14 @@ fn plural(n: usize, word: &str) -> String {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Campaign(args) => campaign::run(args),
         Command::Check(args) => check::run(args),
         Command::Conversation(args) => conversation::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Graph(args) => graph::run(args),
         Command::Lsp(args) => lsp::run(args),
+        Command::OptOuts(args) => campaign::run_opt_outs(args),
         Command::Run(args) => run::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Templates(args) => templates::run(args),

@@ -114,59 +114,27 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
         Err(code) => return code,
     };
-    let config_dir = project
-        .config
-        .as_deref()
-        .and_then(|p| p.parent())
-        .map(PathBuf::from)
-        .unwrap_or_default();
+    let config_dir = project_dir(&project);
     let store_path = args
         .store
         .clone()
         .unwrap_or_else(|| config_dir.join("flows.db"));
-    let store = match SqliteStore::open_with(
-        &store_path,
-        SqliteOptions {
-            lease,
-            ..SqliteOptions::default()
-        },
-    ) {
-        Ok(store) => store,
-        Err(error) => return usage_error(&error),
-    };
-    let console = Arc::new(Console::stdout());
     let metrics = Arc::new(Metrics::default());
     let media_dir = args
         .media_dir
         .clone()
         .unwrap_or_else(|| config_dir.join("media"));
-    let mut builder = Engine::builder()
-        .store(store)
-        .media_dir(media_dir)
-        .clock(SystemClock)
-        .notify(console.clone())
-        .log(console.clone())
-        .observer(metrics.clone())
-        .replies_start_flows(program.config().conversations.replies_start_flows)
-        .limits(EngineLimits {
-            run_lease: lease,
-            ..EngineLimits::default()
-        });
-    if args.dry_run {
-        builder = builder.whatsapp(console.clone());
-    } else {
-        match providers_from_config(program.config(), &config_dir, console.clone()) {
-            Ok(providers) => {
-                tracing::info!(live_senders = ?providers.live_senders, live_assistants = ?providers.live_assistants, "providers ready");
-                builder = builder.whatsapp(providers.whatsapp).ai(providers.ai);
-            }
-            Err(error) => return usage_error(&error),
-        }
-    }
-    let engine = builder.build();
-    if let Err(error) = engine.load(program.clone()) {
-        return usage_error(&error);
-    }
+    let engine = match project_engine(
+        &program,
+        &config_dir,
+        &store_path,
+        lease,
+        args.dry_run,
+        |builder| builder.media_dir(media_dir).observer(metrics.clone()),
+    ) {
+        Ok(engine) => engine,
+        Err(code) => return code,
+    };
     let mut options = ServeOptions::new(app_secret, verify_token);
     options.events_token = Secret::from_env("FLOWC_EVENTS_TOKEN").ok();
     options.keep_events = Some(keep_events);
@@ -187,7 +155,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
 
 /// The value of a duration flag such as `--lease 5m`, or the usage error
 /// that names the flag.
-fn duration_arg(flag: &str, text: &str, example: &str) -> Result<chrono::Duration, ExitCode> {
+pub fn duration_arg(flag: &str, text: &str, example: &str) -> Result<chrono::Duration, ExitCode> {
     flowc::duration::parse(text)
         .and_then(|ms| i64::try_from(ms).ok())
         .map(chrono::Duration::milliseconds)
@@ -196,6 +164,69 @@ fn duration_arg(flag: &str, text: &str, example: &str) -> Result<chrono::Duratio
                 "{flag}: \"{text}\" is not a duration such as {example}"
             ))
         })
+}
+
+/// The folder of the project's flow.toml.
+pub fn project_dir(project: &flowc::project::Project) -> PathBuf {
+    project
+        .config
+        .as_deref()
+        .and_then(|p| p.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The engine `flowc serve` and `flowc campaign` run flows on: the SQLite
+/// store at `store_path` with `lease`, the system clock, the console for
+/// notifications and logs, the providers of flow.toml (the console for
+/// every sender with `dry_run`), pacing from `[limits]`, `[conversations]`.
+/// `configure` adds what one command needs; the program is loaded.
+pub fn project_engine(
+    program: &flowc::check::Program,
+    config_dir: &std::path::Path,
+    store_path: &std::path::Path,
+    lease: chrono::Duration,
+    dry_run: bool,
+    configure: impl FnOnce(flowc::runtime::EngineBuilder) -> flowc::runtime::EngineBuilder,
+) -> Result<Engine, ExitCode> {
+    let store = SqliteStore::open_with(
+        store_path,
+        SqliteOptions {
+            lease,
+            ..SqliteOptions::default()
+        },
+    )
+    .map_err(|error| usage_error(&error))?;
+    let pacing = program
+        .config()
+        .limits
+        .pacing()
+        .map_err(|error| usage_error(&format!("flow.toml [limits]: {error}")))?;
+    let console = Arc::new(Console::stdout());
+    let mut builder = Engine::builder()
+        .store(store)
+        .clock(SystemClock)
+        .notify(console.clone())
+        .log(console.clone())
+        .replies_start_flows(program.config().conversations.replies_start_flows)
+        .limits(EngineLimits {
+            run_lease: lease,
+            pacing,
+            ..EngineLimits::default()
+        });
+    if dry_run {
+        builder = builder.whatsapp(console.clone());
+    } else {
+        let providers = providers_from_config(program.config(), config_dir, console.clone())
+            .map_err(|error| usage_error(&error))?;
+        tracing::info!(live_senders = ?providers.live_senders, live_assistants = ?providers.live_assistants, "providers ready");
+        builder = builder.whatsapp(providers.whatsapp).ai(providers.ai);
+    }
+    let engine = configure(builder).build();
+    engine
+        .load(program.clone())
+        .map_err(|error| usage_error(&error))?;
+    Ok(engine)
 }
 
 /// Ctrl-C or SIGTERM.
