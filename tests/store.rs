@@ -1282,6 +1282,67 @@ mod campaign_suite {
         ]
     }
 
+    async fn tier_slots_count_customers_across_the_senders_campaigns(store: &dyn Store) {
+        let rows = |phones: &[&str]| -> Vec<CampaignRecipient> {
+            phones
+                .iter()
+                .enumerate()
+                .map(|(i, phone)| recipient(i as u64 + 2, phone, RecipientState::Pending))
+                .collect()
+        };
+        store
+            .create_campaign(campaign("c1", "berlin"), rows(&["+491", "+492", "+493"]))
+            .await
+            .unwrap();
+        store
+            .create_campaign(campaign("c2", "berlin"), rows(&["+494", "+491"]))
+            .await
+            .unwrap();
+        store
+            .create_campaign(campaign("c3", "munich"), rows(&["+495"]))
+            .await
+            .unwrap();
+        // A tier of 2 customers a day for berlin.
+        assert_eq!(store.take_tier_slot("c1", 2, at(0), 2).await.unwrap(), None);
+        // Taken again after a crash: the same slot.
+        assert_eq!(store.take_tier_slot("c1", 2, at(5), 2).await.unwrap(), None);
+        assert_eq!(
+            store.take_tier_slot("c1", 3, at(10), 2).await.unwrap(),
+            None
+        );
+        // Full for a third customer, from another campaign of the sender
+        // too, until the first start leaves the window.
+        let free = Some(at(0) + chrono::Duration::hours(24));
+        assert_eq!(
+            store.take_tier_slot("c1", 4, at(20), 2).await.unwrap(),
+            free
+        );
+        assert_eq!(
+            store.take_tier_slot("c2", 2, at(20), 2).await.unwrap(),
+            free
+        );
+        // A customer already in the window takes no new slot; another
+        // sender has a window of its own.
+        assert_eq!(
+            store.take_tier_slot("c2", 3, at(30), 2).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.take_tier_slot("c3", 2, at(30), 2).await.unwrap(),
+            None
+        );
+        // The slot's time is the start's, even when finished later.
+        store
+            .finish_campaign_recipient("c1", 2, RecipientState::Started, None, at(40))
+            .await
+            .unwrap();
+        let starts = store.campaign_starts("berlin", at(0)).await.unwrap();
+        assert_eq!(starts.first().map(|s| s.at), Some(at(0)));
+        // A day later the first slots are free again.
+        let later = at(0) + chrono::Duration::hours(24) + chrono::Duration::seconds(11);
+        assert_eq!(store.take_tier_slot("c1", 4, later, 2).await.unwrap(), None);
+    }
+
     async fn a_campaign_is_recorded_with_all_its_rows(store: &dyn Store) {
         store
             .create_campaign(campaign("c1", "berlin"), list())
@@ -1574,7 +1635,43 @@ mod campaign_suite {
         state_changes_only_from_the_given_states,
         the_tier_window_counts_starts_by_sender_and_time,
         opt_outs_are_recorded_reversed_listed_and_imported,
+        tier_slots_count_customers_across_the_senders_campaigns,
     );
+
+    /// Two stores on one file take tier slots at once: never more than the
+    /// tier between them.
+    #[tokio::test]
+    async fn sqlite_concurrent_tier_slots_never_exceed_the_tier() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        let a = SqliteStore::open(&path).unwrap();
+        let b = SqliteStore::open(&path).unwrap();
+        let rows: Vec<CampaignRecipient> = (0..100)
+            .map(|i| recipient(i + 2, &format!("+49{i}"), RecipientState::Pending))
+            .collect();
+        a.create_campaign(campaign("c1", "berlin"), rows)
+            .await
+            .unwrap();
+        let take = |store: SqliteStore, lines: Vec<u64>| async move {
+            let mut started = 0;
+            for line in lines {
+                if store
+                    .take_tier_slot("c1", line, at(0), 30)
+                    .await
+                    .unwrap()
+                    .is_none()
+                {
+                    started += 1;
+                }
+            }
+            started
+        };
+        let (x, y) = tokio::join!(
+            tokio::spawn(take(a.clone(), (2..102).step_by(2).collect())),
+            tokio::spawn(take(b.clone(), (3..102).step_by(2).collect()))
+        );
+        assert_eq!(x.unwrap() + y.unwrap(), 30);
+    }
 
     /// A version 3 file (before campaigns) opens, gets the tables, and
     /// keeps its runs.

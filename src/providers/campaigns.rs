@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use crate::campaign::OptOutRecord;
+use crate::campaign::{OptOutRecord, TierLimit, TierWindow};
 
 /// Where a campaign stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -335,9 +335,43 @@ impl MemoryCampaigns {
             row.recipient.state = state;
             row.recipient.run_id = run_id;
             if state == RecipientState::Started {
-                row.started_at = Some(at);
+                // The tier slot taken before the start keeps its time.
+                row.started_at.get_or_insert(at);
             }
         }
+    }
+
+    /// [`super::Store::take_tier_slot`]: the window is every start of the
+    /// sender's campaigns since `now - 24h`, this recipient's included.
+    pub(crate) fn take_tier_slot(
+        &mut self,
+        id: &str,
+        line: u64,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Option<DateTime<Utc>> {
+        let sender = self.campaigns.get(id)?.campaign.sender.clone();
+        let phone = self
+            .campaigns
+            .get(id)?
+            .recipients
+            .get(&line)?
+            .recipient
+            .phone
+            .clone();
+        let mut window = TierWindow::new(TierLimit::Limited(limit));
+        for start in self.starts(&sender, now - chrono::Duration::hours(24)) {
+            window.record_for(&start.phone, start.at);
+        }
+        if !window.is_counted(&phone, now) {
+            let slot = window.next_slot(now);
+            if slot > now {
+                return Some(slot);
+            }
+        }
+        let row = self.campaigns.get_mut(id)?.recipients.get_mut(&line)?;
+        row.started_at.get_or_insert(now);
+        None
     }
 
     pub(crate) fn next_pending(&self, id: &str) -> Option<DateTime<Utc>> {

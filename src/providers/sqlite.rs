@@ -1482,6 +1482,18 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn take_tier_slot(
+        &self,
+        id: &str,
+        line: u64,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let id = id.to_string();
+        self.call(move |conn| campaigns::take_tier_slot(conn, &id, line, now, limit))
+            .await
+    }
+
     async fn record_opt_change(&self, change: OptChangeRecord) -> Result<(), StoreError> {
         self.call(move |conn| campaigns::record_opt_change(conn, &change))
             .await

@@ -427,6 +427,23 @@ pub trait Store: Send + Sync {
         let _ = (id, now, limit, lease_until);
         Err(no_campaigns())
     }
+    /// Takes a slot of the sender's messaging tier for a recipient about
+    /// to start: at most `limit` customers per rolling 24 hours across all
+    /// of the sender's campaigns, a customer already in the window taking
+    /// no new one. `None` when the recipient may start (its start time is
+    /// recorded now, so a retry after a crash counts it once); else when a
+    /// slot frees. Atomic: processes sharing the store never exceed the
+    /// tier together.
+    async fn take_tier_slot(
+        &self,
+        id: &str,
+        line: u64,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let _ = (id, line, now, limit);
+        Err(no_campaigns())
+    }
     /// Keeps a pending recipient until `until` (quiet hours, the tier).
     async fn defer_campaign_recipient(
         &self,
@@ -997,6 +1014,16 @@ impl Store for MemoryStore {
         since: DateTime<Utc>,
     ) -> Result<Vec<CampaignStart>, StoreError> {
         Ok(self.lock()?.campaigns.starts(sender, since))
+    }
+
+    async fn take_tier_slot(
+        &self,
+        id: &str,
+        line: u64,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.lock()?.campaigns.take_tier_slot(id, line, now, limit))
     }
 
     async fn record_opt_change(&self, change: OptChangeRecord) -> Result<(), StoreError> {

@@ -4,7 +4,7 @@
 //! `phone_number_quality_update`.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 
@@ -16,7 +16,7 @@ use crate::campaign::runner::{
 };
 use crate::campaign::{
     customer_zone, OptChange, OptOutWords, QualityDecision, QualityRating, QualityUpdate,
-    QuietHours, RecipientReader, TierWindow,
+    QuietHours, RecipientReader, TierLimit, TierWindow,
 };
 use crate::check::Program;
 use crate::providers::{
@@ -83,7 +83,8 @@ enum Handled {
 struct Drive {
     campaign: Campaign,
     quiet_hours: Option<QuietHours>,
-    tier: Mutex<TierWindow>,
+    /// The sender's tier: slots are taken in the store, one per start.
+    limit: TierLimit,
 }
 
 impl Engine {
@@ -368,11 +369,11 @@ impl Engine {
             0 => None,
             _ => self.sender_rating(program, &campaign.sender).await,
         };
-        let tier = Mutex::new(TierWindow::new(limit));
+
         let drive = Arc::new(Drive {
             campaign,
             quiet_hours,
-            tier,
+            limit,
         });
         let lease = self.inner.limits.run_lease;
         loop {
@@ -395,19 +396,20 @@ impl Engine {
                 last_rating = Some(rating);
             }
             let now = self.inner.clock.now();
-            // Read again before every claim when the tier has a limit: what
-            // other processes started for the sender counts too.
+            // A full tier claims nothing until a slot frees. Each start
+            // takes its slot in the store (`take_tier_slot`), so what other
+            // processes start for the sender counts too; this read only
+            // spares claims that would be deferred.
             if limit.max().is_some() {
                 let window = self.tier_window(&drive.campaign.sender, limit, now).await?;
-                *lock(&drive.tier) = window;
-            }
-            let slot = lock(&drive.tier).next_slot(now);
-            if slot > now {
-                self.inner
-                    .clock
-                    .sleep_until(slot.min(now + LOOK_AGAIN))
-                    .await;
-                continue;
+                let slot = window.next_slot(now);
+                if slot > now {
+                    self.inner
+                        .clock
+                        .sleep_until(slot.min(now + LOOK_AGAIN))
+                        .await;
+                    continue;
+                }
             }
             let claimed = self
                 .inner
@@ -461,7 +463,7 @@ impl Engine {
     async fn tier_window(
         &self,
         sender: &str,
-        limit: crate::campaign::TierLimit,
+        limit: TierLimit,
         now: DateTime<Utc>,
     ) -> Result<TierWindow, CampaignError> {
         let starts = self
@@ -508,19 +510,15 @@ impl Engine {
                 return Ok(Handled::Deferred);
             }
         }
-        // A slot of the tier, taken now (the lock is not held across the
-        // store call).
-        let full_until = {
-            let mut tier = lock(&drive.tier);
-            let slot = tier.next_slot(now);
-            if tier.is_counted(&recipient.phone, now) {
-                None
-            } else if slot > now {
-                Some(slot)
-            } else {
-                tier.record_for(&recipient.phone, now);
-                None
+        // A slot of the tier, taken in the store: other processes driving
+        // the sender's campaigns take theirs from the same count.
+        let full_until = match drive.limit.max() {
+            Some(limit) => {
+                store
+                    .take_tier_slot(&campaign.id, recipient.line, now, limit)
+                    .await?
             }
+            None => None,
         };
         if let Some(slot) = full_until {
             store
@@ -681,13 +679,6 @@ impl Engine {
             Ok(Ok(status)) => Some(QualityRating::from_api(&status.quality)),
             _ => None,
         }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }
 

@@ -13,7 +13,7 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use super::{collect, ctx, execute, floor_ms, limit, text, time, to_json};
 use crate::campaign::OptOutRecord;
@@ -328,12 +328,77 @@ pub(super) fn finish(
     let started_at = (state == RecipientState::Started).then(|| floor_ms(at));
     execute(
         conn,
-        "UPDATE campaign_recipients SET state = ?3, run_id = ?4, started_at = ?5
+        "UPDATE campaign_recipients SET state = ?3, run_id = ?4,
+             started_at = COALESCE(started_at, ?5)
          WHERE campaign = ?1 AND line = ?2",
         params![id, line_param(line), state.as_str(), run_id, started_at],
         format_args!("recording line {line} of campaign {id}"),
     )?;
     Ok(())
+}
+
+/// [`crate::providers::Store::take_tier_slot`] in one `BEGIN IMMEDIATE`
+/// transaction, so that processes sharing the file never exceed the tier
+/// together.
+pub(super) fn take_tier_slot(
+    conn: &mut Connection,
+    id: &str,
+    line: u64,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let what = format!("taking a tier slot for line {line} of campaign {id}");
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(ctx(&what))?;
+    let since = floor_ms(now - chrono::Duration::hours(24));
+    // The recipient's phone and its campaign's sender.
+    let found: Option<(String, String)> = tx
+        .prepare_cached(
+            "SELECT r.phone, c.sender FROM campaign_recipients r
+             JOIN campaigns c ON c.id = r.campaign
+             WHERE r.campaign = ?1 AND r.line = ?2",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![id, line_param(line)], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+        })
+        .map_err(ctx(&what))?;
+    let Some((phone, sender)) = found else {
+        return Ok(None);
+    };
+    // A customer whose conversation the window counts already takes no
+    // new slot; anyone else needs one of the `limit`.
+    let (counted, used, oldest): (bool, i64, Option<i64>) = tx
+        .prepare_cached(
+            "SELECT COALESCE(MAX(r.phone = ?2), 0), COUNT(DISTINCT r.phone), MIN(r.started_at)
+             FROM campaign_recipients r JOIN campaigns c ON c.id = r.campaign
+             WHERE c.sender = ?1 AND r.started_at IS NOT NULL AND r.started_at >= ?3",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![sender, phone, since], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+        })
+        .map_err(ctx(&what))?;
+    if !counted && used >= i64::from(limit) {
+        // Full until the oldest start leaves the window.
+        let free_at = oldest
+            .and_then(DateTime::from_timestamp_millis)
+            .map_or(now, |at| at + chrono::Duration::hours(24));
+        return Ok(Some(free_at.max(now)));
+    }
+    execute(
+        &tx,
+        "UPDATE campaign_recipients SET started_at = COALESCE(started_at, ?3)
+         WHERE campaign = ?1 AND line = ?2",
+        params![id, line_param(line), floor_ms(now)],
+        &what,
+    )?;
+    tx.commit().map_err(ctx(&what))?;
+    Ok(None)
 }
 
 pub(super) fn next_pending(
