@@ -197,3 +197,46 @@ fn a_test_recipient_gets_the_first_rows_fields_and_nothing_is_recorded() {
         start(dir.path(), "list.csv", &["--test-recipient", "0151 999"])
     );
 }
+
+/// The example campaign: its dry run reports the bad row and the duplicate
+/// by line, picks the sender the flow names, and leaves no store file.
+#[test]
+fn the_example_campaigns_dry_run_records_nothing() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for file in [
+        "flow.toml",
+        "ai_rules.toml",
+        "spring_sale.flow",
+        "customers.csv",
+    ] {
+        std::fs::copy(examples.join(file), dir.path().join(file)).expect("copy");
+    }
+    let out = flowc(
+        dir.path(),
+        &[
+            "campaign",
+            "start",
+            "spring_sale.flow",
+            "--recipients",
+            "customers.csv",
+            "--dry-run",
+        ],
+    );
+    assert!(out.starts_with("exit code: 0\n"), "{out}");
+    assert!(
+        out.contains(
+            "customers.csv: 6 rows, 4 recipients, 1 skipped (1 bad phone number), 1 duplicate\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("  line 7: +436641234567 is already on line 3\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("would start for 4 recipients from sender `berlin-office`; nothing was recorded or sent"),
+        "{out}"
+    );
+    assert!(!dir.path().join("flows.db").exists());
+}

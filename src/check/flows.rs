@@ -95,9 +95,11 @@ pub(crate) struct FlowChecker<'a> {
     narrowed: Vec<Vec<String>>,
     waited: Waited,
     handler: Option<Handler<'a>>,
-    /// Every action some flow calls, for the engine to check it can run them.
-    /// The actions each flow calls, by flow name.
+    /// The actions each flow calls, by flow name, for the engine to check
+    /// it can run them.
     pub(crate) called: HashMap<String, BTreeSet<String>>,
+    /// The senders each flow names as literals, by flow name.
+    pub(crate) senders: HashMap<String, BTreeSet<String>>,
     /// The flow being checked.
     flow: String,
     /// Where local files named in flows are looked for.
@@ -122,6 +124,7 @@ impl<'a> FlowChecker<'a> {
             waited: Waited::Known(0),
             handler: None,
             called: HashMap::new(),
+            senders: HashMap::new(),
             flow: String::new(),
             files,
             offers: Offers::default(),
@@ -1041,6 +1044,12 @@ impl<'a> FlowChecker<'a> {
         };
         let span = value.span;
         let config = self.config;
+        if *ty.non_optional() == Ty::Sender {
+            self.senders
+                .entry(self.flow.clone())
+                .or_default()
+                .insert(text.to_string());
+        }
         let diagnostic = match ty.non_optional() {
             Ty::Phone => rules::phone_not_e164::check(&text, span),
             Ty::TimeZone => rules::invalid_time_zone::check(&text, span),

@@ -213,6 +213,7 @@ impl Compiler {
             flows::FlowChecker::new(&schemas, config.as_ref(), files, &mut diagnostics);
         checker.check_flows(&flows);
         let mut called_by_flow = std::mem::take(&mut checker.called);
+        let mut senders_by_flow = std::mem::take(&mut checker.senders);
         let test_defs: Vec<&ast::TestDef> = modules
             .iter()
             .flat_map(|m| &m.items)
@@ -241,6 +242,7 @@ impl Compiler {
                 .filter_map(|item| match item {
                     ast::Item::Flow(f) => Some(CheckedFlow {
                         called_actions: called_by_flow.remove(&f.name.name).unwrap_or_default(),
+                        named_senders: senders_by_flow.remove(&f.name.name).unwrap_or_default(),
                         name: f.name.name,
                         handlers: f.handlers,
                     }),

@@ -32,6 +32,9 @@ pub struct CheckedFlow {
     pub handlers: Vec<ast::Handler>,
     /// The actions its handlers call.
     pub called_actions: BTreeSet<String>,
+    /// The senders its handlers name as literals (`sender: "berlin-office"`);
+    /// a sender computed at run time (`sender: msg.sender_id`) is not here.
+    pub named_senders: BTreeSet<String>,
 }
 
 impl Program {

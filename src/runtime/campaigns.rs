@@ -140,7 +140,7 @@ impl Engine {
     ) -> Result<CampaignPlan, CampaignError> {
         let programs = self.programs();
         let (program, flow, trigger) = campaign_flow(&programs, options.flow.as_deref())?;
-        let sender = campaign_sender(program, options.sender.as_deref())?;
+        let sender = campaign_sender(program, &flow, options.sender.as_deref())?;
         let schema = program.schemas().triggers.get(&trigger).ok_or_else(|| {
             CampaignError::Flow(format!("the trigger `{trigger}` is not declared"))
         })?;
@@ -742,8 +742,18 @@ fn campaign_flow<'p>(
 }
 
 /// The campaign's sender: `wanted`, or the only sender of flow.toml.
-fn campaign_sender(program: &Program, wanted: Option<&str>) -> Result<String, CampaignError> {
+/// The sender whose tier, quiet hours and quality apply: `wanted`, else
+/// the only one in flow.toml, else the only one the flow names.
+fn campaign_sender(
+    program: &Program,
+    flow: &str,
+    wanted: Option<&str>,
+) -> Result<String, CampaignError> {
     let senders = &program.config().senders;
+    let named: Vec<&String> = program
+        .flow(flow)
+        .map(|f| f.named_senders.iter().collect())
+        .unwrap_or_default();
     match wanted {
         Some(name) if senders.contains_key(name) => Ok(name.to_string()),
         Some(name) => Err(CampaignError::Sender(format!(
@@ -756,10 +766,14 @@ fn campaign_sender(program: &Program, wanted: Option<&str>) -> Result<String, Ca
                 "flow.toml lists no senders: add `[senders.NAME]` with its phone_number_id"
                     .to_string(),
             )),
-            _ => Err(CampaignError::Sender(format!(
-                "flow.toml has several senders ({}): choose the campaign's with --sender",
-                names(senders.keys())
-            ))),
+            _ => match named.as_slice() {
+                [only] => Ok(only.to_string()),
+                _ => Err(CampaignError::Sender(format!(
+                    "flow.toml has several senders ({}) and the flow `{flow}` does not name \
+                     exactly one: choose the campaign's with --sender",
+                    names(senders.keys())
+                ))),
+            },
         },
     }
 }

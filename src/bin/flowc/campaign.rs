@@ -215,8 +215,22 @@ fn engine(args: &ProjectArgs, what: &str) -> Result<Engine, ExitCode> {
     )
 }
 
+/// The checked project on an engine that touches no store file and sends
+/// nothing: what `--dry-run` plans with.
+fn planning_engine(args: &ProjectArgs) -> Result<Engine, ExitCode> {
+    let (_, program) = checked_program(&args.flows, args.config.as_deref(), "nothing was planned")?;
+    let engine = Engine::builder().build();
+    engine.load(program).map_err(|error| usage_error(&error))?;
+    Ok(engine)
+}
+
 async fn start_campaign(args: StartArgs) -> ExitCode {
-    let engine = match engine(&args.project, "no campaign was started") {
+    let engine = if args.dry_run {
+        planning_engine(&args.project)
+    } else {
+        engine(&args.project, "no campaign was started")
+    };
+    let engine = match engine {
         Ok(engine) => engine,
         Err(code) => return code,
     };
