@@ -8,8 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use flowc::providers::sqlite::{SqliteOptions, SqliteStore};
 use flowc::providers::{
-    Inbound, InboxEvent, MemoryStore, RunOutcome, RunRecord, SendState, SentRecord, Store,
-    StoreError, StoredRun, WaitKey,
+    Inbound, InboundCheck, InboundQuery, InboxEvent, MemoryStore, PausedConversation, RunOutcome,
+    RunRecord, SendState, SentRecord, Store, StoreError, StoredRun, WaitKey, WaitKeyRef,
 };
 use serde_json::json;
 
@@ -753,6 +753,95 @@ async fn saving_or_finishing_a_waiting_run_ends_its_wait(store: &dyn Store) {
     assert_eq!(store.suspended_count().await.unwrap(), 1);
 }
 
+async fn inbound_check_tells_a_pause_and_a_possible_delivery(store: &dyn Store) {
+    let query = |customer: &'static str, event_id: Option<&'static str>, secs: i64| InboundQuery {
+        conversation: Some((customer, "berlin")),
+        wait: Some(WaitKeyRef {
+            trigger: "whatsapp.message_received",
+            key: customer,
+        }),
+        event_id,
+        now: at(secs),
+    };
+    let nothing = InboundCheck {
+        paused: false,
+        may_deliver: false,
+    };
+    // Nothing paused, nobody waiting, no event answered yet.
+    assert_eq!(
+        store
+            .inbound_check(query("+491", Some("e1"), 0))
+            .await
+            .unwrap(),
+        nothing
+    );
+    store
+        .save_waiting_run(run("r1", at(100)), wait_key("+491"))
+        .await
+        .unwrap();
+    let waiting = store.inbound_check(query("+491", None, 0)).await.unwrap();
+    assert!(waiting.may_deliver && !waiting.paused);
+    assert_eq!(
+        store.inbound_check(query("+492", None, 0)).await.unwrap(),
+        nothing
+    );
+    // A question without a wait key never expects a delivery.
+    let no_wait = InboundQuery {
+        wait: None,
+        ..query("+491", None, 0)
+    };
+    assert_eq!(store.inbound_check(no_wait).await.unwrap(), nothing);
+    // The event answered the run: delivered again, it may still be (and
+    // then reports `answered`), though nobody waits any more.
+    store
+        .deliver_to_waiting(&wait_key("+491"), Some("e1"), reply("yes"), at(5))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .inbound_check(query("+491", Some("e1"), 6))
+            .await
+            .unwrap()
+            .may_deliver
+    );
+    assert_eq!(
+        store
+            .inbound_check(query("+491", Some("e2"), 6))
+            .await
+            .unwrap(),
+        nothing
+    );
+    // A pause holds until it runs out; it is told for its sender only.
+    store
+        .pause_conversation(PausedConversation {
+            customer: "+492".into(),
+            sender: "berlin".into(),
+            paused_at: at(0),
+            until: Some(at(60)),
+        })
+        .await
+        .unwrap();
+    assert!(
+        store
+            .inbound_check(query("+492", None, 59))
+            .await
+            .unwrap()
+            .paused
+    );
+    assert!(
+        !store
+            .inbound_check(query("+492", None, 60))
+            .await
+            .unwrap()
+            .paused
+    );
+    let other_sender = InboundQuery {
+        conversation: Some(("+492", "munich")),
+        ..query("+492", None, 1)
+    };
+    assert!(!store.inbound_check(other_sender).await.unwrap().paused);
+}
+
 mod waits {
     use super::*;
 
@@ -763,6 +852,7 @@ mod waits {
         saving_or_finishing_a_waiting_run_ends_its_wait,
         pruning_forgets_old_finished_events_and_what_they_answered,
         a_run_saved_with_its_received_event_keeps_it,
+        inbound_check_tells_a_pause_and_a_possible_delivery,
     );
 }
 

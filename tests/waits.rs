@@ -621,3 +621,64 @@ async fn a_run_the_new_deploy_cannot_go_on_with_is_kept_for_the_next() {
     );
     assert_eq!(deploys.store.suspended_count().await.expect("count"), 0);
 }
+
+/// A trigger of the host's whose correlation field is a number: the key is
+/// the number's text, and the event reaches the run waiting for it.
+const ORDER_UPDATES: &str = r#"
+## An order changed.
+@correlate(order)
+trigger shop.order_update {
+    ## The order's number.
+    order: Int
+    ## Its new status.
+    status: String
+}
+
+flow tracking
+
+on shop.order_update as update {
+    if update.status != "placed" {
+        stop
+    }
+    let next = wait for shop.order_update from update.order within 1h else {
+        notify("shop", "no news of order {update.order}")
+        stop
+    }
+    notify("shop", "order {update.order}: {next.status}")
+}
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn a_number_as_the_correlation_key_delivers_to_its_run() {
+    let h = Harness::new(ORDER_UPDATES);
+    let update = |order: i64, status: &str| {
+        Event::new(
+            "shop.order_update",
+            json!({"order": order, "status": status}),
+        )
+    };
+    let placed = h
+        .engine
+        .dispatch(update(7, "placed"))
+        .await
+        .expect("dispatch");
+    assert!(matches!(placed[0].status, RunStatus::Suspended(_)));
+    let wait = WaitKey {
+        trigger: "shop.order_update".into(),
+        key: "7".into(),
+    };
+    let waiting = h.engine.store().waiting_count(&wait).await.expect("count");
+    assert_eq!(waiting, 1);
+    // Another order's update is not this run's; it starts a run of its own
+    // that stops at once.
+    h.engine
+        .dispatch(update(8, "shipped"))
+        .await
+        .expect("dispatch");
+    assert!(h.notes().is_empty());
+    h.engine
+        .dispatch(update(7, "shipped"))
+        .await
+        .expect("dispatch");
+    assert_eq!(h.notes(), vec!["order 7: shipped"]);
+}

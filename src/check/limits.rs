@@ -303,7 +303,7 @@ pub(crate) fn action_violations<'v, V: Inspect>(
     arg: impl Fn(&str) -> Option<&'v V>,
 ) -> Vec<Violation<'v, V>> {
     let mut out = Vec::new();
-    for param in &action.params {
+    for param in action.params.iter().filter(|param| param.limited) {
         if let Some(value) = arg(&param.name) {
             value_violations(&param.ty, &param.limits, value, &param.name, &mut out);
         }
@@ -358,6 +358,20 @@ pub(crate) fn action_violations<'v, V: Inspect>(
         );
     }
     out
+}
+
+/// Whether a value of type `ty` with `limits` has any limit to break:
+/// [`value_violations`] finds nothing in a value when this is false.
+pub(crate) fn declares_limits(ty: &Ty, limits: &DeclaredLimits) -> bool {
+    !limits.is_empty()
+        || match ty.non_optional() {
+            Ty::List(element) => declares_limits(element, &DeclaredLimits::default()),
+            Ty::Record(record) => record
+                .fields
+                .iter()
+                .any(|field| declares_limits(&field.ty, &field.limits)),
+            _ => false,
+        }
 }
 
 /// The limits a value of type `ty` with `limits` breaks, at `path`.

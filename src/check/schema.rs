@@ -38,6 +38,10 @@ pub struct TriggerSchema {
     pub name: String,
     /// The event's fields, as a record named after the trigger.
     pub fields: Arc<RecordTy>,
+    /// The indices of `fields.fields` in the order of their names: an
+    /// event's record is built in that order, laid out at once instead of
+    /// searched field by field.
+    pub by_name: Vec<usize>,
     /// The field whose phone number gets an open 24-hour window.
     pub opens_window: Option<String>,
     /// `@reply(FIELD)`: the field that carries the id of the choice a
@@ -102,6 +106,10 @@ pub struct ParamSchema {
     pub ty: Ty,
     /// Declared limits: `Text(max: N)`, `[T](min: N, max: N, unique: FIELD)`.
     pub limits: DeclaredLimits,
+    /// Whether any limit applies to its values: its own, its items' or its
+    /// record fields'. Worked out once, so that arguments of parameters
+    /// without limits cost nothing to check.
+    pub limited: bool,
     /// The value used when the argument is left out.
     pub default: Option<ast::Expr>,
     /// Documentation.
@@ -439,10 +447,13 @@ impl Resolver<'_> {
                     .push(rules::unknown_attribute::diagnostic(attr, "trigger")),
             }
         }
+        let mut by_name: Vec<usize> = (0..fields.len()).collect();
+        by_name.sort_by(|&a, &b| fields[a].name.cmp(&fields[b].name));
         self.schemas.triggers.insert(
             name.name.clone(),
             TriggerSchema {
                 name: name.name.clone(),
+                by_name,
                 fields: Arc::new(RecordTy {
                     name: Some(name.name.clone()),
                     fields,
@@ -490,6 +501,7 @@ impl Resolver<'_> {
             }
             schemas.push(ParamSchema {
                 name: param.name.name.clone(),
+                limited: super::limits::declares_limits(&ty, &limits),
                 ty,
                 limits,
                 default: param.default.clone(),

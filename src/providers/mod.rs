@@ -33,8 +33,8 @@ pub use message::{
     MediaUpload, ReadReceipt, TemplateButton, TemplateButtonParameter, TemplateHeader,
 };
 pub use store::{
-    Delivery, Inbound, InboxEvent, MemoryStore, RunOutcome, RunRecord, SendState, SentRecord,
-    Store, StoreError, StoredRun, WaitKey,
+    Delivery, Inbound, InboundCheck, InboundQuery, InboxEvent, MemoryStore, RunOutcome, RunRecord,
+    SendState, SentRecord, Store, StoreError, StoredRun, WaitKey, WaitKeyRef,
 };
 
 use crate::runtime::ActionError;

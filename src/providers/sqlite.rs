@@ -132,8 +132,8 @@ use super::campaigns::{
 };
 use super::conversations::{Burst, PausedConversation};
 use super::store::{
-    Delivery, Inbound, InboxEvent, RunOutcome, RunRecord, SendState, SentRecord, Store, StoreError,
-    StoredRun, WaitKey,
+    Delivery, Inbound, InboundCheck, InboundQuery, InboxEvent, RunOutcome, RunRecord, SendState,
+    SentRecord, Store, StoreError, StoredRun, WaitKey,
 };
 use crate::campaign::OptOutRecord;
 
@@ -341,6 +341,27 @@ impl SqliteStore {
             StoreError::Backend("sqlite: the connection's thread stopped before answering".into())
         })?
     }
+}
+
+/// Whether an event of `trigger` with correlation `key` could answer waiting
+/// runs: one waits under the key, or the event (by its id) answered before.
+/// A read: most messages answer no run, and need no write transaction.
+fn may_deliver(
+    conn: &Connection,
+    trigger: &str,
+    key: &str,
+    event_id: Option<&str>,
+) -> Result<bool, StoreError> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM waits WHERE trigger_name = ?1 AND wait_key = ?2)
+             OR EXISTS (SELECT 1 FROM answered WHERE event_id = ?3)",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row(params![trigger, key, event_id.unwrap_or("")], |row| {
+            row.get::<_, bool>(0)
+        })
+    })
+    .map_err(ctx("delivering an event to waiting runs"))
 }
 
 /// One operation for the connection's thread.
@@ -1288,19 +1309,7 @@ impl Store for SqliteStore {
             // Most messages answer no run: a read decides that without a
             // write transaction (the connection thread serializes this
             // store's calls, so nothing registers in between).
-            let relevant = conn
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM waits WHERE trigger_name = ?1 AND wait_key = ?2)
-                         OR EXISTS (SELECT 1 FROM answered WHERE event_id = ?3)",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_row(
-                        params![wait.trigger, wait.key, event_id.as_deref().unwrap_or("")],
-                        |row| row.get::<_, bool>(0),
-                    )
-                })
-                .map_err(ctx(what))?;
-            if !relevant {
+            if !may_deliver(conn, &wait.trigger, &wait.key, event_id.as_deref())? {
                 return Ok(Delivery::default());
             }
             let tx = conn
@@ -1373,6 +1382,33 @@ impl Store for SqliteStore {
             Ok(Delivery {
                 answered: !runs.is_empty(),
                 runs,
+            })
+        })
+        .await
+    }
+
+    /// Both reads in one call to the connection's thread.
+    async fn inbound_check(&self, query: InboundQuery<'_>) -> Result<InboundCheck, StoreError> {
+        let conversation = query
+            .conversation
+            .map(|(customer, sender)| (customer.to_string(), sender.to_string()));
+        let wait = query
+            .wait
+            .map(|wait| (wait.trigger.to_string(), wait.key.to_string()));
+        let event_id = query.event_id.map(str::to_string);
+        let now = query.now;
+        self.call(move |conn| {
+            let paused = match &conversation {
+                Some((customer, sender)) => conversations::is_paused(conn, customer, sender, now)?,
+                None => false,
+            };
+            let may_deliver = match &wait {
+                Some((trigger, key)) => may_deliver(conn, trigger, key, event_id.as_deref())?,
+                None => false,
+            };
+            Ok(InboundCheck {
+                paused,
+                may_deliver,
             })
         })
         .await

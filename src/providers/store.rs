@@ -153,6 +153,43 @@ pub struct Inbound<'a> {
     pub at: DateTime<Utc>,
 }
 
+/// An inbound event as [`Store::inbound_check`] asks about it, before the
+/// engine starts runs for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundQuery<'a> {
+    /// The customer and the sender of the conversation it belongs to, when
+    /// its trigger opens the customer's window.
+    pub conversation: Option<(&'a str, &'a str)>,
+    /// What runs at a `wait for` would wait under to receive it, when runs
+    /// can wait for its trigger (`@correlate`).
+    pub wait: Option<WaitKeyRef<'a>>,
+    /// The event's unique id, if it has one.
+    pub event_id: Option<&'a str>,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// A [`WaitKey`] borrowed: no copy of the trigger or key is needed to ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitKeyRef<'a> {
+    /// The trigger's qualified name.
+    pub trigger: &'a str,
+    /// The correlation field's value.
+    pub key: &'a str,
+}
+
+/// What [`Store::inbound_check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InboundCheck {
+    /// The conversation is handed over at `now`
+    /// ([`Store::conversation_paused`]).
+    pub paused: bool,
+    /// [`Store::deliver_to_waiting`] may do something with the event: a run
+    /// waits under its key, or an event with its id answered runs before.
+    /// `false` only when it certainly would do nothing.
+    pub may_deliver: bool,
+}
+
 /// What the store knows of one send, so a resumed run never sends twice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -506,6 +543,26 @@ pub trait Store: Send + Sync {
     async fn import_opt_outs(&self, records: Vec<OptOutRecord>) -> Result<usize, StoreError> {
         let _ = records;
         Err(no_campaigns())
+    }
+    /// Both questions the engine has about an inbound event before it
+    /// starts runs, in one call (one read in a durable store): whether its
+    /// conversation is paused ([`Store::conversation_paused`]), and whether
+    /// [`Store::deliver_to_waiting`] could do anything with it. Most
+    /// messages answer no run: the engine then neither builds the event's
+    /// JSON nor asks to deliver it. The default asks `conversation_paused`
+    /// and says that any event runs can wait for may be delivered.
+    async fn inbound_check(&self, query: InboundQuery<'_>) -> Result<InboundCheck, StoreError> {
+        let paused = match query.conversation {
+            Some((customer, sender)) => {
+                self.conversation_paused(customer, sender, query.now)
+                    .await?
+            }
+            None => false,
+        };
+        Ok(InboundCheck {
+            paused,
+            may_deliver: query.wait.is_some(),
+        })
     }
 }
 
@@ -1041,5 +1098,28 @@ impl Store for MemoryStore {
 
     async fn import_opt_outs(&self, records: Vec<OptOutRecord>) -> Result<usize, StoreError> {
         Ok(self.lock()?.campaigns.import(records))
+    }
+
+    /// One lock; with nothing paused, waiting or answered (most of the
+    /// time) no key is hashed and nothing is copied.
+    async fn inbound_check(&self, query: InboundQuery<'_>) -> Result<InboundCheck, StoreError> {
+        let inner = self.lock()?;
+        let paused = query.conversation.is_some_and(|(customer, sender)| {
+            inner.conversations.is_paused(customer, sender, query.now)
+        });
+        let may_deliver = query.wait.is_some_and(|wait| {
+            let answered_before = !inner.answered.is_empty()
+                && query.event_id.is_some_and(|id| inner.answered.contains(id));
+            answered_before
+                || (!inner.waits.is_empty()
+                    && inner.waits.contains_key(&WaitKey {
+                        trigger: wait.trigger.to_string(),
+                        key: wait.key.to_string(),
+                    }))
+        });
+        Ok(InboundCheck {
+            paused,
+            may_deliver,
+        })
     }
 }

@@ -12,7 +12,8 @@ use super::event::Event;
 use super::observe::RunEvent;
 use super::run::{Frame, Run};
 use super::value::Value;
-use crate::check::types::Ty;
+use crate::check::schema::TriggerSchema;
+use crate::check::types::{FieldTy, Ty};
 use crate::check::Program;
 use crate::providers::conversations::joined_fields;
 use crate::providers::{Burst, BurstMessage, PausedConversation, StoreError};
@@ -28,16 +29,23 @@ pub(crate) fn event_sender<'v>(
     trigger: &str,
     value: &'v Value,
 ) -> Option<&'v str> {
-    program
-        .schemas()
-        .triggers
-        .get(trigger)?
+    sender_of(program.schemas().triggers.get(trigger)?, value)
+}
+
+/// [`event_sender`] with the trigger's schema at hand.
+pub(crate) fn sender_of<'v>(trigger: &TriggerSchema, value: &'v Value) -> Option<&'v str> {
+    sender_field(trigger)
+        .and_then(|f| value.field(&f.name))
+        .and_then(Value::as_str)
+}
+
+/// The trigger's sender field: its first field of type `Sender`.
+pub(crate) fn sender_field(trigger: &TriggerSchema) -> Option<&FieldTy> {
+    trigger
         .fields
         .fields
         .iter()
         .find(|f| *f.ty.non_optional() == Ty::Sender)
-        .and_then(|f| value.field(&f.name))
-        .and_then(Value::as_str)
 }
 
 /// Whether `handler` takes events to `sender`: a handler without `via` takes
@@ -110,14 +118,26 @@ impl Engine {
             .conversation_paused(customer, sender, now)
             .await?;
         if held {
-            self.inner.observe(&RunEvent::Held {
-                trigger,
-                customer,
-                sender,
-                at: now,
-            });
+            self.observe_held(trigger, customer, sender, now);
         }
         Ok(held)
+    }
+
+    /// Tells the observer that an event from `customer` to `sender` was
+    /// held: the conversation is handed over.
+    pub(crate) fn observe_held(
+        &self,
+        trigger: &str,
+        customer: &str,
+        sender: &str,
+        at: DateTime<Utc>,
+    ) {
+        self.inner.observe(&RunEvent::Held {
+            trigger,
+            customer,
+            sender,
+            at,
+        });
     }
 
     /// Adds an event to the burst of each `debounce` handler of `program`

@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use thiserror::Error;
 
-use super::conversations::{self, event_sender, via_matches};
+use super::conversations::{self, event_sender, sender_field, sender_of, via_matches};
 use super::event::{Event, EventError};
 use super::interp::{self, Outcome};
 use super::observe::{NoObserver, Observer, RunEvent};
@@ -18,12 +18,14 @@ use super::pacing::{Limits, Pacer};
 use super::run::{Frame, Run};
 use super::value::Value;
 use super::ActionError;
+use crate::check::schema::TriggerSchema;
+use crate::check::types::FieldTy;
 use crate::check::{CheckError, Compiler, Program};
 use crate::providers::console::Console;
 use crate::providers::scripted_ai::ScriptedAi;
 use crate::providers::{
-    Ai, Clock, Inbound, Log, MemoryStore, Notify, RunOutcome, RunRecord, Store, StoreError,
-    StoredRun, SystemClock, WaitKey, WhatsApp,
+    Ai, Clock, Inbound, InboundCheck, InboundQuery, Log, MemoryStore, Notify, RunOutcome,
+    RunRecord, Store, StoreError, StoredRun, SystemClock, WaitKey, WaitKeyRef, WhatsApp,
 };
 
 /// A host-implemented action (declared with `action` in a `.flow` file).
@@ -488,23 +490,41 @@ impl Engine {
         // are kept before they are moved into values.
         let raw_fields =
             conversations::debounces(&programs, &event.trigger).then(|| event.fields.clone());
-        // An event of a trigger runs can wait for keeps its JSON for them:
-        // the checked values below take the event's texts.
-        let correlation = programs.iter().find_map(|p| {
-            let field = p
-                .schemas()
+        // The field runs at a `wait for` match this trigger's events by.
+        let correlation: Option<&str> = programs.iter().find_map(|p| {
+            p.schemas()
                 .triggers
                 .get(&event.trigger)?
                 .correlate
-                .clone()?;
-            Some((field, serde_json::to_value(&event).ok()?))
+                .as_deref()
         });
+        let only = programs.len() == 1;
+        // Runs waiting for the event receive its JSON, which is built only
+        // when the store says one may (most messages answer no run). With
+        // one program the event's texts move into its value below, so then
+        // the store is asked first, with the texts as received: the same
+        // texts the value will hold.
+        let mut json = None;
+        let mut asked_early = None;
+        let trigger = programs[0].schemas().triggers.get(&event.trigger);
+        if let (true, Some(trigger), Some(_)) = (only, trigger, correlation) {
+            let now = self.inner.clock.now();
+            match inbound_query_as_received(trigger, &event, correlation, event_id, now) {
+                Some(query) => {
+                    let check = self.inner.store.inbound_check(query).await?;
+                    if check.may_deliver {
+                        json = serde_json::to_value(&event).ok();
+                    }
+                    asked_early = Some((check, now));
+                }
+                None => json = serde_json::to_value(&event).ok(),
+            }
+        }
         // Each program checks the event against its own declarations; a
         // trigger no program declares is an error, not silence. A program's
         // value stays here if none of its handlers takes it.
         let mut checked: Vec<(&Arc<Program>, Option<Value>)> = Vec::with_capacity(programs.len());
         let mut first_error = None;
-        let only = programs.len() == 1;
         for program in programs.iter() {
             // With one program (the usual case), the event's texts are moved
             // into its value: the same checks, no copies.
@@ -525,22 +545,54 @@ impl Engine {
         }
         // A conversation handed over to a person starts nothing and wakes
         // no waiting run: the event only opens the window.
-        let conversation = checked.iter().find_map(|(program, value)| {
-            let inbound = self.window(program, &event.trigger, value.as_ref()?)?;
-            Some((inbound.customer.to_string(), inbound.sender.to_string()))
-        });
-        let held = match &conversation {
-            Some((customer, sender)) => self.held(&event.trigger, customer, sender).await?,
-            None => false,
+        let (check, now) = match asked_early {
+            Some(asked) => asked,
+            None => {
+                let now = self.inner.clock.now();
+                let conversation = self.conversation(&checked, &event.trigger);
+                let key = correlation.and_then(|field| {
+                    checked
+                        .iter()
+                        .find_map(|(_, value)| value.as_ref()?.field(field).map(key_text))
+                });
+                let query = InboundQuery {
+                    conversation,
+                    wait: key.as_deref().map(|key| WaitKeyRef {
+                        trigger: &event.trigger,
+                        key,
+                    }),
+                    event_id,
+                    now,
+                };
+                let check = if query.conversation.is_none() && query.wait.is_none() {
+                    InboundCheck::default()
+                } else {
+                    self.inner.store.inbound_check(query).await?
+                };
+                (check, now)
+            }
         };
+        let held = check.paused;
+        // The conversation's names are only copied when they are used.
+        let conversation = (held || raw_fields.is_some())
+            .then(|| self.conversation(&checked, &event.trigger))
+            .flatten()
+            .map(|(customer, sender)| (customer.to_string(), sender.to_string()));
+        if let (true, Some((customer, sender))) = (held, &conversation) {
+            self.observe_held(&event.trigger, customer, sender, now);
+        }
         // Runs waiting for this event get it first.
         let mut reports = Vec::new();
         let mut answered = false;
-        if let (Some((field, json)), false) = (correlation, held) {
+        if let (Some(field), false, true) = (correlation, held, check.may_deliver) {
             let key = checked
                 .iter()
-                .find_map(|(_, value)| value.as_ref()?.field(&field).map(interp::correlation_key));
-            if let Some(key) = key {
+                .find_map(|(_, value)| value.as_ref()?.field(field).map(interp::correlation_key));
+            // With several programs the event kept its texts.
+            if json.is_none() && !only {
+                json = serde_json::to_value(&event).ok();
+            }
+            if let (Some(key), Some(json)) = (key, json) {
                 let wait = WaitKey {
                     trigger: event.trigger.clone(),
                     key,
@@ -680,6 +732,19 @@ impl Engine {
         Ok(reports)
     }
 
+    /// The customer and the sender of the conversation an event belongs
+    /// to, from the first checked value whose trigger opens windows.
+    fn conversation<'v>(
+        &self,
+        checked: &'v [(&Arc<Program>, Option<Value>)],
+        trigger: &str,
+    ) -> Option<(&'v str, &'v str)> {
+        checked.iter().find_map(|(program, value)| {
+            let inbound = self.window(program, trigger, value.as_ref()?)?;
+            Some((inbound.customer, inbound.sender))
+        })
+    }
+
     /// The 24-hour window a customer's message opens with the sender, if
     /// the trigger opens windows.
     pub(crate) fn window<'v>(
@@ -691,7 +756,7 @@ impl Engine {
         let schema = program.schemas().triggers.get(trigger)?;
         let field = schema.opens_window.as_ref()?;
         let customer = value.field(field).and_then(Value::as_str)?;
-        let sender = event_sender(program, trigger, value).unwrap_or("");
+        let sender = sender_of(schema, value).unwrap_or("");
         // The window opens when the customer wrote; a timestamp from the
         // future (a skewed clock) counts as now.
         let now = self.inner.clock.now();
@@ -924,6 +989,69 @@ pub(crate) fn stored_run(run: &Run, wake_at: DateTime<Utc>) -> StoredRun {
     }
 }
 
+/// The correlation key of a field's value ([`interp::correlation_key`]),
+/// borrowed when the value is a text.
+fn key_text(value: &Value) -> std::borrow::Cow<'_, str> {
+    match value {
+        Value::String(text) => std::borrow::Cow::Borrowed(text),
+        other => std::borrow::Cow::Owned(interp::correlation_key(other)),
+    }
+}
+
+/// What [`Store::inbound_check`] is asked about `event`, from its fields as
+/// received, before they are checked and moved into its value. The answer
+/// is the one the value would give: a text field's value is its text as
+/// received, unchanged, and a field that is `null` or left out without a
+/// default is `none`. `None` when a field the question needs is anything
+/// else (a number, a default to fill in): then it waits for the value.
+fn inbound_query_as_received<'e>(
+    trigger: &TriggerSchema,
+    event: &'e Event,
+    correlation: Option<&str>,
+    event_id: Option<&'e str>,
+    now: DateTime<Utc>,
+) -> Option<InboundQuery<'e>> {
+    // `Some(None)`: the value will be `none`.
+    let text_of = |field: &FieldTy| -> Option<Option<&'e str>> {
+        match event.fields.get(&field.name) {
+            Some(serde_json::Value::String(text)) if field.ty.non_optional().is_text() => {
+                Some(Some(text.as_str()))
+            }
+            Some(serde_json::Value::Null) => Some(None),
+            None if field.default.is_none() => Some(None),
+            _ => None,
+        }
+    };
+    let field = |name: &str| trigger.fields.field(name);
+    let conversation = match &trigger.opens_window {
+        Some(customer_field) => match text_of(field(customer_field)?)? {
+            Some(customer) => {
+                let sender = match sender_field(trigger) {
+                    Some(sender) => text_of(sender)?,
+                    None => None,
+                };
+                Some((customer, sender.unwrap_or("")))
+            }
+            None => None,
+        },
+        None => None,
+    };
+    let wait = match correlation {
+        // `none` reads as the empty text.
+        Some(correlation_field) => Some(WaitKeyRef {
+            trigger: &event.trigger,
+            key: text_of(field(correlation_field)?)?.unwrap_or(""),
+        }),
+        None => None,
+    };
+    Some(InboundQuery {
+        conversation,
+        wait,
+        event_id,
+        now,
+    })
+}
+
 /// The value a new run's handler binds (the event's).
 fn bound_value(run: &Run) -> Option<&Value> {
     run.frames.first()?.vars.first().map(|(_, value)| value)
@@ -953,5 +1081,93 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("limits", &self.inner.limits)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A trigger of the host's whose correlation field is a number, and one
+    /// whose correlation field has a default.
+    const TRIGGERS: &str = r#"
+## An order changed.
+@correlate(order)
+trigger shop.order_update {
+    ## The order's number.
+    order: Int
+}
+
+## A parcel moved.
+@correlate(carrier)
+trigger shop.parcel {
+    ## Who carries it.
+    carrier: String = "post"
+}
+"#;
+
+    fn program() -> Program {
+        let mut compiler = Compiler::new();
+        compiler.add_source("triggers.flow", TRIGGERS);
+        match compiler.check().into_result() {
+            Ok(program) => program,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The question asked before the event is checked is the one its value
+    /// gives, or none is asked before.
+    #[test]
+    fn the_question_from_the_fields_as_received_is_the_values() {
+        let program = program();
+        let now = Utc::now();
+        let message = |name: serde_json::Value| {
+            serde_json::json!({
+                "phone": "+4915112345678", "text": "hi", "sender_id": "berlin-office",
+                "timestamp": "2026-12-01T09:00:00+01:00", "conversation_id": "c-1",
+                "message_id": "wamid.1", "name": name,
+            })
+        };
+        let events = [
+            Event::new("whatsapp.message_received", message("Anna".into())),
+            Event::new(
+                "whatsapp.message_received",
+                message(serde_json::Value::Null),
+            ),
+            Event::new("shop.order_update", serde_json::json!({"order": 7})),
+            Event::new("shop.parcel", serde_json::json!({})),
+            Event::new("shop.parcel", serde_json::json!({"carrier": "dhl"})),
+        ];
+        let asked: Vec<bool> = events
+            .into_iter()
+            .map(|mut event| {
+                let trigger = &program.schemas().triggers[&event.trigger];
+                let correlation = trigger.correlate.as_deref();
+                let before = inbound_query_as_received(trigger, &event, correlation, None, now)
+                    .map(|q| {
+                        let conversation =
+                            q.conversation.map(|(c, s)| (c.to_string(), s.to_string()));
+                        (conversation, q.wait.map(|w| w.key.to_string()))
+                    });
+                let value = match event.take_value(program.schemas()) {
+                    Ok(value) => value,
+                    Err(e) => panic!("{e}"),
+                };
+                let conversation = trigger.opens_window.as_ref().and_then(|field| {
+                    let customer = value.field(field)?.as_str()?;
+                    Some((
+                        customer.to_string(),
+                        sender_of(trigger, &value).unwrap_or("").to_string(),
+                    ))
+                });
+                let key = correlation.and_then(|field| value.field(field).map(key_text));
+                if let Some(before) = &before {
+                    assert_eq!(before, &(conversation, key.map(|k| k.into_owned())));
+                }
+                before.is_some()
+            })
+            .collect();
+        // A number, and a default to fill in, wait for the value.
+        assert_eq!(asked, [true, true, false, false, true]);
     }
 }

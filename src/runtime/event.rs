@@ -11,7 +11,7 @@ use thiserror::Error;
 use super::value::Value;
 use crate::check::rules::closest;
 use crate::check::schema::TriggerSchema;
-use crate::check::types::Ty;
+use crate::check::types::{FieldTy, Ty};
 use crate::check::Schemas;
 use crate::phone::describe;
 
@@ -154,53 +154,92 @@ impl Event {
 type Converted = (Option<String>, Result<Value, (String, String)>);
 
 /// The event's record: each declared field converted by `convert` (`None`
-/// when the event does not have it), in the schema's order of checks.
+/// when the event does not have it). The fields are converted in the order
+/// of their names, so that the record's map is built at once from sorted
+/// entries; a bad event fails with the error of the first bad field in the
+/// schema's order, as checking them in that order would.
 fn fill(
     trigger_name: &str,
     trigger: &TriggerSchema,
     mut convert: impl FnMut(&str, &Ty) -> Option<Converted>,
 ) -> Result<Value, EventError> {
-    let mut out = BTreeMap::new();
-    for field in &trigger.fields.fields {
-        // `null` for an optional field converts to `none` too.
-        let (name, value) = match convert(&field.name, &field.ty) {
-            // A declared default (`kind: String = "text"`) fills the field.
-            None if field.default.is_some() => (
-                None,
-                field
-                    .default
+    let fields = &trigger.fields.fields;
+    // A schema put together without `by_name` is taken in its own order
+    // (`from_iter` sorts the entries then).
+    let schema_order: Vec<usize>;
+    let order = if trigger.by_name.len() == fields.len() {
+        &trigger.by_name
+    } else {
+        schema_order = (0..fields.len()).collect();
+        &schema_order
+    };
+    let mut out = Vec::with_capacity(fields.len());
+    let mut first_error: Option<(usize, EventError)> = None;
+    for &index in order {
+        let Some(field) = fields.get(index) else {
+            continue;
+        };
+        match fill_field(trigger_name, field, &mut convert) {
+            Ok(entry) => out.push(entry),
+            Err(error) => {
+                if first_error
                     .as_ref()
-                    .map_or(Ok(Value::None), |default| self::convert(default, &field.ty))
-                    .map_err(|(_, problem)| EventError::BadField {
-                        trigger: trigger_name.to_string(),
-                        field: field.name.clone(),
-                        problem,
-                    })?,
-            ),
-            None if matches!(field.ty, Ty::Optional(_)) => (None, Value::None),
-            None => {
-                return Err(EventError::MissingField {
+                    .map_or(true, |(first, _)| index < *first)
+                {
+                    first_error = Some((index, error));
+                }
+            }
+        }
+    }
+    match first_error {
+        Some((_, error)) => Err(error),
+        None => Ok(Value::Record(BTreeMap::from_iter(out))),
+    }
+}
+
+/// One field of [`fill`]: its name and value.
+fn fill_field(
+    trigger_name: &str,
+    field: &FieldTy,
+    convert: &mut impl FnMut(&str, &Ty) -> Option<Converted>,
+) -> Result<(String, Value), EventError> {
+    // `null` for an optional field converts to `none` too.
+    let (name, value) = match convert(&field.name, &field.ty) {
+        // A declared default (`kind: String = "text"`) fills the field.
+        None if field.default.is_some() => (
+            None,
+            field
+                .default
+                .as_ref()
+                .map_or(Ok(Value::None), |default| self::convert(default, &field.ty))
+                .map_err(|(_, problem)| EventError::BadField {
                     trigger: trigger_name.to_string(),
                     field: field.name.clone(),
-                    ty: field.ty.to_string(),
-                })
-            }
-            Some((name, converted)) => {
-                let value = converted.map_err(|(path, problem)| EventError::BadField {
-                    trigger: trigger_name.to_string(),
-                    field: if path.is_empty() {
-                        field.name.clone()
-                    } else {
-                        format!("{}.{path}", field.name)
-                    },
                     problem,
-                })?;
-                (name, value)
-            }
-        };
-        out.insert(name.unwrap_or_else(|| field.name.clone()), value);
-    }
-    Ok(Value::Record(out))
+                })?,
+        ),
+        None if matches!(field.ty, Ty::Optional(_)) => (None, Value::None),
+        None => {
+            return Err(EventError::MissingField {
+                trigger: trigger_name.to_string(),
+                field: field.name.clone(),
+                ty: field.ty.to_string(),
+            })
+        }
+        Some((name, converted)) => {
+            let value = converted.map_err(|(path, problem)| EventError::BadField {
+                trigger: trigger_name.to_string(),
+                field: if path.is_empty() {
+                    field.name.clone()
+                } else {
+                    format!("{}.{path}", field.name)
+                },
+                problem,
+            })?;
+            (name, value)
+        }
+    };
+    Ok((name.unwrap_or_else(|| field.name.clone()), value))
 }
 
 /// [`convert`] of a value the caller gives away: texts are moved, not
@@ -365,6 +404,34 @@ mod tests {
         let mut event = Event::new("whatsapp.message_received", with_kind);
         let value = event.take_value(&schemas()).unwrap();
         assert_eq!(value.field("kind"), Some(&Value::String("reply".into())));
+    }
+
+    #[test]
+    fn of_several_bad_fields_the_first_declared_is_named() {
+        // `conversation_id` sorts before `phone`, which is declared first.
+        let s = schemas();
+        let fields = serde_json::json!({
+            "phone": "0151/12345678", "text": "hi", "sender_id": "berlin-office",
+            "timestamp": "2026-12-01T10:00:00+01:00", "conversation_id": 7,
+            "message_id": "wamid.1"
+        });
+        for mut event in [
+            Event::new("whatsapp.message_received", fields.clone()),
+            Event::new(
+                "whatsapp.message_received",
+                serde_json::json!({"text": "hi", "sender_id": "berlin-office"}),
+            ),
+        ] {
+            let by_reference = event.to_value(&s).unwrap_err();
+            let field = match &by_reference {
+                EventError::BadField { field, .. } | EventError::MissingField { field, .. } => {
+                    field.clone()
+                }
+                other => panic!("{other}"),
+            };
+            assert_eq!(field, "phone");
+            assert_eq!(event.take_value(&s).unwrap_err(), by_reference);
+        }
     }
 
     #[test]

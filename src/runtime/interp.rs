@@ -1290,26 +1290,38 @@ impl Args<'_> {
     }
 }
 
-/// Appends a number in decimal, without the formatting machinery.
+/// Appends a number in decimal, without the formatting machinery: two
+/// digits at a time, copied in one piece.
 pub(crate) fn push_number(text: &mut String, mut n: u64) {
     // Most numbers written (positions, counts, codes) are one digit.
     if n < 10 {
         text.push(char::from(b'0' + n as u8));
         return;
     }
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut digits = [0u8; 20];
     let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
     }
-    text.reserve(digits.len() - at);
-    for &digit in &digits[at..] {
-        text.push(char::from(digit));
+    if n >= 10 {
+        let pair = n as usize * 2;
+        at -= 2;
+        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        digits[at] = b'0' + n as u8;
+    }
+    // ASCII digits: always UTF-8.
+    if let Ok(number) = std::str::from_utf8(&digits[at..]) {
+        text.push_str(number);
     }
 }
 
@@ -1746,6 +1758,33 @@ fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, ActionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        let mut numbers = vec![
+            0,
+            9,
+            10,
+            11,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            u64::MAX,
+            u64::MAX - 1,
+        ];
+        let mut power = 1u64;
+        while let Some(next) = power.checked_mul(10) {
+            numbers.extend([power - 1, power, power + 1, next - 1]);
+            power = next;
+        }
+        for n in numbers {
+            let mut text = String::from("x");
+            push_number(&mut text, n);
+            assert_eq!(text, format!("x{n}"));
+        }
+    }
 
     #[test]
     fn one_pass_fill_is_the_fill_in_turn() {
