@@ -84,7 +84,7 @@ fn main() {
     // `FLOWC_BENCH_ONLY=throughput` (or `baseline`, `adversarial`,
     // `rendering`) runs one section, e.g. under a profiler.
     let only = std::env::var("FLOWC_BENCH_ONLY").ok();
-    let run = |section: &str| only.as_deref().map_or(true, |o| o == section);
+    let run = |section: &str| only.as_deref().is_none_or(|o| o == section);
     if run("baseline") {
         baseline(mode);
     }

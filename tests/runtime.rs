@@ -1189,7 +1189,7 @@ fn crm(
     failures: &[(&str, &str)],
 ) -> (
     Arc<Mutex<Vec<String>>>,
-    impl Fn(EngineBuilder) -> EngineBuilder,
+    impl Fn(EngineBuilder) -> EngineBuilder + use<>,
 ) {
     let failures: Arc<HashMap<String, String>> = Arc::new(
         failures
@@ -2129,4 +2129,35 @@ fn loading_a_flow_whose_host_action_has_no_implementation_fails() {
         error.to_string(),
         "no implementation for `crm.sync`: register them with `EngineBuilder::action`"
     );
+}
+
+#[tokio::test]
+async fn dispatch_once_to_starts_only_the_named_flow() {
+    let recorder = Recorder::new();
+    let engine = Engine::builder().notify(recorder.notify()).build();
+    let program = engine
+        .compile(
+            "trigger shop.sale { phone: Phone }\n\nflow offer\non shop.sale as s {\n    notify(\"sales\", \"offer to {s.phone}\")\n}\n\nflow audit\non shop.sale as s {\n    notify(\"audit\", \"sale event for {s.phone}\")\n}\n",
+        )
+        .expect("checks");
+    engine.load(program).expect("load");
+    let event = || Event::new("shop.sale", json!({"phone": "+4915112345678"}));
+    let reports = engine
+        .dispatch_once_to("offer", "row-1", event())
+        .await
+        .expect("dispatch");
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].flow, "offer");
+    assert_eq!(
+        recorder.notifications(),
+        [("sales".to_string(), "offer to +4915112345678".to_string())]
+    );
+    // The same id again runs nothing again; plain dispatch starts both.
+    engine
+        .dispatch_once_to("offer", "row-1", event())
+        .await
+        .expect("dispatch");
+    assert_eq!(recorder.notifications().len(), 1);
+    assert_eq!(engine.dispatch(event()).await.expect("dispatch").len(), 2);
+    assert_eq!(recorder.notifications().len(), 3);
 }

@@ -300,7 +300,7 @@ fn may_declare(text: &str) -> bool {
             .ok()
         })
         .as_ref()
-        .map_or(true, |re| re.is_match(text))
+        .is_none_or(|re| re.is_match(text))
 }
 
 /// The `.flow` files under `folder`, in name order, as `flowc check FOLDER`

@@ -279,7 +279,7 @@ pub fn binding(text: &str, before: usize, name: &str) -> Option<Binding> {
             (3, Some(trigger)) => Binding::Trigger(trigger),
             _ => continue,
         };
-        if best.as_ref().map_or(true, |(at, _)| whole.start() > *at) {
+        if best.as_ref().is_none_or(|(at, _)| whole.start() > *at) {
             best = Some((whole.start(), value));
         }
     }

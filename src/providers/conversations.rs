@@ -26,7 +26,7 @@ pub struct PausedConversation {
 impl PausedConversation {
     /// Whether the pause holds at `now` (it has not run out).
     pub fn holds_at(&self, now: DateTime<Utc>) -> bool {
-        self.until.map_or(true, |until| now < until)
+        self.until.is_none_or(|until| now < until)
     }
 }
 

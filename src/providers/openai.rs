@@ -993,7 +993,7 @@ fn endpoint_for(base_url: &str) -> Result<Url, OpenAiError> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid("the scheme must be http or https"));
     }
-    if url.host_str().map_or(true, str::is_empty) {
+    if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("it has no host"));
     }
     url.set_fragment(None);

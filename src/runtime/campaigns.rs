@@ -531,7 +531,10 @@ impl Engine {
             trigger: campaign.trigger.clone(),
             fields: recipient.fields,
         };
-        let reports = match self.dispatch_once(&event_id, event).await {
+        let reports = match self
+            .dispatch_once_to(&campaign.flow, &event_id, event)
+            .await
+        {
             Ok(reports) => reports,
             // The row was checked against the trigger when the campaign
             // started; a flow changed since then may not take it. It is
@@ -629,7 +632,7 @@ impl Engine {
     ) -> Result<Vec<String>, CampaignError> {
         let mut paused = Vec::new();
         for campaign in self.inner.store.campaigns().await? {
-            let matches = sender.map_or(true, |s| s == campaign.sender);
+            let matches = sender.is_none_or(|s| s == campaign.sender);
             if !matches || campaign.state != CampaignState::Running {
                 continue;
             }

@@ -461,7 +461,7 @@ impl Engine {
     /// first; a bad event starts nothing.
     pub async fn dispatch(&self, event: Event) -> Result<Vec<RunReport>, EngineError> {
         self.record_opt_change(&event).await?;
-        self.start_runs(event, None).await
+        self.start_runs(event, None, None).await
     }
 
     /// Like [`Engine::dispatch`] for an event with a unique id (a WhatsApp
@@ -474,13 +474,28 @@ impl Engine {
         event: Event,
     ) -> Result<Vec<RunReport>, EngineError> {
         self.record_opt_change(&event).await?;
-        self.start_runs(event, Some(event_id)).await
+        self.start_runs(event, Some(event_id), None).await
+    }
+
+    /// Like [`Engine::dispatch_once`], but starts only the handlers of
+    /// `flow`: what a campaign does, so that other flows on the same
+    /// trigger do not run once per recipient too. Runs waiting for the
+    /// event still get it.
+    pub async fn dispatch_once_to(
+        &self,
+        flow: &str,
+        event_id: &str,
+        event: Event,
+    ) -> Result<Vec<RunReport>, EngineError> {
+        self.record_opt_change(&event).await?;
+        self.start_runs(event, Some(event_id), Some(flow)).await
     }
 
     async fn start_runs(
         &self,
         mut event: Event,
         event_id: Option<&str>,
+        only_flow: Option<&str>,
     ) -> Result<Vec<RunReport>, EngineError> {
         let programs = self.programs();
         if programs.is_empty() {
@@ -651,7 +666,9 @@ impl Engine {
                 )
                 .await?;
             }
-            let mut matching = handlers(program, &event.trigger, sender.as_deref()).peekable();
+            let mut matching = handlers(program, &event.trigger, sender.as_deref())
+                .filter(|(flow, _, _)| only_flow.is_none_or(|only| only == *flow))
+                .peekable();
             while let Some((flow, handler_index, binding)) = matching.next() {
                 // The last handler takes the event's value, the others a copy.
                 let bound = if matching.peek().is_none() {

@@ -182,10 +182,7 @@ fn fill(
         match fill_field(trigger_name, field, &mut convert) {
             Ok(entry) => out.push(entry),
             Err(error) => {
-                if first_error
-                    .as_ref()
-                    .map_or(true, |(first, _)| index < *first)
-                {
+                if first_error.as_ref().is_none_or(|(first, _)| index < *first) {
                     first_error = Some((index, error));
                 }
             }

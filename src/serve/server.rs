@@ -293,7 +293,7 @@ impl Service {
     pub async fn timer_worker(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut last_prune: Option<tokio::time::Instant> = None;
         loop {
-            if last_prune.map_or(true, |at| at.elapsed() >= PRUNE_INTERVAL) {
+            if last_prune.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
                 last_prune = Some(tokio::time::Instant::now());
                 self.prune_events().await;
             }

@@ -131,7 +131,7 @@ pub fn run_tests(program: &Program, filter: Option<&str>) -> Vec<TestResult> {
     program
         .tests()
         .iter()
-        .filter(|test| filter.map_or(true, |f| full_name(test).contains(f)))
+        .filter(|test| filter.is_none_or(|f| full_name(test).contains(f)))
         .map(|test| run_test(program, test))
         .collect()
 }
@@ -642,7 +642,7 @@ impl Actual {
 
     fn matches(&self, expected: &ExpectedEffect) -> bool {
         self.action == expected.action
-            && expected.after_ms.map_or(true, |ms| ms == self.after_ms)
+            && expected.after_ms.is_none_or(|ms| ms == self.after_ms)
             && expected
                 .args
                 .iter()

@@ -322,7 +322,12 @@ async fn test_recipient(
         Err(error) => return campaign_error(&error),
     };
     say!("{}", plan.report);
-    match engine.dispatch(event).await {
+    // Only the campaign's flow, under an id of its own each time.
+    let event_id = format!(
+        "test-recipient:{phone}:{}",
+        engine.clock().now().timestamp_millis()
+    );
+    match engine.dispatch_once_to(&plan.flow, &event_id, event).await {
         Ok(reports) => {
             for report in reports {
                 say!(

@@ -114,8 +114,7 @@ pub fn write_diagnostics(
             writeln!(out)
         }),
         Format::Human => {
-            let style = if terminal && !std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
-            {
+            let style = if terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) {
                 Style::Color
             } else {
                 Style::Plain

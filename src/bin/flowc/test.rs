@@ -40,12 +40,11 @@ pub fn run(args: TestArgs) -> ExitCode {
     let files: Vec<PathBuf> = paths.iter().filter(|p| p.is_file()).cloned().collect();
     let only: Option<Vec<String>> = (widened != paths).then(|| project.names_of(&files));
     let chosen = |test: &&flowc::check::CheckedTest| {
-        only.as_ref()
-            .map_or(true, |names| names.contains(&test.file))
+        only.as_ref().is_none_or(|names| names.contains(&test.file))
             && args
                 .filter
                 .as_deref()
-                .map_or(true, |f| flowc::testing::full_name(test).contains(f))
+                .is_none_or(|f| flowc::testing::full_name(test).contains(f))
     };
     let selected = program.tests().iter().filter(chosen).count();
     say!("running {}", plural(selected, "test"));
