@@ -9,10 +9,12 @@
 //! Every wait has a deadline; a [`Child`] guard kills its process when the
 //! test ends, also when it fails, and prints its output then.
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -155,23 +157,12 @@ impl Project {
     fn flowc(&self, args: &[&str], name: &str) -> Process {
         let out = self.path(&format!("{name}.out"));
         let err = self.path(&format!("{name}.err"));
-        let child = Command::new(env!("CARGO_BIN_EXE_flowc"))
+        let child = common::flowc_process(self.dir.path())
             .args(args)
-            .current_dir(self.dir.path())
             .env("FLOWC_APP_SECRET", APP_SECRET)
             .env("FLOWC_VERIFY_TOKEN", VERIFY_TOKEN)
             .env("FLOWC_TEST_TOKEN", "EAAGtest-access-token")
             .env("FLOWC_LOG", "info")
-            .env("NO_COLOR", "1")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost")
-            .env_remove("HTTP_PROXY")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("ALL_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("https_proxy")
-            .env_remove("all_proxy")
-            .stdin(Stdio::null())
             .stdout(fs::File::create(&out).expect("stdout file"))
             .stderr(fs::File::create(&err).expect("stderr file"))
             .spawn()

@@ -9,9 +9,11 @@
 //! goes out of scope, also when a test fails, and then prints the process's
 //! log.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -256,7 +258,7 @@ impl Project {
         let port = free_port();
         let log = self.dir.path().join(format!("serve-{n}.log"));
         let out = self.dir.path().join(format!("serve-{n}.out"));
-        let child = Command::new(env!("CARGO_BIN_EXE_flowc"))
+        let child = common::flowc_process(self.dir.path())
             .arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
@@ -265,22 +267,11 @@ impl Project {
             .arg("--lease")
             .arg("2s")
             .args(&self.flows)
-            .current_dir(self.dir.path())
             .env("FLOWC_APP_SECRET", APP_SECRET)
             .env("FLOWC_VERIFY_TOKEN", VERIFY_TOKEN)
             .env("FLOWC_TEST_TOKEN", ACCESS_TOKEN)
             .env("FLOWC_EVENTS_TOKEN", EVENTS_TOKEN)
             .env("FLOWC_LOG", "info")
-            .env("NO_COLOR", "1")
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost")
-            .env_remove("HTTP_PROXY")
-            .env_remove("HTTPS_PROXY")
-            .env_remove("ALL_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("https_proxy")
-            .env_remove("all_proxy")
-            .stdin(Stdio::null())
             .stdout(fs::File::create(&out).expect("stdout file"))
             .stderr(fs::File::create(&log).expect("log file"))
             .spawn()

@@ -15,6 +15,30 @@ use flowc::runtime::{Engine, EngineBuilder, EngineLimits, Limits};
 use flowc::serve::webhook::signature_header;
 use flowc::serve::{Metrics, ServeOptions, Service};
 
+/// `flowc` as a child process in `dir` that talks to loopback only: the
+/// environment's proxies are removed (the tests' fake Cloud API listens on
+/// 127.0.0.1), colours are off and stdin is closed.
+pub fn flowc_process(dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_flowc"));
+    command
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
+        .stdin(std::process::Stdio::null());
+    for proxy in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ] {
+        command.env_remove(proxy);
+    }
+    command
+}
+
 /// The app secret the test service verifies signatures with.
 pub const SECRET: &str = "app-secret";
 
