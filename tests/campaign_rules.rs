@@ -205,7 +205,7 @@ fn opt_out_imports_report_bad_rows_with_lines() {
     );
     assert_eq!(
         import.to_string(),
-        "1 numbers, 2 skipped, 1 duplicates; ignored columns: Name\n  \
+        "1 number, 2 skipped, 1 duplicate; ignored columns: Name\n  \
          line 3: column 2 `Phone`: \"0151 1234567\" is not an E.164 phone number: no leading + and country code; spaces are not allowed\n  \
          line 4: column 3 `Opted Out At`: \"gestern\" is not an RFC 3339 time such as 2026-03-01T09:30:00Z or a date such as 2026-03-01\n  \
          line 5: +4915112345678 is already on line 2"

@@ -534,10 +534,10 @@ impl fmt::Display for OptOutImport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} numbers, {} skipped, {} duplicates",
-            self.records.len(),
+            "{}, {} skipped, {}",
+            crate::diag::counted(self.records.len(), "number"),
             self.skipped.len(),
-            self.duplicates.len()
+            crate::diag::counted(self.duplicates.len(), "duplicate")
         )?;
         if !self.ignored_columns.is_empty() {
             write!(f, "; ignored columns: {}", self.ignored_columns.join(", "))?;
