@@ -75,7 +75,7 @@ struct StartArgs {
     #[arg(long, value_name = "NAME")]
     flow: Option<String>,
     /// The sender whose tier, quiet hours and quality apply, when flow.toml
-    /// has several.
+    /// has several and the flow does not name exactly one.
     #[arg(long, value_name = "NAME")]
     sender: Option<String>,
     /// Quiet hours in the customers' time zones, e.g. 21:00-08:00, over
