@@ -195,6 +195,44 @@ impl Engine {
     /// Starts a campaign: checks the whole list, then records the campaign
     /// and every row in one store transaction (nothing when the list has a
     /// problem). Returns its id; [`Engine::run_campaign`] sends.
+    ///
+    /// ```
+    /// use flowc::campaign::runner::{CampaignOptions, CampaignOutcome};
+    /// use flowc::providers::recording::Recorder;
+    /// use flowc::runtime::Engine;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let recorder = Recorder::new();
+    /// let engine = Engine::builder().whatsapp(recorder.whatsapp()).build();
+    /// let mut compiler = flowc::check::Compiler::new();
+    /// compiler.add_source("sale.flow", r#"
+    ///     trigger campaign.sale { phone: Phone, name: String }
+    ///     flow sale
+    ///     on campaign.sale as c {
+    ///         whatsapp.send_template(sender: "office", template: "sale", to: c.phone, variables: [c.name])
+    ///     }
+    /// "#);
+    /// compiler.add_config("flow.toml", r#"
+    ///     [senders.office]
+    ///     phone_number_id = "106540352242922"
+    ///     [templates.sale]
+    ///     language = "en"
+    ///     category = "marketing"
+    ///     body = "Hi {{1}}, 20% off this week. Reply STOP to unsubscribe."
+    /// "#);
+    /// engine.load(compiler.check().into_result()?)?;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let list = dir.path().join("customers.csv");
+    /// std::fs::write(&list, "phone,name\n+4915112345678,Anna\n0151/1234,Max\n")?;
+    /// let (id, plan) = engine.start_campaign(&list, CampaignOptions::default()).await?;
+    /// assert_eq!(plan.report.recipients, 1); // line 3 is skipped: not E.164
+    /// assert_eq!(engine.run_campaign(&id).await?, CampaignOutcome::Finished);
+    /// assert_eq!(recorder.templates()[0].to, "+4915112345678");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn start_campaign(
         &self,
         recipients: &Path,
@@ -203,7 +241,10 @@ impl Engine {
         let plan = self.plan_campaign(recipients, &options)?;
         let programs = self.programs();
         let (program, _, _) = campaign_flow(&programs, Some(&plan.flow))?;
-        let schema = &program.schemas().triggers[&plan.trigger];
+        // A program loaded since the plan may not have the trigger any more.
+        let schema = program.schemas().triggers.get(&plan.trigger).ok_or_else(|| {
+            CampaignError::Flow(format!("the trigger `{}` is not declared", plan.trigger))
+        })?;
         let mut reader = RecipientReader::open(recipients, schema, &options.recipients)?;
         let mut rows = Vec::with_capacity(usize::try_from(plan.report.rows).unwrap_or(0));
         while let Some(row) = reader.next_row()? {
