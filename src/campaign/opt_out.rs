@@ -240,6 +240,12 @@ pub struct OptOutWords {
     start: BTreeSet<String>,
     /// Courtesy phrases as word lists, longest first.
     courtesy: Vec<Vec<String>>,
+    /// Every word of the phrases above: a message with any other word is
+    /// neither a stop nor a start word, which most messages show at their
+    /// first word without being normalized.
+    vocabulary: std::collections::HashSet<String>,
+    /// The longest word of the vocabulary, in bytes.
+    longest_word: usize,
 }
 
 impl Default for OptOutWords {
@@ -259,6 +265,8 @@ impl OptOutWords {
             stop: BTreeSet::new(),
             start: BTreeSet::new(),
             courtesy: Vec::new(),
+            vocabulary: std::collections::HashSet::new(),
+            longest_word: 0,
         }
     }
 
@@ -311,14 +319,46 @@ impl OptOutWords {
             .collect();
         courtesy.sort_by_key(|c: &Vec<String>| std::cmp::Reverse(c.len()));
         words.courtesy = courtesy;
+        words.vocabulary = words
+            .stop
+            .iter()
+            .chain(&words.start)
+            .flat_map(|phrase| phrase.split(' '))
+            .chain(words.courtesy.iter().flatten().map(String::as_str))
+            .map(String::from)
+            .collect();
+        words.longest_word = words.vocabulary.iter().map(String::len).max().unwrap_or(0);
         Ok(words)
+    }
+
+    /// Whether an ASCII message has a word outside the vocabulary, and so
+    /// cannot be a stop or start word. For ASCII text the normalization
+    /// keeps exactly the lowercased runs of letters and digits, which this
+    /// compares without allocating.
+    fn has_foreign_word(&self, message: &str) -> bool {
+        if !message.is_ascii() {
+            return false;
+        }
+        let mut lower = [0u8; 64];
+        message
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|word| !word.is_empty())
+            .any(|word| {
+                if word.len() > self.longest_word || word.len() > lower.len() {
+                    return true;
+                }
+                let lower = &mut lower[..word.len()];
+                lower.copy_from_slice(word.as_bytes());
+                lower.make_ascii_lowercase();
+                std::str::from_utf8(lower).map_or(true, |w| !self.vocabulary.contains(w))
+            })
     }
 
     /// Whether the message is a stop word ([`OptChange::OptOut`]), a start
     /// word ([`OptChange::OptIn`]) or neither, by the rule of the
     /// [module](self).
     pub fn classify(&self, message: &str) -> Option<OptChange> {
-        if message.chars().count() > 100 {
+        if message.chars().count() > 100 || self.has_foreign_word(message) {
             return None;
         }
         let normalized = normalize(message);
@@ -727,6 +767,45 @@ mod tests {
         assert_eq!(normalize("S'il vous plaît"), "s il vous plait");
         assert_eq!(normalize("Straße"), "strasse");
         assert_eq!(normalize("ＳＴＯＰ"), "stop");
+    }
+
+    /// The quick check never rejects an ASCII message the full rule would
+    /// take: a message with a foreign word normalizes to words that are
+    /// not all in the vocabulary.
+    #[test]
+    fn a_foreign_word_rejects_only_what_the_full_rule_rejects() {
+        let words = OptOutWords::defaults();
+        let messages = [
+            "STOP",
+            "stop!!!",
+            "Stop please",
+            "please STOP thank you",
+            "  Stopp bitte ",
+            "UNSUBSCRIBE",
+            "start",
+            "I want to stop",
+            "STOP 123",
+            "stop-stop",
+            "opt out",
+            "Opt-Out",
+            "cancel my appointment",
+            "Hello, what is the price?",
+            "END",
+            "stop\tplease",
+        ];
+        for message in messages {
+            if words.has_foreign_word(message) {
+                let normalized = normalize(message);
+                assert!(
+                    normalized.split(' ').any(|w| !words.vocabulary.contains(w)),
+                    "{message:?} was rejected but all its words are known"
+                );
+            }
+        }
+        assert!(words.has_foreign_word("Hello, what is the price?"));
+        assert!(!words.has_foreign_word("Stop please"));
+        assert_eq!(words.classify("Stop please"), Some(OptChange::OptOut));
+        assert_eq!(words.classify("I want to stop"), None);
     }
 
     #[test]

@@ -242,9 +242,13 @@ impl Engine {
         let programs = self.programs();
         let (program, _, _) = campaign_flow(&programs, Some(&plan.flow))?;
         // A program loaded since the plan may not have the trigger any more.
-        let schema = program.schemas().triggers.get(&plan.trigger).ok_or_else(|| {
-            CampaignError::Flow(format!("the trigger `{}` is not declared", plan.trigger))
-        })?;
+        let schema = program
+            .schemas()
+            .triggers
+            .get(&plan.trigger)
+            .ok_or_else(|| {
+                CampaignError::Flow(format!("the trigger `{}` is not declared", plan.trigger))
+            })?;
         let mut reader = RecipientReader::open(recipients, schema, &options.recipients)?;
         let mut rows = Vec::with_capacity(usize::try_from(plan.report.rows).unwrap_or(0));
         while let Some(row) = reader.next_row()? {
