@@ -20,6 +20,7 @@ use flowc::runtime::Engine;
 
 use crate::check::{checked_program, usage_error};
 use crate::serve::{duration_arg, project_dir, project_engine};
+use crate::store_args::StoreArgs;
 
 #[derive(Debug, Args)]
 pub struct CampaignArgs {
@@ -103,16 +104,6 @@ struct StartArgs {
     /// `flowc campaign resume` drives it).
     #[arg(long)]
     no_wait: bool,
-}
-
-#[derive(Debug, Args)]
-struct StoreArgs {
-    /// The project configuration.
-    #[arg(long, value_name = "FILE", default_value = "flow.toml")]
-    config: PathBuf,
-    /// The SQLite database; by default flows.db next to flow.toml.
-    #[arg(long, value_name = "FILE")]
-    store: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -444,21 +435,8 @@ fn status_line(status: &CampaignStatus) -> String {
     line
 }
 
-fn open_store(args: &StoreArgs) -> Result<flowc::providers::sqlite::SqliteStore, String> {
-    let path = match &args.store {
-        Some(path) => path.clone(),
-        None => args
-            .config
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_default()
-            .join("flows.db"),
-    };
-    flowc::providers::sqlite::SqliteStore::open(&path).map_err(|e| e.to_string())
-}
-
 async fn show_status(args: StatusArgs) -> ExitCode {
-    let store = match open_store(&args.store) {
+    let store = match args.store.open() {
         Ok(store) => store,
         Err(error) => return usage_error(&error),
     };
@@ -513,7 +491,7 @@ async fn change(args: TargetArgs, change: Change) -> ExitCode {
 }
 
 async fn export(args: OptOutFile) -> Result<(), String> {
-    let store = open_store(&args.store)?;
+    let store = args.store.open()?;
     let records = store.opt_outs().await.map_err(|e| e.to_string())?;
     if args.file == Path::new("-") {
         let stdout = std::io::stdout();
@@ -532,7 +510,7 @@ async fn export(args: OptOutFile) -> Result<(), String> {
 }
 
 async fn import(args: OptOutFile) -> Result<(), String> {
-    let store = open_store(&args.store)?;
+    let store = args.store.open()?;
     let file =
         std::fs::File::open(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
     let imported = read_opt_outs(

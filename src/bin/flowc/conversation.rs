@@ -2,17 +2,17 @@
 //! to a person (no automated replies) and back, in the project's SQLite
 //! store, the one `flowc serve` uses.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use flowc::config::Config;
-use flowc::providers::sqlite::SqliteStore;
 use flowc::providers::{PausedConversation, Store};
 use flowc::source::FileId;
 
 use crate::check::usage_error;
+use crate::store_args::StoreArgs;
 
 #[derive(Debug, Args)]
 pub struct ConversationArgs {
@@ -29,17 +29,6 @@ enum ConversationCommand {
     Resume(ConversationTarget),
     /// List the conversations handed over now.
     List(StoreArgs),
-}
-
-#[derive(Debug, Args)]
-struct StoreArgs {
-    /// The project configuration.
-    #[arg(long, value_name = "FILE", default_value = "flow.toml")]
-    config: PathBuf,
-    /// The SQLite database of `flowc serve`; by default flows.db next to
-    /// flow.toml.
-    #[arg(long, value_name = "FILE")]
-    store: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -98,20 +87,6 @@ fn config(path: &Path) -> Result<Config, String> {
         ));
     }
     Ok(config)
-}
-
-/// The project's store: `--store`, or flows.db next to flow.toml.
-fn open_store(args: &StoreArgs) -> Result<SqliteStore, String> {
-    let path = match &args.store {
-        Some(path) => path.clone(),
-        None => args
-            .config
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_default()
-            .join("flows.db"),
-    };
-    SqliteStore::open(&path).map_err(|e| e.to_string())
 }
 
 /// The customer's number and the sender's name, checked against flow.toml.
@@ -174,7 +149,7 @@ async fn pause_conversation(args: PauseArgs) -> Result<(), String> {
             Some(now + chrono::Duration::milliseconds(ms))
         }
     };
-    let store = open_store(&args.target.store)?;
+    let store = args.target.store.open()?;
     store
         .pause_conversation(PausedConversation {
             customer: customer.clone(),
@@ -196,7 +171,7 @@ async fn pause_conversation(args: PauseArgs) -> Result<(), String> {
 
 async fn resume_conversation(args: ConversationTarget) -> Result<(), String> {
     let (customer, sender) = target(&args)?;
-    let store = open_store(&args.store)?;
+    let store = args.store.open()?;
     let was = store
         .resume_conversation(&customer, &sender)
         .await
@@ -210,7 +185,7 @@ async fn resume_conversation(args: ConversationTarget) -> Result<(), String> {
 }
 
 async fn list(args: StoreArgs) -> Result<(), String> {
-    let store = open_store(&args)?;
+    let store = args.open()?;
     let now = Utc::now();
     let paused = store
         .paused_conversations()

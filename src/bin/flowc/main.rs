@@ -21,6 +21,7 @@ mod graph;
 mod lsp;
 mod run;
 mod serve;
+mod store_args;
 mod templates;
 mod test;
 
