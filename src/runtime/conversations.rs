@@ -70,6 +70,30 @@ impl Engine {
     /// until [`Engine::resume_conversation`], or `until` if given, the
     /// customer's messages to that sender start no runs. They are still
     /// deduplicated and recorded, and open the 24-hour window.
+    ///
+    /// ```
+    /// use flowc::providers::recording::Recorder;
+    /// use flowc::runtime::{Engine, Event};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let recorder = Recorder::new();
+    /// let engine = Engine::builder().notify(recorder.notify()).build();
+    /// engine.load(engine.compile(r#"
+    ///     flow assistant
+    ///     on whatsapp.message_received as msg { notify("bot", "answering {msg.phone}") }
+    /// "#)?)?;
+    /// let message = || Event::from_json(r#"{"trigger": "whatsapp.message_received", "fields": {
+    ///     "phone": "+4915112345678", "text": "Hello?", "sender_id": "berlin-office",
+    ///     "timestamp": "2026-12-01T09:00:00Z", "conversation_id": "c", "message_id": "m"}}"#);
+    ///
+    /// engine.pause_conversation("+4915112345678", "berlin-office", None).await?;
+    /// assert!(engine.dispatch(message()?).await?.is_empty()); // a person answers
+    /// assert!(engine.resume_conversation("+4915112345678", "berlin-office").await?);
+    /// assert_eq!(engine.dispatch(message()?).await?.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn pause_conversation(
         &self,
         customer: &str,

@@ -323,6 +323,34 @@ impl EngineBuilder {
     }
 
     /// Implements an action declared in a `.flow` file.
+    ///
+    /// ```
+    /// use flowc::runtime::{Engine, Event, Value};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let engine = Engine::builder()
+    ///     .action("crm.score", |args: std::collections::HashMap<String, Value>| async move {
+    ///         let phone = args.get("phone").map(ToString::to_string).unwrap_or_default();
+    ///         Ok(Value::Int(if phone.starts_with("+49") { 80 } else { 20 }))
+    ///     })
+    ///     .build();
+    /// let program = engine.compile(r#"
+    ///     action crm.score(phone: Phone) -> Int
+    ///     flow scoring
+    ///     on call.ended as call {
+    ///         let score = crm.score(call.customer_phone)
+    ///         log("score {score}")
+    ///     }
+    /// "#)?;
+    /// engine.load(program)?;
+    /// let reports = engine.dispatch(Event::from_json(r#"{"trigger": "call.ended", "fields": {
+    ///     "customer_phone": "+4915112345678", "agent_name": "Jonas", "outcome": "interested",
+    ///     "ended_at": "2026-12-01T10:00:00+01:00", "call_id": "c-1"}}"#)?).await?;
+    /// assert_eq!(reports.len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn action(
         mut self,
         name: impl Into<String>,
@@ -468,6 +496,28 @@ impl Engine {
     /// message id, the host's idempotency key): its runs get ids derived
     /// from it, so dispatching the same event again after a crash resumes
     /// the same runs, and their sends are never made twice.
+    ///
+    /// ```
+    /// use flowc::providers::recording::Recorder;
+    /// use flowc::runtime::{Engine, Event};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let recorder = Recorder::new();
+    /// let engine = Engine::builder().notify(recorder.notify()).build();
+    /// engine.load(engine.compile(r#"
+    ///     flow lost
+    ///     on call.ended as call { notify("sales", "call {call.call_id} ended") }
+    /// "#)?)?;
+    /// let event = || Event::from_json(r#"{"trigger": "call.ended", "fields": {
+    ///     "customer_phone": "+4915112345678", "agent_name": "Jonas", "outcome": "no_answer",
+    ///     "ended_at": "2026-12-01T10:00:00+01:00", "call_id": "c-7"}}"#);
+    /// engine.dispatch_once("phone-system:c-7", event()?).await?;
+    /// engine.dispatch_once("phone-system:c-7", event()?).await?; // delivered again
+    /// assert_eq!(recorder.notifications().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn dispatch_once(
         &self,
         event_id: &str,
@@ -946,6 +996,38 @@ impl Engine {
     /// Waits for and resumes suspended runs until none is left. With a
     /// [`crate::providers::VirtualClock`] in a paused runtime this
     /// fast-forwards through days of waiting at once.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use flowc::providers::recording::Recorder;
+    /// use flowc::providers::VirtualClock;
+    /// use flowc::runtime::{Engine, Event};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?.block_on(async {
+    /// let start = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    /// let recorder = Recorder::new();
+    /// let engine = Engine::builder()
+    ///     .clock(VirtualClock::starting_at(start))
+    ///     .notify(recorder.notify())
+    ///     .build();
+    /// engine.load(engine.compile(r#"
+    ///     flow follow_up
+    ///     on call.ended as call {
+    ///         delay 3d
+    ///         notify("sales", "call {call.customer_phone} again")
+    ///     }
+    /// "#)?)?;
+    /// engine.dispatch(Event::from_json(r#"{"trigger": "call.ended", "fields": {
+    ///     "customer_phone": "+4915112345678", "agent_name": "Jonas", "outcome": "no_answer",
+    ///     "ended_at": "2026-12-01T10:00:00+01:00", "call_id": "c-9"}}"#)?).await?;
+    /// assert!(recorder.notifications().is_empty()); // waiting three days
+    /// engine.run_until_idle().await?; // no real time passes
+    /// assert_eq!(recorder.notifications().len(), 1);
+    /// assert_eq!(engine.clock().now(), start + chrono::Duration::days(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// A run that cannot go on ([`RunStatus::NotResumed`]) would come due
     /// again for ever: the engine cannot become idle, and this fails with
