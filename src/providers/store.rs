@@ -247,6 +247,29 @@ pub trait Store: Send + Sync {
     /// waiting runs. A redelivery of a forgotten event is taken as new, so
     /// `before` must lie well past any redelivery window (WhatsApp retries
     /// for up to about a week). Pending events are never forgotten.
+    ///
+    /// ```
+    /// use chrono::{Duration, Utc};
+    /// use flowc::providers::{InboxEvent, MemoryStore, Store};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let store = MemoryStore::new();
+    /// let now = Utc::now();
+    /// let event = |id: &str, days: i64| InboxEvent {
+    ///     id: id.into(),
+    ///     event: serde_json::json!({}),
+    ///     received_at: now - Duration::days(days),
+    /// };
+    /// store.enqueue_event(event("wamid.old", 20)).await?;
+    /// store.enqueue_event(event("wamid.new", 1)).await?;
+    /// store.finish_events(&["wamid.old", "wamid.new"]).await?;
+    /// assert_eq!(store.prune_finished_events(now - Duration::days(14)).await?, 1);
+    /// assert!(store.enqueue_event(event("wamid.old", 0)).await?); // new again
+    /// assert!(!store.enqueue_event(event("wamid.new", 0)).await?); // still known
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     async fn prune_finished_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError>;
     /// What is known of the send with this key (run, position, attempt).
     async fn send_state(&self, key: &str) -> Result<Option<SendState>, StoreError>;

@@ -531,6 +531,29 @@ impl Engine {
     /// `flow`: what a campaign does, so that other flows on the same
     /// trigger do not run once per recipient too. Runs waiting for the
     /// event still get it.
+    ///
+    /// ```
+    /// use flowc::providers::recording::Recorder;
+    /// use flowc::runtime::{Engine, Event};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let recorder = Recorder::new();
+    /// let engine = Engine::builder().notify(recorder.notify()).build();
+    /// engine.load(engine.compile(r#"
+    ///     trigger shop.sale { phone: Phone }
+    ///     flow offer
+    ///     on shop.sale as s { notify("sales", "offer to {s.phone}") }
+    ///     flow audit
+    ///     on shop.sale as s { notify("audit", "sale event") }
+    /// "#)?)?;
+    /// let event = Event::from_json(r#"{"trigger": "shop.sale", "fields": {"phone": "+4915112345678"}}"#)?;
+    /// let reports = engine.dispatch_once_to("offer", "row-2", event).await?;
+    /// assert_eq!(reports.len(), 1);
+    /// assert_eq!(recorder.notifications()[0].0, "sales");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn dispatch_once_to(
         &self,
         flow: &str,
