@@ -1,11 +1,18 @@
 //! One behaviour suite for every `Store`: the in-memory store and the SQLite
 //! store must agree on everything the engine relies on. Then the guarantees
 //! only a durable store gives: reopening, leases, concurrent claims.
+//!
+//! The suite runs against PostgreSQL too, on a throwaway server the tests
+//! start themselves (`common/postgres.rs`), a fresh database per test.
+
+#[path = "common/postgres.rs"]
+mod pg;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use flowc::providers::postgres::PostgresStore;
 use flowc::providers::sqlite::{SqliteOptions, SqliteStore};
 use flowc::providers::{
     Inbound, InboundCheck, InboundQuery, InboxEvent, MemoryStore, PausedConversation, RunOutcome,
@@ -549,6 +556,21 @@ macro_rules! for_each_store {
                 async fn $name() {
                     let dir = tempfile::tempdir().unwrap();
                     let store = SqliteStore::open(dir.path().join("flows.db")).unwrap();
+                    super::$name(&store).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if crate::pg::skipped() {
+                        return;
+                    }
+                    let url = crate::pg::fresh_database().await;
+                    let store = PostgresStore::connect(&url).await.unwrap();
                     super::$name(&store).await;
                 }
             )*
@@ -1830,5 +1852,35 @@ mod campaign_suite {
         let unique: HashSet<u64> = all.iter().copied().collect();
         assert_eq!(all.len(), 200);
         assert_eq!(unique.len(), 200);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL: what only a store shared by several nodes guarantees.
+
+mod postgres_only {
+    use super::*;
+
+    async fn store() -> Option<(String, PostgresStore)> {
+        if crate::pg::skipped() {
+            return None;
+        }
+        let url = crate::pg::fresh_database().await;
+        let store = PostgresStore::connect(&url).await.unwrap();
+        Some((url, store))
+    }
+
+    #[tokio::test]
+    async fn nodes_starting_together_migrate_once() {
+        let Some((url, _)) = store().await else {
+            return;
+        };
+        let nodes = (0..8).map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { PostgresStore::connect(&url).await })
+        });
+        for node in nodes {
+            node.await.unwrap().unwrap();
+        }
     }
 }

@@ -9,7 +9,9 @@ pub mod cloud_api;
 pub mod console;
 pub mod conversations;
 pub mod message;
+mod millis;
 pub mod openai;
+pub mod postgres;
 pub mod recording;
 pub mod routing;
 pub mod scripted_ai;
@@ -34,7 +36,7 @@ pub use message::{
 };
 pub use store::{
     Delivery, Inbound, InboundCheck, InboundQuery, InboxEvent, MemoryStore, RunOutcome, RunRecord,
-    SendState, SentRecord, Store, StoreError, StoredRun, WaitKey, WaitKeyRef,
+    SendState, SentRecord, SlotRequest, Store, StoreError, StoredRun, WaitKey, WaitKeyRef,
 };
 
 use crate::runtime::ActionError;

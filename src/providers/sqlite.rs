@@ -131,6 +131,7 @@ use super::campaigns::{
     RecipientState,
 };
 use super::conversations::{Burst, PausedConversation};
+use super::millis::{ceil_ms, floor_ms, from_ms, limit};
 use super::store::{
     Delivery, Inbound, InboundCheck, InboundQuery, InboxEvent, RunOutcome, RunRecord, SendState,
     SentRecord, Store, StoreError, StoredRun, WaitKey,
@@ -461,24 +462,6 @@ fn corrupt(id: impl Into<String>, reason: impl Into<String>) -> StoreError {
     }
 }
 
-fn floor_ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-/// Rounds up, so a run is never due before its time.
-fn ceil_ms(t: DateTime<Utc>) -> i64 {
-    let ms = t.timestamp_millis();
-    if t.timestamp_subsec_nanos() % 1_000_000 == 0 {
-        ms
-    } else {
-        ms.saturating_add(1)
-    }
-}
-
-fn limit(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 fn to_json<T: serde::Serialize>(value: &T, what: impl Display) -> Result<String, StoreError> {
     serde_json::to_string(value)
         .map_err(|e| StoreError::Backend(format!("sqlite: {what}: cannot serialize: {e}")))
@@ -515,8 +498,7 @@ fn time(row: &Row<'_>, i: usize, id: &str, what: &str) -> Result<DateTime<Utc>, 
         }
         Err(e) => return Err(StoreError::Backend(format!("sqlite: reading {what}: {e}"))),
     };
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| corrupt(id, format!("{what} {ms} is out of range")))
+    from_ms(ms).ok_or_else(|| corrupt(id, format!("{what} {ms} is out of range")))
 }
 
 fn json<T: serde::de::DeserializeOwned>(

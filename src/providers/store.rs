@@ -587,6 +587,34 @@ pub trait Store: Send + Sync {
             may_deliver: query.wait.is_some(),
         })
     }
+    /// Reserves the earliest send slot at or after `request.now` that keeps
+    /// the sender under its throughput and the recipient under the pair
+    /// rate *across every process sharing this store*, or `None` when the
+    /// store leaves pacing to the process (the default: a store one process
+    /// owns). A store shared by several nodes answers for all of them, so
+    /// the limits are the account's, not each node's.
+    async fn reserve_send_slot(
+        &self,
+        request: SlotRequest<'_>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let _ = request;
+        Ok(None)
+    }
+}
+
+/// A send asking for its slot: [`Store::reserve_send_slot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotRequest<'a> {
+    /// The sender (a sender name of flow.toml).
+    pub sender: &'a str,
+    /// The customer's number.
+    pub recipient: &'a str,
+    /// The earliest the message may go.
+    pub now: DateTime<Utc>,
+    /// The least time between two sends of the sender (1 / throughput).
+    pub sender_spacing: chrono::Duration,
+    /// The least time between two sends to the recipient.
+    pub recipient_interval: chrono::Duration,
 }
 
 /// What a store without campaign support answers.
