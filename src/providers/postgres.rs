@@ -391,6 +391,9 @@ impl Store for PostgresStore {
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         pacing::reserve(self, request).await.map(Some)
     }
+    fn paces_sends(&self) -> bool {
+        true
+    }
 
     // -- conversations (postgres/conversations.rs) ------------------------
 

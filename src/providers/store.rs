@@ -600,6 +600,12 @@ pub trait Store: Send + Sync {
         let _ = request;
         Ok(None)
     }
+    /// Whether [`Store::reserve_send_slot`] answers with slots. The engine
+    /// asks once, when it is built, so a store that leaves pacing to the
+    /// process costs its sends nothing.
+    fn paces_sends(&self) -> bool {
+        false
+    }
 }
 
 /// A send asking for its slot: [`Store::reserve_send_slot`].

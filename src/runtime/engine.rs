@@ -155,6 +155,9 @@ pub(crate) struct Inner {
     pub(crate) actions: HashMap<String, Arc<dyn ActionHandler>>,
     pub(crate) limits: EngineLimits,
     pub(crate) pacer: Pacer,
+    /// Whether the store paces sends across processes
+    /// ([`Store::paces_sends`](crate::providers::Store::paces_sends)).
+    pub(crate) store_paces: bool,
     /// Where `whatsapp.download_media` saves files.
     pub(crate) media_dir: std::path::PathBuf,
     /// Whether an event that answered a `wait for` also starts flows.
@@ -387,6 +390,7 @@ impl EngineBuilder {
     /// The engine.
     pub fn build(self) -> Engine {
         let console = Arc::new(Console::stdout());
+        let store: Arc<dyn Store> = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         Engine {
             inner: Arc::new(Inner {
                 whatsapp: self.whatsapp.unwrap_or_else(|| console.clone()),
@@ -394,7 +398,8 @@ impl EngineBuilder {
                 notify: self.notify.unwrap_or_else(|| console.clone()),
                 log: self.log.unwrap_or_else(|| console.clone()),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+                store_paces: store.paces_sends(),
+                store,
                 observed: self.observer.is_some(),
                 observer: self.observer.unwrap_or_else(|| Arc::new(NoObserver)),
                 actions: self.actions,

@@ -996,11 +996,7 @@ impl<'a> Ctx<'a> {
             Ok(opted_out) => opted_out,
             // A store that keeps no opt-outs has nobody opted out.
             Err(crate::providers::StoreError::Unsupported(_)) => false,
-            Err(e) => {
-                return Err(ActionError::Transient {
-                    message: e.to_string(),
-                })
-            }
+            Err(e) => return Err(store_unavailable(e)),
         };
         if opted_out {
             Err(ActionError::OptedOut {
@@ -1012,14 +1008,36 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Waits for the send's slot under the sender and recipient limits.
-    async fn pace(&self, sender: &str, recipient: &str) {
+    /// Waits for the send's slot under the sender and recipient limits:
+    /// the account's, from a store shared by several nodes, or this
+    /// process's.
+    async fn pace(&self, sender: &str, recipient: &str) -> Result<(), ActionError> {
         let now = self.inner.clock.now();
-        let slot = self.inner.pacer.reserve(sender, recipient, now);
+        let shared = if self.inner.store_paces {
+            let request = crate::providers::SlotRequest {
+                sender,
+                recipient,
+                now,
+                sender_spacing: self.inner.pacer.sender_spacing(),
+                recipient_interval: self.inner.pacer.limits().recipient_interval,
+            };
+            self.inner
+                .store
+                .reserve_send_slot(request)
+                .await
+                .map_err(store_unavailable)?
+        } else {
+            None
+        };
+        let slot = match shared {
+            Some(slot) => slot,
+            None => self.inner.pacer.reserve(sender, recipient, now),
+        };
         // A slot that is due already needs no timer.
         if slot > now {
             self.inner.clock.sleep_until(slot).await;
         }
+        Ok(())
     }
 
     async fn send_template(&self, mut args: Args<'_>, wanted: bool) -> Result<Value, ActionError> {
@@ -1144,10 +1162,7 @@ impl<'a> Ctx<'a> {
     ) -> Result<Value, ActionError> {
         let store = &self.inner.store;
         let key = self.send_key();
-        let store_error = |e: crate::providers::StoreError| ActionError::Transient {
-            message: e.to_string(),
-        };
-        match store.send_state(&key).await.map_err(store_error)? {
+                match store.send_state(&key).await.map_err(store_unavailable)? {
             Some(SendState::Sent { message_id, at }) => {
                 return Ok(sent_value(message_id, to, &sender.name, at))
             }
@@ -1158,11 +1173,11 @@ impl<'a> Ctx<'a> {
             }
             None => {}
         }
-        self.pace(&sender.name, to).await;
+        self.pace(&sender.name, to).await?;
         // The claim is atomic: another copy of this run (one resumed after
         // its lease ran out) that reached the same send meanwhile wins, and
         // this one does not send.
-        match store.claim_send(&key).await.map_err(store_error)? {
+        match store.claim_send(&key).await.map_err(store_unavailable)? {
             None => {}
             Some(SendState::Sent { message_id, at }) => {
                 return Ok(sent_value(message_id, to, &sender.name, at))
@@ -1181,7 +1196,7 @@ impl<'a> Ctx<'a> {
                 store
                     .set_send_state(&key, None)
                     .await
-                    .map_err(store_error)?;
+                    .map_err(store_unavailable)?;
                 return Err(error);
             }
         };
@@ -1195,7 +1210,7 @@ impl<'a> Ctx<'a> {
                 }),
             )
             .await
-            .map_err(store_error)?;
+            .map_err(store_unavailable)?;
         // The id moves into the log unless the result needs it too.
         let (logged_id, result_id) = if wanted {
             (sent.message_id.clone(), Some(sent.message_id))
@@ -1212,7 +1227,7 @@ impl<'a> Ctx<'a> {
                 at,
             })
             .await
-            .map_err(store_error)?;
+            .map_err(store_unavailable)?;
         Ok(match result_id {
             Some(message_id) => sent_value(message_id, to, &sender.name, at),
             None => Value::None,
@@ -1753,6 +1768,14 @@ fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, ActionError> {
             }
         }
     })
+}
+
+/// A store failure during an action: temporary, so the action is retried
+/// (the store may be a database that is away for a moment).
+fn store_unavailable(error: crate::providers::StoreError) -> ActionError {
+    ActionError::Transient {
+        message: error.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -94,6 +94,16 @@ impl Pacer {
         }
     }
 
+    /// The limits slots are handed out under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The least time between two sends of one sender.
+    pub fn sender_spacing(&self) -> Duration {
+        Duration::nanoseconds(spacing_ns(self.limits.sender_per_second))
+    }
+
     /// Reserves the earliest slot at or after `now` for a message from
     /// `sender` to `recipient`: at least `recipient_interval` after the
     /// recipient's last message, and spaced from the sender's other sends so
@@ -104,7 +114,7 @@ impl Pacer {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let spacing_ns = (1e9 / self.limits.sender_per_second.max(0.001)).ceil() as i64;
+        let spacing_ns = spacing_ns(self.limits.sender_per_second);
         let Slots {
             senders,
             recipient_next,
@@ -142,6 +152,11 @@ impl Pacer {
         }
         slot
     }
+}
+
+/// Nanoseconds between two sends at `per_second`.
+fn spacing_ns(per_second: f64) -> i64 {
+    (1e9 / per_second.max(0.001)).ceil() as i64
 }
 
 /// Nanoseconds since the epoch, saturating far outside chrono's range.
