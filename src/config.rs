@@ -99,11 +99,11 @@ macro_rules! keyword_enum {
 /// Top-level tables that later features own (store, server, rate limits,
 /// campaigns, notifications). They are accepted and not looked into, so a
 /// project can already write them without this loader calling them unknown.
-const RESERVED_TABLES: &[&str] = &["store", "serve", "notify"];
+const RESERVED_TABLES: &[&str] = &["serve", "notify"];
 
 /// Tables read with serde into the campaign settings
 /// ([`crate::campaign::settings`]): their keys are the structs' fields.
-const SERDE_TABLES: &[&str] = &["campaigns", "opt_out", "limits"];
+const SERDE_TABLES: &[&str] = &["campaigns", "opt_out", "limits", "store"];
 
 /// The longest `timeout` a provider call may have; a call that hangs longer
 /// holds up the run.
@@ -192,6 +192,8 @@ pub struct Config {
     pub opt_out: crate::campaign::OptOutConfig,
     /// `[limits]`: send pacing.
     pub limits: crate::campaign::settings::LimitsConfig,
+    /// `[store]`: where the durable store is (docs/deploy.md).
+    pub store: crate::providers::location::StoreConfig,
 }
 
 /// `[conversations]`: how a message that answers a run waiting at
@@ -1360,6 +1362,16 @@ impl Loader {
                         config.opt_out = table;
                         Ok(())
                     }),
+                "store" => value
+                    .try_into::<crate::providers::location::StoreConfig>()
+                    .map_err(|e| e.message().to_string())
+                    .and_then(|table| match table.problem() {
+                        Some(problem) => Err(problem),
+                        None => {
+                            config.store = table;
+                            Ok(())
+                        }
+                    }),
                 _ => value
                     .try_into::<crate::campaign::settings::LimitsConfig>()
                     .map_err(|e| e.message().to_string())
@@ -1376,7 +1388,11 @@ impl Loader {
                         format!("`[{name}]` in flow.toml is not valid: {}", problem.trim()),
                     )
                     .with_label(span, "this table")
-                    .with_help("docs/campaigns.md lists the settings of `[campaigns]`, `[opt_out]` and `[limits]`"),
+                    .with_help(if name == "store" {
+                        "docs/deploy.md lists the settings of `[store]`"
+                    } else {
+                        "docs/campaigns.md lists the settings of `[campaigns]`, `[opt_out]` and `[limits]`"
+                    }),
                 );
             }
         }
@@ -3211,7 +3227,7 @@ base_url = "https://api.openai.com/v1"
 api_key_env = "OPENAI_API_KEY"
 
 [store]
-path = "flows.db"
+url = "sqlite:flows.db"
 
 [serve]
 port = 8080
@@ -3384,7 +3400,7 @@ helper.model = "gpt-4o"
 
     #[test]
     fn reserved_tables_are_ignored_whatever_they_hold() {
-        let text = "store = 3\n[serve]\nanything = { deep = [1, 2] }\n[[notify]]\nx = 1\n";
+        let text = "notify = 3\n[serve]\nanything = { deep = [1, 2] }";
         let (config, diagnostics) = parse(text);
         assert!(config.is_empty());
         assert_eq!(diagnostics, vec![]);
@@ -4631,15 +4647,31 @@ base_url = "http://localhost:11434/v1"
                 "[limits]\nsender_per_second = -1.0\n",
                 "must be a positive number",
             ),
+            (
+                "[store]\nurl = \"mysql://db/flows\"\n",
+                "`mysql://` is not a store flowc knows",
+            ),
+            (
+                "[store]\nurl = \"sqlite:a.db\"\nurl_env = \"DB\"\n",
+                "give `url` or `url_env`, not both",
+            ),
+            ("[store]\npath = \"a.db\"\n", "unknown field `path`"),
         ] {
             let (diagnostic, covered) = single(text);
             assert_eq!(diagnostic.code, Code::ConfigValue);
             assert!(diagnostic.message.contains(says), "{}", diagnostic.message);
             assert!(
-                ["campaigns", "opt_out", "limits"].contains(&covered),
+                ["campaigns", "opt_out", "limits", "store"].contains(&covered),
                 "{covered}"
             );
         }
+        let (config, diagnostics) = Config::parse(
+            "[store]\nurl_env = \"FLOWC_DATABASE_URL\"\npool_size = 4\n",
+            FileId(0),
+        );
+        assert_eq!(diagnostics, vec![]);
+        assert_eq!(config.store.url_env.as_deref(), Some("FLOWC_DATABASE_URL"));
+        assert_eq!(config.store.pool_size, Some(4));
     }
 
     #[test]
@@ -4650,7 +4682,7 @@ base_url = "http://localhost:11434/v1"
         assert_eq!(
             help(&diagnostic),
             "did you mean `whatsapp`? flow.toml has the tables `senders`, `templates`, \
-             `assistants`, `whatsapp`, `ai`, `conversations`, `store`, `serve`, `notify`, `campaigns`, `opt_out` and `limits`"
+             `assistants`, `whatsapp`, `ai`, `conversations`, `serve`, `notify`, `campaigns`, `opt_out`, `limits` and `store`"
         );
     }
 

@@ -79,7 +79,10 @@ async fn the_frontier_steps_over_slots_reserved_ahead() {
     }
     slots.sort();
     for pair in slots.windows(2) {
-        assert!(pair[1] - pair[0] >= Duration::microseconds(12_500), "{pair:?}");
+        assert!(
+            pair[1] - pair[0] >= Duration::microseconds(12_500),
+            "{pair:?}"
+        );
     }
 }
 
@@ -129,6 +132,9 @@ async fn three_nodes_reserving_at_once_keep_the_accounts_limits() {
     }
     // Sends to 100 customers, 6 each: the last customer's sixth message is
     // 30 s after its first, and most slots are taken in the first second.
-    let first_second = slots.iter().filter(|(s, _)| *s < t0 + Duration::seconds(1)).count();
+    let first_second = slots
+        .iter()
+        .filter(|(s, _)| *s < t0 + Duration::seconds(1))
+        .count();
     assert_eq!(first_second, 80);
 }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod cloud_api;
 pub mod console;
 pub mod conversations;
+pub mod location;
 pub mod message;
 mod millis;
 pub mod openai;

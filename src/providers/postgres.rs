@@ -219,7 +219,7 @@ impl PostgresStore {
 const SCHEMA: &str = "";
 
 /// A URL without its password, for messages.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let user_info = &url[scheme + 3..at];

@@ -1162,7 +1162,7 @@ impl<'a> Ctx<'a> {
     ) -> Result<Value, ActionError> {
         let store = &self.inner.store;
         let key = self.send_key();
-                match store.send_state(&key).await.map_err(store_unavailable)? {
+        match store.send_state(&key).await.map_err(store_unavailable)? {
             Some(SendState::Sent { message_id, at }) => {
                 return Ok(sent_value(message_id, to, &sender.name, at))
             }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use flowc::campaign::runner::{CampaignOptions, CampaignOutcome, CampaignStatus};
 use flowc::campaign::{read_opt_outs, write_opt_outs, Encoding, QuietHours, RecipientOptions};
-use flowc::providers::{CampaignState, Store};
+use flowc::providers::CampaignState;
 use flowc::runtime::Engine;
 
 use crate::check::{checked_program, usage_error};
@@ -48,10 +48,10 @@ struct ProjectArgs {
     /// The project configuration; by default the flow.toml next to the flows.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// The SQLite database of `flowc serve`; by default flows.db next to
-    /// flow.toml.
-    #[arg(long, value_name = "FILE")]
-    store: Option<PathBuf>,
+    /// The store of `flowc serve`: a SQLite file or a PostgreSQL URL; by
+    /// default `[store]` of flow.toml, else flows.db next to flow.toml.
+    #[arg(long, value_name = "URL", env = "FLOWC_STORE", hide_env_values = true)]
+    store: Option<String>,
     /// Print sends instead of making them, whatever flow.toml says.
     #[arg(long)]
     console: bool,
@@ -188,22 +188,19 @@ pub fn run_opt_outs(args: OptOutsArgs) -> ExitCode {
 }
 
 /// The checked project and an engine on its store.
-fn engine(args: &ProjectArgs, what: &str) -> Result<Engine, ExitCode> {
+async fn engine(args: &ProjectArgs, what: &str) -> Result<Engine, ExitCode> {
     let (project, program) = checked_program(&args.flows, args.config.as_deref(), what)?;
     let lease = duration_arg("--lease", &args.lease, "5m")?;
     let config_dir = project_dir(&project);
-    let store_path = args
-        .store
-        .clone()
-        .unwrap_or_else(|| config_dir.join("flows.db"));
     project_engine(
         &program,
         &config_dir,
-        &store_path,
+        args.store.as_deref(),
         lease,
         args.console,
         |builder| builder.media_dir(config_dir.join("media")),
     )
+    .await
 }
 
 /// The checked project on an engine that touches no store file and sends
@@ -219,7 +216,7 @@ async fn start_campaign(args: StartArgs) -> ExitCode {
     let engine = if args.dry_run {
         planning_engine(&args.project)
     } else {
-        engine(&args.project, "no campaign was started")
+        engine(&args.project, "no campaign was started").await
     };
     let engine = match engine {
         Ok(engine) => engine,
@@ -436,11 +433,11 @@ fn status_line(status: &CampaignStatus) -> String {
 }
 
 async fn show_status(args: StatusArgs) -> ExitCode {
-    let store = match args.store.open() {
+    let store = match args.store.open().await {
         Ok(store) => store,
         Err(error) => return usage_error(&error),
     };
-    let engine = Engine::builder().store(store).build();
+    let engine = Engine::builder().shared_store(store).build();
     let statuses = match &args.id {
         Some(id) => engine.campaign_status(id).await.map(|s| vec![s]),
         None => engine.campaign_statuses().await,
@@ -466,7 +463,7 @@ enum Change {
 }
 
 async fn change(args: TargetArgs, change: Change) -> ExitCode {
-    let engine = match engine(&args.project, "the campaign was not changed") {
+    let engine = match engine(&args.project, "the campaign was not changed").await {
         Ok(engine) => engine,
         Err(code) => return code,
     };
@@ -491,7 +488,7 @@ async fn change(args: TargetArgs, change: Change) -> ExitCode {
 }
 
 async fn export(args: OptOutFile) -> Result<(), String> {
-    let store = args.store.open()?;
+    let store = args.store.open().await?;
     let records = store.opt_outs().await.map_err(|e| e.to_string())?;
     if args.file == Path::new("-") {
         let stdout = std::io::stdout();
@@ -510,7 +507,7 @@ async fn export(args: OptOutFile) -> Result<(), String> {
 }
 
 async fn import(args: OptOutFile) -> Result<(), String> {
-    let store = args.store.open()?;
+    let store = args.store.open().await?;
     let file =
         std::fs::File::open(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?;
     let imported = read_opt_outs(

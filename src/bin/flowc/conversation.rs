@@ -2,17 +2,14 @@
 //! to a person (no automated replies) and back, in the project's SQLite
 //! store, the one `flowc serve` uses.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use chrono::Utc;
 use clap::{Args, Subcommand};
-use flowc::config::Config;
-use flowc::providers::{PausedConversation, Store};
-use flowc::source::FileId;
+use flowc::providers::PausedConversation;
 
 use crate::check::usage_error;
-use crate::store_args::StoreArgs;
+use crate::store_args::{config, StoreArgs};
 
 #[derive(Debug, Args)]
 pub struct ConversationArgs {
@@ -76,18 +73,6 @@ pub fn run(args: ConversationArgs) -> ExitCode {
 }
 
 /// flow.toml, read and checked.
-fn config(path: &Path) -> Result<Config, String> {
-    let text = flowc::project::read_text(path).map_err(|e| e.to_string())?;
-    let (config, diagnostics) = Config::parse(&text, FileId(0));
-    if let Some(problem) = diagnostics.iter().find(|d| d.is_error()) {
-        return Err(format!(
-            "{} has errors ({}): run `flowc check` on your flows to see them",
-            path.display(),
-            problem.message
-        ));
-    }
-    Ok(config)
-}
 
 /// The customer's number and the sender's name, checked against flow.toml.
 fn target(args: &ConversationTarget) -> Result<(String, String), String> {
@@ -149,7 +134,7 @@ async fn pause_conversation(args: PauseArgs) -> Result<(), String> {
             Some(now + chrono::Duration::milliseconds(ms))
         }
     };
-    let store = args.target.store.open()?;
+    let store = args.target.store.open().await?;
     store
         .pause_conversation(PausedConversation {
             customer: customer.clone(),
@@ -171,7 +156,7 @@ async fn pause_conversation(args: PauseArgs) -> Result<(), String> {
 
 async fn resume_conversation(args: ConversationTarget) -> Result<(), String> {
     let (customer, sender) = target(&args)?;
-    let store = args.store.open()?;
+    let store = args.store.open().await?;
     let was = store
         .resume_conversation(&customer, &sender)
         .await
@@ -185,7 +170,7 @@ async fn resume_conversation(args: ConversationTarget) -> Result<(), String> {
 }
 
 async fn list(args: StoreArgs) -> Result<(), String> {
-    let store = args.open()?;
+    let store = args.open().await?;
     let now = Utc::now();
     let paused = store
         .paused_conversations()

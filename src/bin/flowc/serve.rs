@@ -1,4 +1,5 @@
-//! `flowc serve`: the webhook service over a durable SQLite store.
+//! `flowc serve`: the webhook service over a durable store: a SQLite file
+//! on one machine, or one PostgreSQL database shared by several nodes.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,13 +8,14 @@ use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 use flowc::providers::console::Console;
+use flowc::providers::location::OpenOptions;
 use flowc::providers::setup::providers_from_config;
-use flowc::providers::sqlite::{SqliteOptions, SqliteStore};
 use flowc::providers::{Secret, SystemClock};
 use flowc::runtime::{Engine, EngineLimits};
 use flowc::serve::{Metrics, ServeOptions, Service};
 
 use crate::check::{checked_program, usage_error};
+use crate::store_args::store_location;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -23,10 +25,12 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// The SQLite database that keeps events, waiting runs and sends; by
-    /// default flows.db next to flow.toml.
-    #[arg(long, value_name = "FILE")]
-    store: Option<PathBuf>,
+    /// The store that keeps events, waiting runs and sends: a SQLite file
+    /// (`flows.db`, `sqlite:flows.db`) or a PostgreSQL URL
+    /// (`postgres://USER@HOST/DB`) shared by several nodes; by default
+    /// `[store]` of flow.toml, else flows.db next to flow.toml.
+    #[arg(long, value_name = "URL", env = "FLOWC_STORE", hide_env_values = true)]
+    store: Option<String>,
     /// Where `whatsapp.download_media` saves the files customers send; by
     /// default the folder media next to flow.toml.
     #[arg(long, value_name = "DIR")]
@@ -115,10 +119,6 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Err(code) => return code,
     };
     let config_dir = project_dir(&project);
-    let store_path = args
-        .store
-        .clone()
-        .unwrap_or_else(|| config_dir.join("flows.db"));
     let metrics = Arc::new(Metrics::default());
     let media_dir = args
         .media_dir
@@ -127,11 +127,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let engine = match project_engine(
         &program,
         &config_dir,
-        &store_path,
+        args.store.as_deref(),
         lease,
         args.dry_run,
         |builder| builder.media_dir(media_dir).observer(metrics.clone()),
-    ) {
+    )
+    .await
+    {
         Ok(engine) => engine,
         Err(code) => return code,
     };
@@ -143,7 +145,6 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(listener) => listener,
         Err(e) => return usage_error(&format!("cannot listen on {}: {e}", args.listen)),
     };
-    tracing::info!(store = %store_path.display(), "store open");
     match flowc::serve::serve(service, listener, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -176,27 +177,30 @@ pub fn project_dir(project: &flowc::project::Project) -> PathBuf {
         .unwrap_or_default()
 }
 
-/// The engine `flowc serve` and `flowc campaign` run flows on: the SQLite
-/// store at `store_path` with `lease`, the system clock, the console for
-/// notifications and logs, the providers of flow.toml (the console for
-/// every sender with `dry_run`), pacing from `[limits]`, `[conversations]`.
-/// `configure` adds what one command needs; the program is loaded.
-pub fn project_engine(
+/// The engine `flowc serve` and `flowc campaign` run flows on: the store
+/// (`store_flag`, else `[store]`, else flows.db next to flow.toml) with
+/// `lease`, the system clock, the console for notifications and logs, the
+/// providers of flow.toml (the console for every sender with `dry_run`),
+/// pacing from `[limits]`, `[conversations]`. `configure` adds what one
+/// command needs; the program is loaded.
+pub async fn project_engine(
     program: &flowc::check::Program,
     config_dir: &std::path::Path,
-    store_path: &std::path::Path,
+    store_flag: Option<&str>,
     lease: chrono::Duration,
     dry_run: bool,
     configure: impl FnOnce(flowc::runtime::EngineBuilder) -> flowc::runtime::EngineBuilder,
 ) -> Result<Engine, ExitCode> {
-    let store = SqliteStore::open_with(
-        store_path,
-        SqliteOptions {
-            lease,
-            ..SqliteOptions::default()
-        },
-    )
-    .map_err(|error| usage_error(&error))?;
+    let location = store_location(store_flag, Some(program.config()), config_dir)
+        .map_err(|error| usage_error(&error))?;
+    let options = OpenOptions {
+        lease,
+        pool_size: program.config().store.pool_size,
+    };
+    let store = crate::store_args::open(&location, &options)
+        .await
+        .map_err(|error| usage_error(&error))?;
+    tracing::info!(store = %location, shared = location.is_shared(), "store open");
     let pacing = program
         .config()
         .limits
@@ -204,7 +208,7 @@ pub fn project_engine(
         .map_err(|error| usage_error(&format!("flow.toml [limits]: {error}")))?;
     let console = Arc::new(Console::stdout());
     let mut builder = Engine::builder()
-        .store(store)
+        .shared_store(store)
         .clock(SystemClock)
         .notify(console.clone())
         .log(console.clone())
