@@ -34,7 +34,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 
 /// The key of the advisory lock the migration holds, so that nodes starting
 /// at once migrate one after the other ("flowc" in ASCII).
-const MIGRATION_LOCK: i64 = 0x666c_6f77_63;
+const MIGRATION_LOCK: i64 = 0x0066_6c6f_7763;
 
 /// How a [`PostgresStore`] connects.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,8 @@
 // Each test file uses the parts it needs.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::sync::Arc;
 use std::time::Duration;
 

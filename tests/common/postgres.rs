@@ -28,6 +28,10 @@ pub struct Cluster {
     pub base: String,
     /// Keeps the shell's stdin open while the test process lives.
     _guard: Mutex<Option<Child>>,
+    /// The server's folder (its log is `server.log`).
+    dir: PathBuf,
+    /// How many times the server was started.
+    starts: AtomicUsize,
 }
 
 static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
@@ -108,6 +112,8 @@ fn start() -> Result<Cluster, String> {
         return Ok(Cluster {
             base,
             _guard: Mutex::new(None),
+            dir: PathBuf::new(),
+            starts: AtomicUsize::new(1),
         });
     }
     let bin = server_bin_dir().ok_or("initdb and postgres are not installed")?;
@@ -175,10 +181,12 @@ fn start() -> Result<Cluster, String> {
         .spawn()
         .map_err(|e| format!("cannot start postgres: {e}"))?;
     let base = format!("postgres://postgres@127.0.0.1:{port}");
-    wait_until_accepting(port, &dir)?;
+    wait_until_ready(&dir, 1)?;
     Ok(Cluster {
         base,
         _guard: Mutex::new(Some(child)),
+        dir,
+        starts: AtomicUsize::new(1),
     })
 }
 
@@ -228,17 +236,20 @@ impl Cluster {
     }
 }
 
-fn wait_until_accepting(port: u16, dir: &Path) -> Result<(), String> {
+/// Waits until the server has said, for the `starts`-th time, that it is
+/// ready: it listens before it takes sessions ("the database system is
+/// starting up"), so an open port is not enough.
+fn wait_until_ready(dir: &Path, starts: usize) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+        if log.matches("ready to accept connections").count() >= starts {
             return Ok(());
         }
         if Instant::now() > deadline {
-            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
             return Err(format!("the server did not start in 30 s:\n{log}"));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
