@@ -1341,6 +1341,87 @@ mod conversation_suite {
             .unwrap()
             .is_empty());
     }
+
+    /// Two handles on one fresh PostgreSQL database, each a node of its own
+    /// (its own pool and lease name), with `lease`; `None` when PostgreSQL
+    /// tests are skipped. Also the database's URL, to connect again.
+    pub(super) async fn postgres_nodes(
+        lease: Duration,
+    ) -> Option<(String, PostgresStore, PostgresStore)> {
+        if crate::pg::skipped() {
+            return None;
+        }
+        let url = crate::pg::fresh_database().await;
+        let options = flowc::providers::postgres::PostgresOptions {
+            lease,
+            ..Default::default()
+        };
+        let a = PostgresStore::connect_with(&url, options.clone())
+            .await
+            .unwrap();
+        let b = PostgresStore::connect_with(&url, options).await.unwrap();
+        assert_ne!(a.node(), b.node());
+        Some((url, a, b))
+    }
+
+    /// A burst claimed by a node that died comes back to another node when
+    /// the lease ends; once finished it is gone.
+    #[tokio::test]
+    async fn postgres_a_claimed_burst_comes_back_after_the_lease() {
+        let Some((_, a, b)) = postgres_nodes(Duration::seconds(30)).await else {
+            return;
+        };
+        a.add_to_burst(burst("b1", "+491", "m1", "Hi", 8))
+            .await
+            .unwrap();
+        assert_eq!(a.claim_due_bursts(at(8), 10).await.unwrap().len(), 1);
+        drop(a);
+        assert!(b.claim_due_bursts(at(37), 10).await.unwrap().is_empty());
+        assert_eq!(b.next_burst_deadline().await.unwrap(), Some(at(38)));
+        let again = b.claim_due_bursts(at(38), 10).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(texts(&again[0]), ["Hi"]);
+        b.finish_burst("b1").await.unwrap();
+        assert!(b.claim_due_bursts(at(100), 10).await.unwrap().is_empty());
+    }
+
+    /// Two nodes adding one customer's messages at the same moment: one
+    /// burst with every message, and a message both nodes add (a
+    /// redelivery) in it once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_concurrent_adds_make_one_burst_with_every_message() {
+        let Some((_, a, b)) = postgres_nodes(Duration::seconds(30)).await else {
+            return;
+        };
+        let add = |store: PostgresStore, node: &'static str| async move {
+            for i in 0..40 {
+                let text = format!("{node}{i}");
+                let id = format!("{node}-b{i}");
+                store
+                    .add_to_burst(burst(&id, "+491", &format!("m-{text}"), &text, 10))
+                    .await
+                    .unwrap();
+                // The same message from both nodes.
+                store
+                    .add_to_burst(burst(&id, "+491", &format!("shared{i}"), "again", 10))
+                    .await
+                    .unwrap();
+            }
+        };
+        let (x, y) = tokio::join!(
+            tokio::spawn(add(a.clone(), "a")),
+            tokio::spawn(add(b.clone(), "b"))
+        );
+        x.unwrap();
+        y.unwrap();
+        let due = a.claim_due_bursts(at(10), 10).await.unwrap();
+        assert_eq!(due.len(), 1);
+        let collected = texts(&due[0]);
+        assert_eq!(collected.len(), 120);
+        assert_eq!(collected.iter().filter(|t| **t == "again").count(), 40);
+        let unique: HashSet<&str> = collected.into_iter().collect();
+        assert_eq!(unique.len(), 81);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1852,6 +1933,207 @@ mod campaign_suite {
         let unique: HashSet<u64> = all.iter().copied().collect();
         assert_eq!(all.len(), 200);
         assert_eq!(unique.len(), 200);
+    }
+
+    use super::conversation_suite::postgres_nodes;
+
+    fn numbered(n: u64) -> Vec<CampaignRecipient> {
+        (0..n)
+            .map(|i| recipient(i + 2, &format!("+49{i}"), RecipientState::Pending))
+            .collect()
+    }
+
+    /// Two nodes claim concurrently: no recipient twice, none left out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_concurrent_claims_never_take_a_recipient_twice() {
+        let Some((_, a, b)) = postgres_nodes(Duration::minutes(5)).await else {
+            return;
+        };
+        a.create_campaign(campaign("c1", "berlin"), numbered(300))
+            .await
+            .unwrap();
+        let claim = |store: PostgresStore| async move {
+            let mut taken = Vec::new();
+            loop {
+                let got = store
+                    .claim_campaign_recipients("c1", at(0), 7, at(600))
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    return taken;
+                }
+                taken.extend(lines(&got));
+            }
+        };
+        let (x, y) = tokio::join!(
+            tokio::spawn(claim(a.clone())),
+            tokio::spawn(claim(b.clone()))
+        );
+        let mut all: Vec<u64> = x.unwrap().into_iter().chain(y.unwrap()).collect();
+        all.sort_unstable();
+        let unique: HashSet<u64> = all.iter().copied().collect();
+        assert_eq!(all.len(), 300);
+        assert_eq!(unique.len(), 300);
+        // Leased, not taken: due again at the lease's end, to either node.
+        assert_eq!(
+            b.next_campaign_recipient("c1").await.unwrap(),
+            Some(at(600))
+        );
+        assert_eq!(
+            b.claim_campaign_recipients("c1", at(600), 1000, at(1200))
+                .await
+                .unwrap()
+                .len(),
+            300
+        );
+    }
+
+    /// Two nodes take tier slots at once: never more than the tier between
+    /// them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_concurrent_tier_slots_never_exceed_the_tier() {
+        let Some((_, a, b)) = postgres_nodes(Duration::minutes(5)).await else {
+            return;
+        };
+        a.create_campaign(campaign("c1", "berlin"), numbered(100))
+            .await
+            .unwrap();
+        let take = |store: PostgresStore, lines: Vec<u64>| async move {
+            let mut started = 0;
+            for line in lines {
+                if store
+                    .take_tier_slot("c1", line, at(0), 30)
+                    .await
+                    .unwrap()
+                    .is_none()
+                {
+                    started += 1;
+                }
+            }
+            started
+        };
+        let (x, y) = tokio::join!(
+            tokio::spawn(take(a.clone(), (2..102).step_by(2).collect())),
+            tokio::spawn(take(b.clone(), (3..102).step_by(2).collect()))
+        );
+        assert_eq!(x.unwrap() + y.unwrap(), 30);
+        assert_eq!(a.campaign_starts("berlin", at(0)).await.unwrap().len(), 30);
+    }
+
+    /// Opt-outs are in the database, not the node: a node connecting later
+    /// sees them.
+    #[tokio::test]
+    async fn postgres_opt_outs_survive_reconnecting() {
+        let Some((url, a, _)) = postgres_nodes(Duration::minutes(5)).await else {
+            return;
+        };
+        a.record_opt_change(OptChangeRecord {
+            phone: "+491".into(),
+            opted_out: true,
+            at: at(5),
+            source: "message".into(),
+        })
+        .await
+        .unwrap();
+        let imported = a
+            .import_opt_outs(vec![
+                OptOutRecord {
+                    phone: "+492".into(),
+                    opted_out_at: None,
+                    source: "import".into(),
+                },
+                OptOutRecord {
+                    phone: "+491".into(),
+                    opted_out_at: None,
+                    source: "import".into(),
+                },
+            ])
+            .await
+            .unwrap();
+        assert_eq!(imported, 1);
+        drop(a);
+        let later = PostgresStore::connect(&url).await.unwrap();
+        assert!(later.opted_out("+491").await.unwrap());
+        assert!(later.opted_out("+492").await.unwrap());
+        assert!(!later.opted_out("+493").await.unwrap());
+        assert_eq!(
+            later.opt_outs().await.unwrap(),
+            vec![
+                OptOutRecord {
+                    phone: "+491".into(),
+                    opted_out_at: Some(at(5)),
+                    source: "message".into(),
+                },
+                OptOutRecord {
+                    phone: "+492".into(),
+                    opted_out_at: None,
+                    source: "import".into(),
+                },
+            ]
+        );
+    }
+
+    /// A list larger than one insert is recorded whole; a line repeated far
+    /// into it keeps nothing of the campaign, and the id stays free.
+    #[tokio::test]
+    async fn postgres_a_long_list_is_recorded_all_or_nothing() {
+        let Some((_, a, b)) = postgres_nodes(Duration::minutes(5)).await else {
+            return;
+        };
+        let mut rows = numbered(25_000);
+        rows.push(recipient(20_000, "+4999", RecipientState::Pending));
+        let refused = a.create_campaign(campaign("c1", "berlin"), rows).await;
+        assert!(
+            matches!(&refused, Err(StoreError::Backend(m)) if m.contains("line 20000")),
+            "{refused:?}"
+        );
+        assert!(b.campaign("c1").await.unwrap().is_none());
+        b.create_campaign(campaign("c1", "berlin"), numbered(25_000))
+            .await
+            .unwrap();
+        let (_, counts) = a.campaign("c1").await.unwrap().unwrap();
+        assert_eq!(counts.pending, 25_000);
+        let all = a.campaign_recipients("c1").await.unwrap();
+        assert_eq!(all.len(), 25_000);
+        assert_eq!(all[24_999], numbered(25_000)[24_999]);
+        // The id is taken now, from either node.
+        assert!(a
+            .create_campaign(campaign("c1", "berlin"), numbered(1))
+            .await
+            .is_err());
+    }
+
+    /// A row another program broke is an error naming it, not a panic.
+    #[tokio::test]
+    async fn postgres_corrupt_rows_are_errors_not_panics() {
+        let Some((url, a, _)) = postgres_nodes(Duration::minutes(5)).await else {
+            return;
+        };
+        a.create_campaign(campaign("c1", "berlin"), list())
+            .await
+            .unwrap();
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute(
+                "UPDATE campaign_recipients SET fields = '{not json' WHERE line = 4;
+                 UPDATE campaign_recipients SET state = 'lost' WHERE line = 6;
+                 UPDATE campaigns SET created_at = 9223372036854775807;",
+            )
+            .await
+            .unwrap();
+        let broken = a.campaign_recipients("c1").await;
+        assert!(
+            matches!(&broken, Err(StoreError::Corrupt { id, .. }) if id.contains("line 4")),
+            "{broken:?}"
+        );
+        let broken = a.campaign("c1").await;
+        assert!(
+            matches!(&broken, Err(StoreError::Corrupt { reason, .. }) if reason.contains("created_at")),
+            "{broken:?}"
+        );
     }
 }
 
