@@ -186,6 +186,7 @@ timeout = "10s"
 
 [senders.office]
 phone_number_id = "{PHONE_NUMBER_ID}"
+phone = "+4930901820"
 
 [templates.follow_up]
 language = "en"
@@ -289,6 +290,8 @@ impl Node {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--lease")
             .arg("10s")
+            .arg("--config")
+            .arg("flow.toml")
             .arg("flows")
             .env("FLOWC_TEST_DATABASE_URL", database)
             .env("FLOWC_APP_SECRET", "app-secret")
@@ -601,4 +604,55 @@ async fn three_nodes_one_killed_complete_every_run_exactly_once_within_the_limit
     let unknown = check_exactly_once_and_paced(&watcher, &graph, RUNS).await;
     // Only the sends the killed node had started can be unknown.
     assert!(unknown <= 64, "{unknown} unknown outcomes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_away_for_seconds_pauses_the_work_and_loses_none() {
+    if pg::skipped() {
+        return;
+    }
+    const RUNS: usize = 600;
+    const CUSTOMERS: usize = 600;
+    // A server of the test's own: it is stopped and started again.
+    let cluster = pg::private_cluster();
+    let database = pg::database_on(&cluster).await;
+    let watcher = PostgresStore::connect(&database).await.unwrap();
+    let graph = Graph::start().await;
+    let dir = project(&graph);
+    let client = http_client();
+    let mut nodes: Vec<Node> = (0..2).map(|n| Node::start(dir.path(), n, &database)).collect();
+    for node in &mut nodes {
+        node.wait_healthy(&client).await;
+    }
+    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+    let posting = tokio::spawn({
+        let client = client.clone();
+        async move { post_events(&client, bases, RUNS, CUSTOMERS).await }
+    });
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while graph.sends().len() < RUNS / 4 {
+        assert!(Instant::now() < deadline, "sends did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The database goes away for three seconds, in the middle of sends,
+    // inbox claims and webhooks (answered 503 meanwhile, so the sender
+    // delivers them again).
+    tokio::task::block_in_place(|| {
+        cluster.stop();
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        cluster.restart();
+    });
+    posting.await.unwrap();
+    // A send cut off by the outage is retried after a minute (the retry
+    // every temporary error gets), or resumed after the 10 s lease.
+    wait_finished(&watcher, RUNS, std::time::Duration::from_secs(150), &nodes).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    check_exactly_once_and_paced(&watcher, &graph, RUNS).await;
+    for node in &mut nodes {
+        assert!(
+            node.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))),
+            "a node stopped during the outage:\n{}",
+            node.logs()
+        );
+    }
 }
