@@ -2142,6 +2142,7 @@ mod campaign_suite {
 
 mod postgres_only {
     use super::*;
+    use flowc::providers::postgres::{PostgresOptions, SCHEMA_VERSION};
 
     async fn store() -> Option<(String, PostgresStore)> {
         if crate::pg::skipped() {
@@ -2163,6 +2164,572 @@ mod postgres_only {
         });
         for node in nodes {
             node.await.unwrap().unwrap();
+        }
+    }
+
+    /// A second node on the database at `url`.
+    async fn node(url: &str) -> PostgresStore {
+        PostgresStore::connect(url).await.unwrap()
+    }
+
+    /// A node whose leases last `lease`.
+    async fn node_with_lease(url: &str, lease: Duration) -> PostgresStore {
+        let options = PostgresOptions {
+            lease,
+            ..PostgresOptions::default()
+        };
+        PostgresStore::connect_with(url, options).await.unwrap()
+    }
+
+    /// A plain connection to the database, to write what no store would.
+    async fn raw(url: &str) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+
+    /// A customer's message as the webhook enqueues it.
+    fn message(id: &str, phone: Option<&str>, received_at: DateTime<Utc>) -> InboxEvent {
+        let mut fields = json!({"id": id, "text": "hi"});
+        if let Some(phone) = phone {
+            fields["phone"] = json!(phone);
+        }
+        InboxEvent {
+            id: id.into(),
+            event: json!({"trigger": "whatsapp.message_received", "fields": fields}),
+            received_at,
+        }
+    }
+
+    fn event_ids(events: Vec<InboxEvent>) -> Vec<String> {
+        events.into_iter().map(|e| e.id).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_nodes_claiming_due_runs_never_get_a_run_twice() {
+        let Some((url, first)) = store().await else {
+            return;
+        };
+        let first: Arc<dyn Store> = Arc::new(first);
+        let second: Arc<dyn Store> = Arc::new(node(&url).await);
+        for i in 0..200 {
+            first
+                .save_run(run(&format!("run-{i:03}"), at(i % 17)))
+                .await
+                .unwrap();
+        }
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let worker = |store: Arc<dyn Store>, barrier: Arc<tokio::sync::Barrier>| {
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let mut mine = Vec::new();
+                loop {
+                    let claimed = store.claim_due_runs(at(100), 3).await.unwrap();
+                    if claimed.is_empty() {
+                        return mine;
+                    }
+                    for r in claimed {
+                        store
+                            .record_run(record(&r.id, RunOutcome::Completed, 101))
+                            .await
+                            .unwrap();
+                        mine.push(r.id);
+                    }
+                }
+            })
+        };
+        let a = worker(Arc::clone(&first), Arc::clone(&barrier));
+        let b = worker(Arc::clone(&second), Arc::clone(&barrier));
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+
+        let mut seen = HashSet::new();
+        for id in a.iter().chain(&b) {
+            assert!(seen.insert(id.clone()), "{id} was claimed twice");
+        }
+        assert_eq!(seen.len(), 200, "every run is claimed exactly once");
+        assert_eq!(first.suspended_count().await.unwrap(), 0);
+        assert_eq!(second.run_history().await.unwrap().len(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_claim_never_finished_is_due_again_after_the_lease() {
+        let Some((url, _)) = store().await else {
+            return;
+        };
+        let lease = Duration::seconds(30);
+        {
+            let node = node_with_lease(&url, lease).await;
+            assert_eq!(node.lease(), lease);
+            node.save_run(run("r1", at(0))).await.unwrap();
+            assert_eq!(
+                node.claim_due_runs(at(0), 10).await.unwrap(),
+                vec![run("r1", at(0))]
+            );
+            // The node dies here: the run is neither saved nor recorded.
+        }
+        let other = node_with_lease(&url, lease).await;
+        assert_eq!(other.suspended_count().await.unwrap(), 1);
+        assert_eq!(other.next_wake().await.unwrap(), Some(at(30)));
+        let just_before = at(30) - Duration::milliseconds(1);
+        assert!(other
+            .claim_due_runs(just_before, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        // Due again when the lease ends, with its state; its wake-up time
+        // is the lease's end.
+        assert_eq!(
+            other.claim_due_runs(at(30), 10).await.unwrap(),
+            vec![run("r1", at(30))]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_leased_to_a_node_is_not_handed_to_another_until_the_lease_ends() {
+        let Some((url, first)) = store().await else {
+            return;
+        };
+        let second = node(&url).await;
+        for (id, secs) in [("e1", 1), ("e2", 2), ("e3", 3)] {
+            assert!(first
+                .enqueue_event(message(id, None, at(secs)))
+                .await
+                .unwrap());
+        }
+        assert_eq!(event_ids(first.pending_events(1).await.unwrap()), ["e1"]);
+        // The other node gets the rest, not the leased one.
+        assert_eq!(
+            event_ids(second.pending_events(10).await.unwrap()),
+            ["e2", "e3"]
+        );
+        // Each node gets its own back, and nothing of the other's.
+        assert_eq!(event_ids(first.pending_events(10).await.unwrap()), ["e1"]);
+        assert_eq!(
+            event_ids(second.pending_events(10).await.unwrap()),
+            ["e2", "e3"]
+        );
+        // A finished event is no one's; every pending one is counted.
+        assert_eq!(first.pending_count().await.unwrap(), 3);
+        second.finish_events(&["e2", "e3"]).await.unwrap();
+        assert!(second.pending_events(10).await.unwrap().is_empty());
+        assert_eq!(first.pending_count().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_events_of_a_node_that_died_go_to_another_after_the_lease() {
+        let Some((url, survivor)) = store().await else {
+            return;
+        };
+        {
+            // Leases measured by the database's clock; this node's are short.
+            let dying = node_with_lease(&url, Duration::milliseconds(200)).await;
+            dying
+                .enqueue_event(message("e1", None, at(1)))
+                .await
+                .unwrap();
+            assert_eq!(event_ids(dying.pending_events(10).await.unwrap()), ["e1"]);
+            // It dies without finishing the event.
+        }
+        // Well past the lease (the wait only makes the outcome certain).
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert_eq!(
+            survivor.pending_events(10).await.unwrap(),
+            vec![message("e1", None, at(1))]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_customers_later_event_waits_for_the_earlier_one_leased_elsewhere() {
+        let Some((url, first)) = store().await else {
+            return;
+        };
+        let second = node(&url).await;
+        for (id, phone, secs) in [
+            ("ada-1", Some("+491"), 1),
+            ("ada-2", Some("+491"), 2),
+            ("bob-1", Some("+492"), 3),
+            ("anon", None, 4),
+            ("ada-3", Some("+491"), 5),
+        ] {
+            first
+                .enqueue_event(message(id, phone, at(secs)))
+                .await
+                .unwrap();
+        }
+        assert_eq!(event_ids(first.pending_events(1).await.unwrap()), ["ada-1"]);
+        // Ada's later messages wait while her first is leased elsewhere;
+        // other customers' and events without a customer go on.
+        assert_eq!(
+            event_ids(second.pending_events(10).await.unwrap()),
+            ["bob-1", "anon"]
+        );
+        // A message of hers that arrives late, dated before the one being
+        // handled, waits as well.
+        first
+            .enqueue_event(message("ada-0", Some("+491"), at(0)))
+            .await
+            .unwrap();
+        assert_eq!(
+            event_ids(second.pending_events(10).await.unwrap()),
+            ["bob-1", "anon"]
+        );
+        // The node holding her first message may take the others.
+        assert_eq!(
+            event_ids(first.pending_events(10).await.unwrap()),
+            ["ada-0", "ada-1", "ada-2", "ada-3"]
+        );
+        first
+            .finish_events(&["ada-0", "ada-1", "ada-2", "ada-3"])
+            .await
+            .unwrap();
+        second.finish_events(&["bob-1", "anon"]).await.unwrap();
+
+        // Once her earlier message is finished, the next goes anywhere.
+        first
+            .enqueue_event(message("ada-4", Some("+491"), at(6)))
+            .await
+            .unwrap();
+        first
+            .enqueue_event(message("ada-5", Some("+491"), at(7)))
+            .await
+            .unwrap();
+        assert_eq!(event_ids(first.pending_events(1).await.unwrap()), ["ada-4"]);
+        assert!(second.pending_events(10).await.unwrap().is_empty());
+        first.finish_event("ada-4").await.unwrap();
+        assert_eq!(
+            event_ids(second.pending_events(10).await.unwrap()),
+            ["ada-5"]
+        );
+    }
+
+    #[tokio::test]
+    async fn corrupt_rows_are_errors_not_panics() {
+        let Some((url, store)) = store().await else {
+            return;
+        };
+        store.save_run(run("r1", at(1))).await.unwrap();
+        store.save_run(run("r2", at(2))).await.unwrap();
+        let mut compact = run("r3", at(3));
+        compact.state = json!("compact state");
+        store.save_run(compact).await.unwrap();
+        store
+            .set_send_state("k", Some(SendState::Started))
+            .await
+            .unwrap();
+        store.enqueue_event(event("e1", at(1))).await.unwrap();
+        store
+            .record_run(record("r0", RunOutcome::Completed, 1))
+            .await
+            .unwrap();
+        store.record_inbound("+491", "berlin", at(1)).await.unwrap();
+
+        raw(&url)
+            .await
+            .batch_execute(
+                "UPDATE runs SET state = '{not json' WHERE id = 'r1';
+                 UPDATE runs SET compact = '\\x00ff'::bytea WHERE id = 'r3';
+                 UPDATE sends SET state = '{\"state\":\"exploded\"}' WHERE key = 'k';
+                 UPDATE events SET event = 'nope' WHERE id = 'e1';
+                 UPDATE history SET outcome = '[]' WHERE id = 'r0';
+                 UPDATE windows SET last_inbound = 9223372036854775807;",
+            )
+            .await
+            .unwrap();
+
+        let corrupt_id = |result: Result<(), StoreError>| match result {
+            Err(StoreError::Corrupt { id, .. }) => id,
+            Err(other) => panic!("expected Corrupt, got {other}"),
+            Ok(()) => panic!("expected Corrupt, got a value"),
+        };
+        assert_eq!(
+            corrupt_id(store.claim_due_runs(at(10), 10).await.map(|_| ())),
+            "r1"
+        );
+        // A corrupt run does not hold back the ones behind it.
+        assert_eq!(ids(&store.claim_due_runs(at(10), 1).await.unwrap()), ["r2"]);
+        assert_eq!(
+            corrupt_id(store.claim_due_runs(at(10), 10).await.map(|_| ())),
+            "r3"
+        );
+        assert!(store.claim_due_runs(at(10), 10).await.unwrap().is_empty());
+        assert_eq!(corrupt_id(store.send_state("k").await.map(|_| ())), "k");
+        assert_eq!(corrupt_id(store.claim_send("k").await.map(|_| ())), "k");
+        assert_eq!(corrupt_id(store.pending_events(10).await.map(|_| ())), "e1");
+        assert_eq!(corrupt_id(store.run_history().await.map(|_| ())), "r0");
+        assert_eq!(
+            corrupt_id(store.last_inbound("+491", "berlin").await.map(|_| ())),
+            "window +491/berlin"
+        );
+        // The store keeps working.
+        assert_eq!(store.suspended_count().await.unwrap(), 3);
+        store.save_run(run("r4", at(4))).await.unwrap();
+        assert_eq!(
+            store.claim_due_runs(at(4), 10).await.unwrap(),
+            vec![run("r4", at(4))]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_database_with_a_newer_schema_is_refused() {
+        let Some((url, store)) = store().await else {
+            return;
+        };
+        drop(store);
+        raw(&url)
+            .await
+            .execute("UPDATE flowc_schema SET version = version + 1", &[])
+            .await
+            .unwrap();
+        let err = PostgresStore::connect(&url).await.unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, StoreError::Backend(_)), "{message}");
+        assert!(message.contains("postgres: "), "{message}");
+        assert!(
+            message.contains(&format!("schema version {}", SCHEMA_VERSION + 1)),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("up to {SCHEMA_VERSION}")),
+            "{message}"
+        );
+        assert!(message.contains("newer"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn data_survives_dropping_and_reconnecting() {
+        let Some((url, store)) = store().await else {
+            return;
+        };
+        let sent_state = SendState::Sent {
+            message_id: "wamid.9".into(),
+            at: at(4),
+        };
+        {
+            let store = store;
+            store.record_inbound("+491", "berlin", at(1)).await.unwrap();
+            store.enqueue_event(event("e-done", at(1))).await.unwrap();
+            store
+                .enqueue_event(event("e-pending", at(2)))
+                .await
+                .unwrap();
+            store.finish_event("e-done").await.unwrap();
+            store
+                .set_send_state("r1/0/0", Some(sent_state.clone()))
+                .await
+                .unwrap();
+            store.save_run(run("r1", at(60))).await.unwrap();
+            let mut compact = run("r2", at(90));
+            compact.state = json!("r2 \"compact\" \u{0} state");
+            store.save_run(compact).await.unwrap();
+            store
+                .save_waiting_run(run("r3", at(120)), wait_key("+491"))
+                .await
+                .unwrap();
+            store
+                .record_run(record("r0", RunOutcome::Completed, 3))
+                .await
+                .unwrap();
+            store
+                .log_send(sent("r1", "wamid.9", None, 4))
+                .await
+                .unwrap();
+            store
+                .log_send(sent("r1", "wamid.10", Some("welcome"), 5))
+                .await
+                .unwrap();
+        }
+
+        let store = node(&url).await;
+        assert_eq!(
+            store.last_inbound("+491", "berlin").await.unwrap(),
+            Some(at(1))
+        );
+        assert_eq!(
+            store.pending_events(10).await.unwrap(),
+            vec![event("e-pending", at(2))]
+        );
+        assert!(!store.enqueue_event(event("e-done", at(5))).await.unwrap());
+        assert_eq!(store.send_state("r1/0/0").await.unwrap(), Some(sent_state));
+        assert_eq!(store.suspended_count().await.unwrap(), 3);
+        assert_eq!(store.waiting_count(&wait_key("+491")).await.unwrap(), 1);
+        assert_eq!(store.next_wake().await.unwrap(), Some(at(60)));
+        assert_eq!(
+            store.claim_due_runs(at(90), 10).await.unwrap(),
+            vec![run("r1", at(60)), {
+                let mut compact = run("r2", at(90));
+                compact.state = json!("r2 \"compact\" \u{0} state");
+                compact
+            }]
+        );
+        assert_eq!(
+            store.run_history().await.unwrap(),
+            vec![record("r0", RunOutcome::Completed, 3)]
+        );
+        assert_eq!(
+            store.sent_log().await.unwrap(),
+            vec![
+                sent("r1", "wamid.9", None, 4),
+                sent("r1", "wamid.10", Some("welcome"), 5)
+            ]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_reply_delivered_on_one_node_is_not_delivered_again_on_another() {
+        let Some((url, first)) = store().await else {
+            return;
+        };
+        let second = node(&url).await;
+        for id in ["r1", "r2"] {
+            first
+                .save_waiting_run(run(id, at(100)), wait_key("+491"))
+                .await
+                .unwrap();
+        }
+        // The webhook's delivery reaches both nodes at once: one answers
+        // both runs, the other none.
+        let key = wait_key("+491");
+        let (a, b) = tokio::join!(
+            first.deliver_to_waiting(&key, Some("e1"), reply("yes"), at(5)),
+            second.deliver_to_waiting(&key, Some("e1"), reply("yes"), at(5)),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a.answered && b.answered);
+        let mut got: Vec<String> = a.runs.iter().chain(&b.runs).map(|r| r.id.clone()).collect();
+        got.sort();
+        assert_eq!(got, ["r1", "r2"]);
+        assert!(a.runs.is_empty() || b.runs.is_empty(), "{a:?} / {b:?}");
+
+        // A run that waits again by now is not answered by a redelivery.
+        second
+            .save_waiting_run(run("r1", at(200)), wait_key("+491"))
+            .await
+            .unwrap();
+        let check = second
+            .inbound_check(InboundQuery {
+                conversation: None,
+                wait: Some(WaitKeyRef {
+                    trigger: "whatsapp.message_received",
+                    key: "+491",
+                }),
+                event_id: Some("e1"),
+                now: at(6),
+            })
+            .await
+            .unwrap();
+        assert!(check.may_deliver && !check.paused);
+        let again = second
+            .deliver_to_waiting(&wait_key("+491"), Some("e1"), reply("yes"), at(6))
+            .await
+            .unwrap();
+        assert!(again.answered && again.runs.is_empty());
+        assert_eq!(first.waiting_count(&wait_key("+491")).await.unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_timeout_on_one_node_and_a_reply_on_another_never_both_win() {
+        let Some((url, first)) = store().await else {
+            return;
+        };
+        let second = node(&url).await;
+        let keys: Vec<String> = (0..60).map(|i| format!("+49{i:03}")).collect();
+        for (i, key) in keys.iter().enumerate() {
+            first
+                .save_waiting_run(run(&format!("r{i:03}"), at(10)), wait_key(key))
+                .await
+                .unwrap();
+        }
+        let timeouts = async {
+            let mut taken = Vec::new();
+            loop {
+                let claimed = first.claim_due_runs(at(10), 4).await.unwrap();
+                if claimed.is_empty() {
+                    return taken;
+                }
+                assert!(claimed.iter().all(|r| r.delivered.is_none()));
+                taken.extend(claimed.into_iter().map(|r| r.id));
+            }
+        };
+        let replies = async {
+            let mut taken = Vec::new();
+            for (i, key) in keys.iter().enumerate() {
+                let delivery = second
+                    .deliver_to_waiting(&wait_key(key), Some(&format!("e{i}")), reply("yes"), at(9))
+                    .await
+                    .unwrap();
+                assert!(delivery
+                    .runs
+                    .iter()
+                    .all(|r| r.delivered == Some(reply("yes"))));
+                taken.extend(delivery.runs.into_iter().map(|r| r.id));
+            }
+            taken
+        };
+        let (timeouts, replies) = tokio::join!(timeouts, replies);
+        let mut seen = HashSet::new();
+        for id in timeouts.iter().chain(&replies) {
+            assert!(seen.insert(id.clone()), "{id} was taken twice");
+        }
+        assert_eq!(seen.len(), keys.len(), "every run is taken once");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_nodes_draining_one_inbox_handle_each_event_once_and_each_customer_in_order() {
+        let Some((url, first)) = store().await else {
+            return;
+        };
+        let second = node(&url).await;
+        // Few customers, whose messages follow each other closely.
+        let events: Vec<InboxEvent> = (0..90)
+            .map(|i| {
+                let phone = format!("+49{}", i % 3);
+                message(&format!("e{i:03}"), Some(&phone), at(i))
+            })
+            .collect();
+        first.enqueue_events(events).await.unwrap();
+        // What the nodes handled, in the order they handled it.
+        let log = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let worker = |store: PostgresStore| {
+            let (log, barrier) = (Arc::clone(&log), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                loop {
+                    let batch = store.pending_events(4).await.unwrap();
+                    if batch.is_empty() {
+                        return;
+                    }
+                    for event in &batch {
+                        let phone = event.event["fields"]["phone"].as_str().unwrap();
+                        log.lock()
+                            .unwrap()
+                            .push((phone.to_string(), event.id.clone()));
+                        // Handling takes a while: the other node claims
+                        // meanwhile.
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    }
+                    let ids: Vec<&str> = batch.iter().map(|e| e.id.as_str()).collect();
+                    store.finish_events(&ids).await.unwrap();
+                }
+            })
+        };
+        let (a, b) = (worker(first), worker(second));
+        a.await.unwrap();
+        b.await.unwrap();
+
+        let log = log.lock().unwrap();
+        let mut seen = HashSet::new();
+        for (_, id) in log.iter() {
+            assert!(seen.insert(id.clone()), "{id} was handled twice");
+        }
+        assert_eq!(seen.len(), 90, "every event is handled");
+        let mut last_of: std::collections::HashMap<&str, &str> = Default::default();
+        for (phone, id) in log.iter() {
+            if let Some(before) = last_of.insert(phone, id) {
+                assert!(before < id.as_str(), "{phone}: {id} handled after {before}");
+            }
         }
     }
 }

@@ -223,7 +223,11 @@ pub trait Store: Send + Sync {
         }
         Ok(new)
     }
-    /// Events received but not yet marked done, oldest first.
+    /// Events received but not yet marked done, oldest first. A store
+    /// shared by several processes answers each process only the events
+    /// it may handle: none that another process is handling, and no later
+    /// event of a customer whose earlier one is with another process (see
+    /// [`PostgresStore`](crate::providers::postgres::PostgresStore)).
     async fn pending_events(&self, limit: usize) -> Result<Vec<InboxEvent>, StoreError>;
     /// How many events are in the inbox (for the `/metrics` gauge). The
     /// default reads them all; stores override it with a count.
