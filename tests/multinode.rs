@@ -501,11 +501,8 @@ async fn check_exactly_once_and_paced(store: &PostgresStore, graph: &Graph, n: u
 
     let mut unknown = 0;
     for record in &history {
-        let call = record
-            .id
-            .split(':')
-            .find(|part| part.starts_with("call_"))
-            .unwrap_or(&record.id);
+        // Run ids are `EVENT#FLOW#N`; the event id is the call's.
+        let call = record.id.split('#').next().unwrap_or(&record.id);
         match &record.outcome {
             RunOutcome::Completed => {}
             RunOutcome::Failed { kind, .. } if kind == "DeliveryUnknown" => {
@@ -648,6 +645,15 @@ async fn a_database_away_for_seconds_pauses_the_work_and_loses_none() {
     wait_finished(&watcher, RUNS, std::time::Duration::from_secs(150), &nodes).await;
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     check_exactly_once_and_paced(&watcher, &graph, RUNS).await;
+    let logs: String = nodes.iter().map(Node::logs).collect();
+    assert!(
+        logs.contains("postgres:"),
+        "the nodes noticed no outage:\n{logs}"
+    );
+    eprintln!(
+        "store errors logged during the outage: {}",
+        logs.matches("postgres:").count()
+    );
     for node in &mut nodes {
         assert!(
             node.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))),
