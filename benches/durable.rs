@@ -90,28 +90,35 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let outcome = runtime.block_on(async {
-        println!(
+    let outcome =
+        runtime.block_on(async {
+            println!(
             "durable runs (event -> delay 1s -> send), {runs} runs per store, {} build, {} CPUs",
             if cfg!(debug_assertions) { "debug" } else { "release" },
             std::thread::available_parallelism().map_or(1, |n| n.get())
         );
-        println!("{:<22} {:>10} {:>10}   runs resumed per node", "store", "runs/s", "seconds");
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let sqlite = StoreLocation::Sqlite(dir.path().join("flows.db"));
-        measure("SQLite, 1 node", &sqlite, 1, runs).await?;
-        if pg::skipped() {
-            println!("PostgreSQL skipped (FLOWC_PG_TESTS=skip)");
-            return Ok(());
-        }
-        for nodes in 1..=3 {
-            let url = pg::fresh_database().await;
-            let location = StoreLocation::Postgres(url);
-            let name = format!("PostgreSQL, {nodes} node{}", if nodes > 1 { "s" } else { "" });
-            measure(&name, &location, nodes, runs).await?;
-        }
-        Ok::<(), String>(())
-    });
+            println!(
+                "{:<22} {:>10} {:>10}   runs resumed per node",
+                "store", "runs/s", "seconds"
+            );
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let sqlite = StoreLocation::Sqlite(dir.path().join("flows.db"));
+            measure("SQLite, 1 node", &sqlite, 1, runs).await?;
+            if pg::skipped() {
+                println!("PostgreSQL skipped (FLOWC_PG_TESTS=skip)");
+                return Ok(());
+            }
+            for nodes in 1..=3 {
+                let url = pg::fresh_database().await;
+                let location = StoreLocation::Postgres(url);
+                let name = format!(
+                    "PostgreSQL, {nodes} node{}",
+                    if nodes > 1 { "s" } else { "" }
+                );
+                measure(&name, &location, nodes, runs).await?;
+            }
+            Ok::<(), String>(())
+        });
     if let Err(error) = outcome {
         eprintln!("error: {error}");
         std::process::exit(1);
@@ -132,7 +139,10 @@ struct Node {
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
-async fn start_node(location: &StoreLocation, program: &Program) -> Result<(Node, Arc<dyn Store>), String> {
+async fn start_node(
+    location: &StoreLocation,
+    program: &Program,
+) -> Result<(Node, Arc<dyn Store>), String> {
     let store = location
         .open(&OpenOptions::default())
         .await
@@ -156,7 +166,12 @@ async fn start_node(location: &StoreLocation, program: &Program) -> Result<(Node
     engine.load(program.clone()).map_err(|e| e.to_string())?;
     let mut options = ServeOptions::new(Secret::new("bench"), Secret::new("bench"));
     options.poll_interval = Duration::from_millis(100);
-    let service = Service::new(engine, program.clone(), Arc::new(Metrics::default()), options);
+    let service = Service::new(
+        engine,
+        program.clone(),
+        Arc::new(Metrics::default()),
+        options,
+    );
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = vec![
         tokio::spawn(service.clone().inbox_worker(stopped.clone())),
@@ -189,7 +204,12 @@ fn call_event(n: usize) -> InboxEvent {
     }
 }
 
-async fn measure(name: &str, location: &StoreLocation, nodes: usize, runs: usize) -> Result<(), String> {
+async fn measure(
+    name: &str,
+    location: &StoreLocation,
+    nodes: usize,
+    runs: usize,
+) -> Result<(), String> {
     let program = program()?;
     let mut started = Vec::new();
     let mut stores = Vec::new();

@@ -617,7 +617,9 @@ async fn a_database_away_for_seconds_pauses_the_work_and_loses_none() {
     let graph = Graph::start().await;
     let dir = project(&graph);
     let client = http_client();
-    let mut nodes: Vec<Node> = (0..2).map(|n| Node::start(dir.path(), n, &database)).collect();
+    let mut nodes: Vec<Node> = (0..2)
+        .map(|n| Node::start(dir.path(), n, &database))
+        .collect();
     for node in &mut nodes {
         node.wait_healthy(&client).await;
     }
@@ -656,7 +658,9 @@ async fn a_database_away_for_seconds_pauses_the_work_and_loses_none() {
     );
     for node in &mut nodes {
         assert!(
-            node.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))),
+            node.child
+                .as_mut()
+                .is_some_and(|c| matches!(c.try_wait(), Ok(None))),
             "a node stopped during the outage:\n{}",
             node.logs()
         );

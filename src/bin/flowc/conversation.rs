@@ -72,8 +72,6 @@ pub fn run(args: ConversationArgs) -> ExitCode {
     }
 }
 
-/// flow.toml, read and checked.
-
 /// The customer's number and the sender's name, checked against flow.toml.
 fn target(args: &ConversationTarget) -> Result<(String, String), String> {
     if let Err(problems) = flowc::phone::check_e164(&args.customer) {
