@@ -1003,7 +1003,8 @@ impl Engine {
     }
 
     /// Starts the runs of bursts whose customer paused, and resumes every
-    /// run that is due now. Returns their reports.
+    /// run that is due now, one after the other, in the order they fall
+    /// due. Returns their reports.
     pub async fn run_due(&self) -> Result<Vec<RunReport>, EngineError> {
         let mut reports = self.start_due_bursts().await?;
         loop {
@@ -1017,6 +1018,58 @@ impl Engine {
             }
             for stored in due {
                 reports.push(self.resume(stored).await?);
+            }
+        }
+    }
+
+    /// Like [`Engine::run_due`], but resumes up to `concurrency` claimed
+    /// runs at once, each as a task of its own: what a service does, where
+    /// one run waiting for its send slot (a customer's pair interval) must
+    /// not hold up the others, and each run's store calls wait on a
+    /// database. Runs due at the same moment may then act in any order.
+    /// Every claimed run is resumed even when one fails; the first failure
+    /// is returned after the batch.
+    pub async fn run_due_concurrently(
+        &self,
+        concurrency: usize,
+    ) -> Result<Vec<RunReport>, EngineError> {
+        let mut reports = self.start_due_bursts().await?;
+        loop {
+            let due = self
+                .inner
+                .store
+                .claim_due_runs(self.inner.clock.now(), concurrency.max(1))
+                .await?;
+            if due.is_empty() {
+                return Ok(reports);
+            }
+            let mut tasks = tokio::task::JoinSet::new();
+            let mut runs = HashMap::new();
+            for stored in due {
+                let engine = self.clone();
+                let id = stored.id.clone();
+                let task = tasks.spawn(async move { engine.resume(stored).await });
+                runs.insert(task.id(), id);
+            }
+            let mut failure = None;
+            while let Some(joined) = tasks.join_next_with_id().await {
+                let outcome = match joined {
+                    Ok((_, outcome)) => outcome,
+                    // The run stays leased and is due again after the lease.
+                    Err(error) => Err(EngineError::Resume {
+                        id: runs.remove(&error.id()).unwrap_or_default(),
+                        reason: format!("resuming it failed: {error}"),
+                    }),
+                };
+                match outcome {
+                    Ok(report) => reports.push(report),
+                    Err(error) => {
+                        failure.get_or_insert(error);
+                    }
+                }
+            }
+            if let Some(error) = failure {
+                return Err(error);
             }
         }
     }

@@ -297,7 +297,7 @@ impl Service {
                 last_prune = Some(tokio::time::Instant::now());
                 self.prune_events().await;
             }
-            match self.engine.run_due().await {
+            match self.engine.run_due_concurrently(RESUME_CONCURRENCY).await {
                 Ok(reports) if !reports.is_empty() => {
                     for report in &reports {
                         if let RunStatus::NotResumed { reason, retry_at } = &report.status {
@@ -327,6 +327,10 @@ impl Service {
         }
     }
 }
+
+/// How many due runs the timer worker resumes at once: a run waiting for
+/// its send slot holds up none of the others, and store round trips overlap.
+const RESUME_CONCURRENCY: usize = 32;
 
 /// How often the timer worker prunes old event ids.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
