@@ -525,15 +525,23 @@ async fn check_exactly_once_and_paced(store: &PostgresStore, graph: &Graph, n: u
         sends.len()
     );
 
-    // The sender's throughput, over any second of arrivals. Slots are
-    // exactly 1/400 s apart; arrivals carry the HTTP path's jitter, which
-    // the tolerance of 2% covers.
+    // The sender's throughput, from the arrivals. The slots themselves are
+    // exactly 1/400 s apart (the store tests check that); an arrival comes
+    // after its slot by however long the node took to make the call, which
+    // on a loaded two-core machine bunches a few together. So: over any 5
+    // seconds the rate is the limit (1% for the window's edges), and no
+    // single second carries more than 5% over it.
     let mut times: Vec<Instant> = sends.iter().map(|s| s.at).collect();
     times.sort();
     let most = busiest(&times, std::time::Duration::from_secs(1));
     assert!(
-        most <= SENDER_PER_SECOND * 102 / 100,
+        most <= SENDER_PER_SECOND * 105 / 100,
         "{most} sends in one second, over the limit of {SENDER_PER_SECOND}"
+    );
+    let most_in_5 = busiest(&times, std::time::Duration::from_secs(5));
+    assert!(
+        most_in_5 <= 5 * SENDER_PER_SECOND * 101 / 100,
+        "{most_in_5} sends in five seconds, over the limit of {SENDER_PER_SECOND}/s"
     );
     // Each customer's messages at least the interval apart (less 200 ms of
     // jitter between slot and arrival).
@@ -555,7 +563,8 @@ async fn check_exactly_once_and_paced(store: &PostgresStore, graph: &Graph, n: u
         }
     }
     eprintln!(
-        "{n} runs, {} sends, {unknown} unknown outcomes, busiest second {most}",
+        "{n} runs, {} sends, {unknown} unknown outcomes, busiest second {most}, \
+         busiest 5 s {most_in_5}",
         sends.len()
     );
     unknown

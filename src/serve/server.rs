@@ -330,7 +330,7 @@ impl Service {
 
 /// How many due runs the timer worker resumes at once: a run waiting for
 /// its send slot holds up none of the others, and store round trips overlap.
-const RESUME_CONCURRENCY: usize = 32;
+const RESUME_CONCURRENCY: usize = 8;
 
 /// How often the timer worker prunes old event ids.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
