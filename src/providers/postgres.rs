@@ -605,7 +605,12 @@ fn column<'a, T: FromSql<'a>>(row: &'a Row, i: usize, what: &str) -> Result<T, S
 
 /// A time column (milliseconds) of the row of `id`.
 fn time_column(row: &Row, i: usize, id: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
-    let ms: i64 = column(row, i, what)?;
+    time(column(row, i, what)?, id, what)
+}
+
+/// The time of the stored milliseconds `ms` (column `what` of `id`); out of
+/// chrono's range is corruption.
+fn time(ms: i64, id: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
     from_ms(ms).ok_or_else(|| corrupt(id, format!("{what} {ms} is out of range")))
 }
 

@@ -37,8 +37,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 
-use super::conversations::{corrupt, time, to_json};
-use super::{pg, PostgresStore};
+use super::{corrupt, pg, time, to_json, PostgresStore};
 use crate::campaign::OptOutRecord;
 use crate::providers::campaigns::{
     counts_from, duplicate_campaign, duplicate_line, Campaign, CampaignCounts, CampaignRecipient,

@@ -32,14 +32,13 @@
 //!   starting twice.
 
 use std::collections::HashSet;
-use std::fmt::Display;
 
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 
-use super::{pg, PostgresStore};
+use super::{corrupt, pg, time, to_json, PostgresStore};
 use crate::providers::conversations::{Burst, BurstMessage, PausedConversation};
-use crate::providers::millis::{ceil_ms, floor_ms, from_ms, limit};
+use crate::providers::millis::{ceil_ms, floor_ms, limit};
 use crate::providers::StoreError;
 
 /// The tables, created idempotently by the migration.
@@ -320,29 +319,4 @@ pub(super) async fn next_deadline(
     let row = client.query_one(&statement, &[]).await.map_err(pg(what))?;
     let ms: Option<i64> = row.try_get(0).map_err(pg(what))?;
     ms.map(|ms| time(ms, "bursts", "deadline")).transpose()
-}
-
-// -- row helpers shared with the campaign tables ----------------------------
-
-/// Stored data of `id` that cannot be read back.
-pub(super) fn corrupt(id: impl Into<String>, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        id: id.into(),
-        reason: reason.into(),
-    }
-}
-
-/// The time of the stored milliseconds `ms` (column `what` of `id`); out of
-/// chrono's range is corruption.
-pub(super) fn time(ms: i64, id: &str, what: &str) -> Result<DateTime<Utc>, StoreError> {
-    from_ms(ms).ok_or_else(|| corrupt(id, format!("{what} {ms} is out of range")))
-}
-
-/// `value` as compact JSON text, the way it is stored.
-pub(super) fn to_json<T: serde::Serialize>(
-    value: &T,
-    what: impl Display,
-) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Backend(format!("postgres: {what}: cannot serialize: {e}")))
 }
