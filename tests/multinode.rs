@@ -156,6 +156,10 @@ async fn three_nodes_reserving_at_once_keep_the_accounts_limits() {
 // ---------------------------------------------------------------------------
 
 const EVENTS_TOKEN: &str = "events-token-for-tests";
+
+/// The process tests run one at a time: each measures pacing from arrival
+/// times, which two of them on two cores at once would blur.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const PHONE_NUMBER_ID: &str = "106540352242922";
 /// The account's limits in the test project: sends per second of the
 /// sender, and the least time between two messages to one customer.
@@ -575,6 +579,7 @@ async fn three_nodes_one_killed_complete_every_run_exactly_once_within_the_limit
     if pg::skipped() {
         return;
     }
+    let _alone = ONE_AT_A_TIME.lock().await;
     const RUNS: usize = 10_000;
     const CUSTOMERS: usize = 5_000;
     let database = pg::fresh_database().await;
@@ -617,6 +622,7 @@ async fn a_database_away_for_seconds_pauses_the_work_and_loses_none() {
     if pg::skipped() {
         return;
     }
+    let _alone = ONE_AT_A_TIME.lock().await;
     const RUNS: usize = 600;
     const CUSTOMERS: usize = 600;
     // A server of the test's own: it is stopped and started again.
@@ -674,4 +680,69 @@ async fn a_database_away_for_seconds_pauses_the_work_and_loses_none() {
             node.logs()
         );
     }
+}
+
+#[tokio::test]
+async fn the_store_commands_work_on_the_shared_database() {
+    if pg::skipped() {
+        return;
+    }
+    let database = pg::fresh_database().await;
+    let graph = Graph::start().await;
+    let dir = project(&graph);
+    let flowc = |args: &[&str]| {
+        let output = common::flowc_process(dir.path())
+            .args(args)
+            .env("FLOWC_TEST_DATABASE_URL", &database)
+            .output()
+            .expect("flowc runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code(), text)
+    };
+    // flow.toml's `[store] url_env` names the database: a person hands a
+    // conversation over on the cluster, and every node sees it.
+    let (code, text) = flowc(&["conversation", "pause", "+4915112345678", "--for", "2h"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = flowc(&["conversation", "list"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("+4915112345678  office"), "{text}");
+    let node = PostgresStore::connect(&database).await.unwrap();
+    assert!(node
+        .conversation_paused("+4915112345678", "office", Utc::now())
+        .await
+        .unwrap());
+
+    // A store URL flowc does not know, and an unset variable, are named.
+    let (code, text) = flowc(&["conversation", "list", "--store", "mysql://db/flows"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("`mysql://` is not a store flowc knows"),
+        "{text}"
+    );
+    let output = common::flowc_process(dir.path())
+        .args(["conversation", "list"])
+        .output()
+        .expect("flowc runs");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("$FLOWC_TEST_DATABASE_URL, which is not set"),
+        "{text}"
+    );
+    // A database that is not there: the URL is shown without its password.
+    let (code, text) = flowc(&[
+        "conversation",
+        "list",
+        "--store",
+        "postgres://flowc:s3cret@127.0.0.1:1/flows",
+    ]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("postgres://flowc:***@127.0.0.1:1/flows"),
+        "{text}"
+    );
+    assert!(!text.contains("s3cret"), "{text}");
 }

@@ -2153,6 +2153,81 @@ mod postgres_only {
         Some((url, store))
     }
 
+    /// An authority of the test's own, and a server certificate it signed
+    /// for `localhost`: (authority PEM, server certificate PEM, key PEM).
+    fn test_certificates() -> (String, String, String) {
+        let authority_key = rcgen::KeyPair::generate().unwrap();
+        let mut authority = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        authority.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        authority
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "flowc test authority");
+        let authority = authority.self_signed(&authority_key).unwrap();
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let server = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&server_key, &authority, &authority_key)
+            .unwrap();
+        (authority.pem(), server.pem(), server_key.serialize_pem())
+    }
+
+    #[tokio::test]
+    async fn encrypted_connections_verify_the_servers_certificate() {
+        if crate::pg::skipped() {
+            return;
+        }
+        let (authority, certificate, key) = test_certificates();
+        let cluster = crate::pg::private_tls_cluster(&certificate, &key);
+        let url = crate::pg::database_on(&cluster)
+            .await
+            .replace("127.0.0.1", "localhost");
+        let dir = tempfile::tempdir().unwrap();
+        let authority_file = dir.path().join("authority.pem");
+        std::fs::write(&authority_file, authority).unwrap();
+        let trusted = format!(
+            "{url}?sslmode=require&sslrootcert={}",
+            authority_file.display()
+        );
+
+        // Trusted through `sslrootcert`: the store works, encrypted.
+        let store = PostgresStore::connect(&trusted).await.unwrap();
+        assert!(store.enqueue_event(event("e1", at(1))).await.unwrap());
+        let (admin, connection) =
+            tokio_postgres::connect(&format!("{}/postgres", cluster.base), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let encrypted: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+                 WHERE s.ssl AND a.application_name = 'flowc'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(encrypted >= 1, "the store's connections are not encrypted");
+
+        // Against the public roots the test's authority is unknown: refused.
+        let error = PostgresStore::connect(&format!("{url}?sslmode=require"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("certificate"), "{error}");
+        // The certificate is for localhost, not for the address: refused.
+        let error = PostgresStore::connect(&trusted.replace("localhost", "127.0.0.1"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("certificate"), "{error}");
+        // A missing authority file is named.
+        let error = PostgresStore::connect(&format!("{url}?sslrootcert=/nonexistent/ca.pem"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("/nonexistent/ca.pem"), "{error}");
+    }
+
     #[tokio::test]
     async fn nodes_starting_together_migrate_once() {
         let Some((url, _)) = store().await else {

@@ -109,6 +109,13 @@
 //! statements where they can be: [`Store::enqueue_events`],
 //! [`Store::begin_runs`] (window and runs, arrays through `UNNEST`) and
 //! [`Store::finish_events`] are one round trip each, whatever the batch.
+//!
+//! Connections use TLS as the URL's `sslmode` asks (`prefer` by default),
+//! verifying the server's certificate against the Mozilla roots or the
+//! URL's `sslrootcert=FILE` (see `tls`). A connection that is lost (the
+//! server restarted, a failover) is dropped from the pool and a new one is
+//! made for the next operation, so a database that is away for a few
+//! seconds costs the operations of those seconds, not the node.
 
 use std::fmt::Display;
 use std::time::Duration as StdDuration;
@@ -122,6 +129,7 @@ use tokio_postgres::Row;
 mod campaigns;
 mod conversations;
 mod pacing;
+mod tls;
 
 use super::campaigns::{
     Campaign, CampaignCounts, CampaignRecipient, CampaignStart, CampaignState, OptChangeRecord,
@@ -215,7 +223,8 @@ impl PostgresStore {
                 options.lease
             )));
         }
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        let (driver_url, root_file) = tls::split_root_cert(url);
+        let mut config: tokio_postgres::Config = driver_url.parse().map_err(|e| {
             StoreError::Backend(format!(
                 "postgres: {} is not a connection URL: {e}",
                 redact(url)
@@ -227,7 +236,7 @@ impl PostgresStore {
         }
         let manager = Manager::from_config(
             config,
-            tokio_postgres::NoTls,
+            tls::connector(root_file.as_deref())?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -267,7 +276,7 @@ impl PostgresStore {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::Backend(format!("postgres: no connection: {e}")))
+            .map_err(|e| StoreError::Backend(format!("postgres: no connection: {}", chain(&e))))
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -818,8 +827,25 @@ fn pg(what: impl Display) -> impl FnOnce(tokio_postgres::Error) -> StoreError {
 fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+        None => chain(e),
     }
+}
+
+/// An error with its causes, which say what actually went wrong ("error
+/// performing TLS handshake: invalid peer certificate: UnknownIssuer").
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Wrappers often repeat their cause's words.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 #[async_trait]

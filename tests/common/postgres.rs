@@ -44,7 +44,7 @@ pub fn skipped() -> bool {
 
 /// The shared server, started on first use.
 pub fn cluster() -> &'static Cluster {
-    match CLUSTER.get_or_init(start) {
+    match CLUSTER.get_or_init(|| start(None)) {
         Ok(cluster) => cluster,
         Err(reason) => fail(reason),
     }
@@ -55,7 +55,16 @@ pub fn private_cluster() -> Cluster {
     if std::env::var("FLOWC_PG_URL").is_ok() {
         panic!("this test stops its server: unset FLOWC_PG_URL so it can start one");
     }
-    start().unwrap_or_else(|reason| fail(&reason))
+    start(None).unwrap_or_else(|reason| fail(&reason))
+}
+
+/// A server of its own that offers TLS with this certificate chain and
+/// key (PEM), for the tests of encrypted connections.
+pub fn private_tls_cluster(certificate_pem: &str, key_pem: &str) -> Cluster {
+    if std::env::var("FLOWC_PG_URL").is_ok() {
+        panic!("this test configures its server: unset FLOWC_PG_URL so it can start one");
+    }
+    start(Some((certificate_pem, key_pem))).unwrap_or_else(|reason| fail(&reason))
 }
 
 fn fail(reason: &str) -> ! {
@@ -102,7 +111,9 @@ pub async fn database_on(cluster: &Cluster) -> String {
     format!("{}/{name}", cluster.base)
 }
 
-fn start() -> Result<Cluster, String> {
+/// Starts a server; with `tls`, one that offers TLS with that certificate
+/// and key.
+fn start(tls: Option<(&str, &str)>) -> Result<Cluster, String> {
     if let Ok(url) = std::env::var("FLOWC_PG_URL") {
         // The URL's database part is replaced by each test's own.
         let base = match url.rfind('/') {
@@ -159,13 +170,37 @@ fn start() -> Result<Cluster, String> {
             String::from_utf8_lossy(&initdb.stderr)
         ));
     }
+    let mut ssl = String::new();
+    if let Some((certificate, key)) = tls {
+        for (file, pem) in [("server.crt", certificate), ("server.key", key)] {
+            let path = data.join(file);
+            std::fs::write(&path, pem).map_err(|e| format!("{file}: {e}"))?;
+            // The server refuses a key others can read.
+            let owner = if as_root { "postgres:postgres" } else { "" };
+            let mut commands = vec![vec!["chmod", "600"]];
+            if !owner.is_empty() {
+                commands.push(vec!["chown", owner]);
+            }
+            for command in commands {
+                let status = Command::new(command[0])
+                    .args(&command[1..])
+                    .arg(&path)
+                    .status()
+                    .map_err(|e| format!("{}: {e}", command[0]))?;
+                if !status.success() {
+                    return Err(format!("{} {file} failed", command[0]));
+                }
+            }
+        }
+        ssl = "-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key".to_string();
+    }
     let port = free_port()?;
     // `stop` and `start` lines stop and start the server; end of input
     // (the test process is gone) stops it for good and removes its data.
     let script = format!(
         "up() {{ '{postgres}' -D '{data}' -p {port} -c listen_addresses=127.0.0.1 \
          -c unix_socket_directories='{dir}' -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB \
+         -c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB {ssl} \
          >>'{dir}/server.log' 2>&1 & pid=$!; }}; up; \
          while read cmd; do case $cmd in stop) kill -INT $pid; wait $pid;; start) up;; esac; done; \
          kill -INT $pid; wait $pid; rm -rf '{dir}'",
