@@ -651,11 +651,17 @@ async fn a_database_away_for_seconds_pauses_the_work_and_loses_none() {
     // The database goes away for three seconds, in the middle of sends,
     // inbox claims and webhooks (answered 503 meanwhile, so the sender
     // delivers them again).
-    tokio::task::block_in_place(|| {
-        cluster.stop();
-        std::thread::sleep(std::time::Duration::from_secs(3));
-        cluster.restart();
-    });
+    tokio::task::block_in_place(|| cluster.stop());
+    // Meanwhile a load balancer's health check sees the node without its
+    // database.
+    let health = client
+        .get(format!("{}/healthz", nodes[0].base))
+        .send()
+        .await
+        .expect("the node answers");
+    assert_eq!(health.status().as_u16(), 503);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    tokio::task::block_in_place(|| cluster.restart());
     posting.await.unwrap();
     // A send cut off by the outage is retried after a minute (the retry
     // every temporary error gets), or resumed after the 10 s lease.

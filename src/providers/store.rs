@@ -604,6 +604,11 @@ pub trait Store: Send + Sync {
         let _ = request;
         Ok(None)
     }
+    /// Whether the store answers at all, as cheaply as it can: what a
+    /// health check asks. The default counts the suspended runs.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.suspended_count().await.map(|_| ())
+    }
     /// Whether [`Store::reserve_send_slot`] answers with slots. The engine
     /// asks once, when it is built, so a store that leaves pacing to the
     /// process costs its sends nothing.

@@ -682,8 +682,8 @@ async fn inbox_writer(store: Arc<dyn Store>, mut queue: mpsc::Receiver<WriterJob
 }
 
 async fn health(State(service): State<Arc<Service>>) -> Response {
-    match service.store.suspended_count().await {
-        Ok(_) => (StatusCode::OK, "ok").into_response(),
+    match service.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
         Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {error}")).into_response(),
     }
 }
