@@ -77,6 +77,8 @@ enum Handled {
     Started,
     Skipped,
     Deferred,
+    /// Deferred because the sender's tier is full.
+    TierFull,
 }
 
 /// The campaign being driven, shared by the tasks of one batch.
@@ -421,6 +423,9 @@ impl Engine {
             limit,
         });
         let lease = self.inner.limits.run_lease;
+        // Whether the tier may be full: at first it may (other campaigns of
+        // the sender), then only after a recipient found it full.
+        let mut tier_may_be_full = true;
         loop {
             let Some((campaign, _)) = self.inner.store.campaign(id).await? else {
                 return Err(CampaignError::Unknown(id.to_string()));
@@ -444,8 +449,10 @@ impl Engine {
             // A full tier claims nothing until a slot frees. Each start
             // takes its slot in the store (`take_tier_slot`), so what other
             // processes start for the sender counts too; this read only
-            // spares claims that would be deferred.
-            if limit.max().is_some() {
+            // spares claims that would be deferred. It reads every start of
+            // the last 24 hours, so it is made only when the tier may be
+            // full, not before every batch of a campaign that fits.
+            if tier_may_be_full && limit.max().is_some() {
                 let window = self.tier_window(&drive.campaign.sender, limit, now).await?;
                 let slot = window.next_slot(now);
                 if slot > now {
@@ -455,6 +462,7 @@ impl Engine {
                         .await;
                     continue;
                 }
+                tier_may_be_full = false;
             }
             let claimed = self
                 .inner
@@ -493,8 +501,12 @@ impl Engine {
                     id: id.to_string(),
                     reason: e.to_string(),
                 });
-                if let Err(error) = result.and_then(|handled| handled.map(|_| ())) {
-                    first_error.get_or_insert(error);
+                match result.and_then(|handled| handled) {
+                    Ok(Handled::TierFull) => tier_may_be_full = true,
+                    Ok(_) => {}
+                    Err(error) => {
+                        first_error.get_or_insert(error);
+                    }
                 }
             }
             if let Some(error) = first_error {
@@ -569,7 +581,7 @@ impl Engine {
             store
                 .defer_campaign_recipient(&campaign.id, recipient.line, slot)
                 .await?;
-            return Ok(Handled::Deferred);
+            return Ok(Handled::TierFull);
         }
         let event_id = format!("campaign:{}:{}", campaign.id, recipient.line);
         let event = Event {

@@ -4,7 +4,7 @@
 //! | table                 | holds                                                        |
 //! |-----------------------|--------------------------------------------------------------|
 //! | `campaigns`           | `id` (primary key), `flow`, `trigger_name`, `sender`, `state`, `pause_reason`, `quiet_hours`, `source`, `created_at` |
-//! | `campaign_recipients` | `(campaign, line)` → `phone`, `fields` JSON, `state`, `run_id`, `not_before`, `started_at`; indexed for claims (pending by `not_before`) and the tier (started by sender's time) |
+//! | `campaign_recipients` | `(campaign, line)` → `phone`, `fields` JSON, `state`, `run_id`, `not_before`, `started_at`; indexed for claims (pending in line order), the next due time (pending by `not_before`) and the tier (started by sender's time); files of earlier builds get the line-order index when opened |
 //! | `opt_outs`            | `phone` (primary key) → `opted_out_at` (NULL: unknown), `source` |
 //!
 //! A claim is one `BEGIN IMMEDIATE` transaction that selects the pending
@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS campaign_recipients (
 );
 CREATE INDEX IF NOT EXISTS campaign_recipients_pending
     ON campaign_recipients (campaign, not_before, line) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS campaign_recipients_due
+    ON campaign_recipients (campaign, line) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS campaign_recipients_started
     ON campaign_recipients (started_at) WHERE started_at IS NOT NULL;
 
@@ -273,7 +275,11 @@ pub(super) fn claim(
     let claimed = collect(
         &tx,
         &format!(
+            // In line order along the index, stopping at the limit: by
+            // `not_before`, SQLite would sort every due row of the list for
+            // each claim (12 ms per claim at 100,000 rows, against 0.01).
             "SELECT {RECIPIENT_COLUMNS} FROM campaign_recipients
+             INDEXED BY campaign_recipients_due
              WHERE campaign = ?1 AND state = 'pending' AND not_before <= ?2
              ORDER BY line LIMIT ?3"
         ),
