@@ -574,6 +574,56 @@ async fn check_exactly_once_and_paced(store: &PostgresStore, graph: &Graph, n: u
     unknown
 }
 
+/// `n` healthy nodes on `database`, a store to watch it with, and the
+/// posting of `runs` events (over `customers`) under way.
+struct Cluster {
+    watcher: PostgresStore,
+    graph: Graph,
+    client: reqwest::Client,
+    nodes: Vec<Node>,
+    posting: tokio::task::JoinHandle<()>,
+    /// The project folder, kept while the nodes run.
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start(database: &str, n: usize, runs: usize, customers: usize) -> Cluster {
+        // Migrated once before the nodes start, so its store can watch.
+        let watcher = PostgresStore::connect(database).await.unwrap();
+        let graph = Graph::start().await;
+        let dir = project(&graph);
+        let client = http_client();
+        let mut nodes: Vec<Node> = (0..n)
+            .map(|i| Node::start(dir.path(), i, database))
+            .collect();
+        for node in &mut nodes {
+            node.wait_healthy(&client).await;
+        }
+        let bases: Vec<String> = nodes.iter().map(|node| node.base.clone()).collect();
+        let posting = tokio::spawn({
+            let client = client.clone();
+            async move { post_events(&client, bases, runs, customers).await }
+        });
+        Cluster {
+            watcher,
+            graph,
+            client,
+            nodes,
+            posting,
+            _dir: dir,
+        }
+    }
+}
+
+/// Waits until the fake Graph API has seen `n` sends.
+async fn wait_sends(graph: &Graph, n: usize) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(120);
+    while graph.sends().len() < n {
+        assert!(Instant::now() < deadline, "sends did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_one_killed_complete_every_run_exactly_once_within_the_limits() {
     if pg::skipped() {
@@ -583,29 +633,17 @@ async fn three_nodes_one_killed_complete_every_run_exactly_once_within_the_limit
     const RUNS: usize = 10_000;
     const CUSTOMERS: usize = 5_000;
     let database = pg::fresh_database().await;
-    // Migrated once before the nodes start, so its store can watch.
-    let watcher = PostgresStore::connect(&database).await.unwrap();
-    let graph = Graph::start().await;
-    let dir = project(&graph);
-    let client = http_client();
-    let mut nodes: Vec<Node> = (0..3)
-        .map(|n| Node::start(dir.path(), n, &database))
-        .collect();
-    for node in &mut nodes {
-        node.wait_healthy(&client).await;
-    }
-    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
-
-    let posting = tokio::spawn({
-        let client = client.clone();
-        async move { post_events(&client, bases, RUNS, CUSTOMERS).await }
-    });
+    let cluster = Cluster::start(&database, 3, RUNS, CUSTOMERS).await;
+    let Cluster {
+        watcher,
+        graph,
+        client,
+        mut nodes,
+        posting,
+        _dir: _project,
+    } = cluster;
     // Mid-way through the sends, node 1 dies without a word.
-    let deadline = Instant::now() + std::time::Duration::from_secs(120);
-    while graph.sends().len() < RUNS / 3 {
-        assert!(Instant::now() < deadline, "sends did not start");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_sends(&graph, RUNS / 3).await;
     nodes[1].kill();
     posting.await.unwrap();
     // Meta delivers some events again, to another node than the first
@@ -641,32 +679,21 @@ async fn a_database_away_for_seconds_pauses_the_work_and_loses_none() {
     const RUNS: usize = 600;
     const CUSTOMERS: usize = 600;
     // A server of the test's own: it is stopped and started again.
-    let cluster = pg::private_cluster();
-    let database = pg::database_on(&cluster).await;
-    let watcher = PostgresStore::connect(&database).await.unwrap();
-    let graph = Graph::start().await;
-    let dir = project(&graph);
-    let client = http_client();
-    let mut nodes: Vec<Node> = (0..2)
-        .map(|n| Node::start(dir.path(), n, &database))
-        .collect();
-    for node in &mut nodes {
-        node.wait_healthy(&client).await;
-    }
-    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
-    let posting = tokio::spawn({
-        let client = client.clone();
-        async move { post_events(&client, bases, RUNS, CUSTOMERS).await }
-    });
-    let deadline = Instant::now() + std::time::Duration::from_secs(60);
-    while graph.sends().len() < RUNS / 4 {
-        assert!(Instant::now() < deadline, "sends did not start");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let server = pg::private_cluster();
+    let database = pg::database_on(&server).await;
+    let Cluster {
+        watcher,
+        graph,
+        client,
+        mut nodes,
+        posting,
+        _dir: _project,
+    } = Cluster::start(&database, 2, RUNS, CUSTOMERS).await;
+    wait_sends(&graph, RUNS / 4).await;
     // The database goes away for three seconds, in the middle of sends,
     // inbox claims and webhooks (answered 503 meanwhile, so the sender
     // delivers them again).
-    tokio::task::block_in_place(|| cluster.stop());
+    tokio::task::block_in_place(|| server.stop());
     // Meanwhile a load balancer's health check sees the node without its
     // database.
     let health = client
@@ -676,7 +703,7 @@ async fn a_database_away_for_seconds_pauses_the_work_and_loses_none() {
         .expect("the node answers");
     assert_eq!(health.status().as_u16(), 503);
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    tokio::task::block_in_place(|| cluster.restart());
+    tokio::task::block_in_place(|| server.restart());
     posting.await.unwrap();
     // A send cut off by the outage is retried after a minute (the retry
     // every temporary error gets), or resumed after the 10 s lease.

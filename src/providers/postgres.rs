@@ -138,8 +138,8 @@ use super::campaigns::{
 use super::conversations::{Burst, PausedConversation};
 use super::millis::{ceil_ms, floor_ms, from_ms, limit};
 use super::store::{
-    Delivery, Inbound, InboundCheck, InboundQuery, InboxEvent, RunOutcome, RunRecord, SendState,
-    SentRecord, SlotRequest, Store, StoreError, StoredRun, WaitKey,
+    corrupt, to_json, Delivery, Inbound, InboundCheck, InboundQuery, InboxEvent, RunOutcome,
+    RunRecord, SendState, SentRecord, SlotRequest, Store, StoreError, StoredRun, WaitKey,
 };
 use crate::campaign::OptOutRecord;
 
@@ -589,20 +589,6 @@ impl RunRow {
             compact,
         })
     }
-}
-
-/// A row of `id` that cannot be read back.
-fn corrupt(id: impl Into<String>, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        id: id.into(),
-        reason: reason.into(),
-    }
-}
-
-/// A value as the JSON text the store keeps.
-fn to_json<T: serde::Serialize>(value: &T, what: impl Display) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Backend(format!("postgres: {what}: cannot serialize: {e}")))
 }
 
 /// Column `i` of a row; a column of another type than the schema's is a

@@ -133,8 +133,8 @@ use super::campaigns::{
 use super::conversations::{Burst, PausedConversation};
 use super::millis::{ceil_ms, floor_ms, from_ms, limit};
 use super::store::{
-    Delivery, Inbound, InboundCheck, InboundQuery, InboxEvent, RunOutcome, RunRecord, SendState,
-    SentRecord, Store, StoreError, StoredRun, WaitKey,
+    corrupt, to_json, Delivery, Inbound, InboundCheck, InboundQuery, InboxEvent, RunOutcome,
+    RunRecord, SendState, SentRecord, Store, StoreError, StoredRun, WaitKey,
 };
 use crate::campaign::OptOutRecord;
 
@@ -453,18 +453,6 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 /// Maps a rusqlite error to [`StoreError::Backend`] with what was being done.
 fn ctx(what: impl Display) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| StoreError::Backend(format!("sqlite: {what}: {e}"))
-}
-
-fn corrupt(id: impl Into<String>, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        id: id.into(),
-        reason: reason.into(),
-    }
-}
-
-fn to_json<T: serde::Serialize>(value: &T, what: impl Display) -> Result<String, StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| StoreError::Backend(format!("sqlite: {what}: cannot serialize: {e}")))
 }
 
 /// Reads column `i` of a row as text; anything else is corruption of `id`.

@@ -39,6 +39,24 @@ pub enum StoreError {
     },
 }
 
+/// Stored data of `id` that cannot be read back: the durable stores' word
+/// for a row they cannot decode.
+pub(crate) fn corrupt(id: impl Into<String>, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        id: id.into(),
+        reason: reason.into(),
+    }
+}
+
+/// `value` as the compact JSON text the durable stores keep.
+pub(crate) fn to_json<T: Serialize>(
+    value: &T,
+    what: impl std::fmt::Display,
+) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Backend(format!("{what}: cannot serialize: {e}")))
+}
+
 /// A suspended run as the store keeps it: the engine's state is opaque JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredRun {
