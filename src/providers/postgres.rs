@@ -116,6 +116,42 @@
 //! server restarted, a failover) is dropped from the pool and a new one is
 //! made for the next operation, so a database that is away for a few
 //! seconds costs the operations of those seconds, not the node.
+//!
+//! # Example
+//!
+//! Two nodes on one database (here two handles in one process; in service,
+//! two `flowc serve` processes on two machines): a due run is claimed by
+//! exactly one of them.
+//!
+//! ```no_run
+//! use chrono::Utc;
+//! use flowc::providers::postgres::{PostgresOptions, PostgresStore};
+//! use flowc::providers::{Store, StoredRun};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), flowc::providers::StoreError> {
+//! let url = "postgres://flowc@db.internal/flows?sslmode=require";
+//! let options = PostgresOptions {
+//!     lease: chrono::Duration::minutes(1),
+//!     ..PostgresOptions::default()
+//! };
+//! let node_a = PostgresStore::connect_with(url, options.clone()).await?;
+//! let node_b = PostgresStore::connect_with(url, options).await?;
+//! let now = Utc::now();
+//! node_a
+//!     .save_run(StoredRun {
+//!         id: "run-1".into(),
+//!         flow: "reminder".into(),
+//!         wake_at: now,
+//!         state: serde_json::json!({"step": 2}),
+//!         delivered: None,
+//!     })
+//!     .await?;
+//! let (a, b) = tokio::join!(node_a.claim_due_runs(now, 10), node_b.claim_due_runs(now, 10));
+//! assert_eq!(a?.len() + b?.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt::Display;
 use std::time::Duration as StdDuration;

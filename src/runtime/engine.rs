@@ -1029,6 +1029,40 @@ impl Engine {
     /// database. Runs due at the same moment may then act in any order.
     /// Every claimed run is resumed even when one fails; the first failure
     /// is returned after the batch.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use flowc::providers::recording::Recorder;
+    /// use flowc::providers::VirtualClock;
+    /// use flowc::runtime::{Engine, Event};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?.block_on(async {
+    /// let start = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    /// let recorder = Recorder::new();
+    /// let engine = Engine::builder()
+    ///     .clock(VirtualClock::starting_at(start))
+    ///     .notify(recorder.notify())
+    ///     .build();
+    /// engine.load(engine.compile(r#"
+    ///     flow follow_up
+    ///     on call.ended as call {
+    ///         delay 1h
+    ///         notify("sales", "call {call.customer_phone} again")
+    ///     }
+    /// "#)?)?;
+    /// for n in 0..3 {
+    ///     engine.dispatch(Event::from_json(&format!(r#"{{"trigger": "call.ended", "fields": {{
+    ///         "customer_phone": "+491511234567{n}", "agent_name": "Jonas", "outcome": "no_answer",
+    ///         "ended_at": "2026-12-01T10:00:00+01:00", "call_id": "c-{n}"}}}}"#))?).await?;
+    /// }
+    /// tokio::time::advance(std::time::Duration::from_secs(3600)).await;
+    /// let reports = engine.run_due_concurrently(8).await?;
+    /// assert_eq!(reports.len(), 3);
+    /// assert_eq!(recorder.notifications().len(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub async fn run_due_concurrently(
         &self,
         concurrency: usize,
