@@ -2808,3 +2808,218 @@ mod postgres_only {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Send slots shared by every process on a durable store.
+
+mod pacing {
+    use super::*;
+    use flowc::providers::SlotRequest;
+    use std::collections::HashMap;
+
+    fn request<'a>(sender: &'a str, recipient: &'a str, now: DateTime<Utc>) -> SlotRequest<'a> {
+        SlotRequest {
+            sender,
+            recipient,
+            now,
+            sender_spacing: Duration::microseconds(12_500),
+            recipient_interval: Duration::seconds(6),
+        }
+    }
+
+    async fn slot(
+        store: &dyn Store,
+        sender: &str,
+        recipient: &str,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        store
+            .reserve_send_slot(request(sender, recipient, now))
+            .await
+            .unwrap()
+            .expect("a durable store paces")
+    }
+
+    async fn slots_follow_both_limits_and_a_waiting_send_holds_up_no_one(store: &dyn Store) {
+        assert!(store.paces_sends());
+        let t0 = at(0);
+        assert_eq!(slot(store, "shop", "a", t0).await, t0);
+        // The second message to `a` waits the pair interval...
+        assert_eq!(
+            slot(store, "shop", "a", t0).await,
+            t0 + Duration::seconds(6)
+        );
+        // ...without holding up the sender's messages to others.
+        assert_eq!(
+            slot(store, "shop", "b", t0).await - t0,
+            Duration::microseconds(12_500)
+        );
+        assert_eq!(
+            slot(store, "shop", "c", t0).await - t0,
+            Duration::microseconds(25_000)
+        );
+        // Another sender has slots of its own.
+        assert_eq!(slot(store, "other", "d", t0).await, t0);
+    }
+
+    async fn the_frontier_steps_over_slots_reserved_ahead(store: &dyn Store) {
+        let t0 = at(0);
+        slot(store, "shop", "a", t0).await;
+        // `a` again: ahead, at 6 s.
+        let ahead = slot(store, "shop", "a", t0).await;
+        assert_eq!(ahead, t0 + Duration::seconds(6));
+        // 500 others from 5.99 s on take the frontier; none lands within
+        // one spacing of the reserved slot.
+        let mut slots = vec![ahead];
+        for i in 0..500 {
+            slots.push(
+                slot(
+                    store,
+                    "shop",
+                    &format!("r{i}"),
+                    t0 + Duration::milliseconds(5_990),
+                )
+                .await,
+            );
+        }
+        slots.sort();
+        for pair in slots.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= Duration::microseconds(12_500),
+                "{pair:?}"
+            );
+        }
+    }
+
+    async fn pruning_forgets_customers_whose_slot_has_passed(store: &dyn Store) {
+        let t0 = at(0);
+        slot(store, "shop", "a", t0).await;
+        // Pruned before the slot: still known, the next message waits.
+        store.prune_finished_events(t0).await.unwrap();
+        assert_eq!(
+            slot(store, "shop", "a", t0).await,
+            t0 + Duration::seconds(6)
+        );
+        // Its next slot is now 12 s. Pruned after that: the row is gone, and
+        // a message may go at once, as it could with the row.
+        store
+            .prune_finished_events(t0 + Duration::seconds(13))
+            .await
+            .unwrap();
+        let later = t0 + Duration::seconds(13);
+        assert_eq!(slot(store, "shop", "a", later).await, later);
+    }
+
+    /// Several processes (store handles) reserving at once: 200 sends each
+    /// of one sender to 100 customers, all asked for at the same moment.
+    async fn reserving_at_once_keeps_the_accounts_limits(handles: Vec<Arc<dyn Store>>) {
+        let t0 = at(0);
+        let mut tasks = Vec::new();
+        for handle in &handles {
+            let handle = handle.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut slots = Vec::new();
+                for i in 0..200 {
+                    let recipient = format!("+4915{:07}", i % 100);
+                    slots.push((
+                        slot(handle.as_ref(), "shop", &recipient, t0).await,
+                        recipient,
+                    ));
+                }
+                slots
+            }));
+        }
+        let mut slots = Vec::new();
+        for task in tasks {
+            slots.extend(task.await.unwrap());
+        }
+        slots.sort();
+        assert_eq!(slots.len(), 200 * handles.len());
+        for pair in slots.windows(2) {
+            assert!(
+                pair[1].0 - pair[0].0 >= Duration::microseconds(12_500),
+                "two sends of the sender closer than 1/80 s: {pair:?}"
+            );
+        }
+        let mut last: HashMap<&str, DateTime<Utc>> = HashMap::new();
+        for (slot, recipient) in &slots {
+            if let Some(previous) = last.insert(recipient, *slot) {
+                assert!(
+                    *slot - previous >= Duration::seconds(6),
+                    "{recipient} got two messages {} apart",
+                    *slot - previous
+                );
+            }
+        }
+        let first_second = slots
+            .iter()
+            .filter(|(s, _)| *s < t0 + Duration::seconds(1))
+            .count();
+        assert_eq!(first_second, 80);
+    }
+
+    macro_rules! for_each_durable_store {
+        ($($name:ident),* $(,)?) => {
+            mod sqlite {
+                use super::*;
+                $(
+                    #[tokio::test]
+                    async fn $name() {
+                        let dir = tempfile::tempdir().unwrap();
+                        let store = SqliteStore::open(dir.path().join("flows.db")).unwrap();
+                        super::$name(&store).await;
+                    }
+                )*
+            }
+
+            mod postgres {
+                use super::*;
+                $(
+                    #[tokio::test]
+                    async fn $name() {
+                        if crate::pg::skipped() {
+                            return;
+                        }
+                        let url = crate::pg::fresh_database().await;
+                        let store = PostgresStore::connect(&url).await.unwrap();
+                        super::$name(&store).await;
+                    }
+                )*
+            }
+        };
+    }
+
+    for_each_durable_store!(
+        slots_follow_both_limits_and_a_waiting_send_holds_up_no_one,
+        the_frontier_steps_over_slots_reserved_ahead,
+        pruning_forgets_customers_whose_slot_has_passed,
+    );
+
+    #[test]
+    fn the_memory_store_leaves_pacing_to_the_process() {
+        assert!(!MemoryStore::new().paces_sends());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_on_one_sqlite_file_keep_the_accounts_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        let handles: Vec<Arc<dyn Store>> = (0..2)
+            .map(|_| Arc::new(SqliteStore::open(&path).unwrap()) as Arc<dyn Store>)
+            .collect();
+        reserving_at_once_keeps_the_accounts_limits(handles).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_nodes_on_one_database_keep_the_accounts_limits() {
+        if crate::pg::skipped() {
+            return;
+        }
+        let url = crate::pg::fresh_database().await;
+        let mut handles: Vec<Arc<dyn Store>> = Vec::new();
+        for _ in 0..3 {
+            handles.push(Arc::new(PostgresStore::connect(&url).await.unwrap()));
+        }
+        reserving_at_once_keeps_the_accounts_limits(handles).await;
+    }
+}

@@ -29,3 +29,26 @@ pub(crate) fn from_ms(ms: i64) -> Option<DateTime<Utc>> {
 pub(crate) fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+/// A duration in whole microseconds, rounded up so that a spacing is never
+/// less than asked.
+pub(crate) fn micros_of(duration: chrono::Duration) -> i64 {
+    match duration.num_microseconds() {
+        Some(us) if duration - chrono::Duration::microseconds(us) > chrono::Duration::zero() => {
+            us.saturating_add(1)
+        }
+        Some(us) => us,
+        None => i64::MAX / 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spacing_is_rounded_up_to_whole_microseconds() {
+        assert_eq!(micros_of(chrono::Duration::nanoseconds(12_500_001)), 12_501);
+        assert_eq!(micros_of(chrono::Duration::milliseconds(6_000)), 6_000_000);
+    }
+}

@@ -999,9 +999,11 @@ impl Store for PostgresStore {
                  DELETE FROM events WHERE done AND received_at < $1 RETURNING id
              ), forgotten AS (
                  DELETE FROM answered WHERE event_id IN (SELECT id FROM pruned)
+             ), paced AS (
+                 DELETE FROM pacing_recipients WHERE next_at < $2
              )
              SELECT count(*) FROM pruned",
-            &[&floor_ms(before)],
+            &[&floor_ms(before), &before.timestamp_micros()],
             what,
         )
         .await?;

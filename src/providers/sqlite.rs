@@ -125,6 +125,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 mod campaigns;
 mod conversations;
+mod pacing;
 
 use super::campaigns::{
     Campaign, CampaignCounts, CampaignRecipient, CampaignStart, CampaignState, OptChangeRecord,
@@ -134,7 +135,7 @@ use super::conversations::{Burst, PausedConversation};
 use super::millis::{ceil_ms, floor_ms, from_ms, limit};
 use super::store::{
     corrupt, to_json, Delivery, Inbound, InboundCheck, InboundQuery, InboxEvent, RunOutcome,
-    RunRecord, SendState, SentRecord, Store, StoreError, StoredRun, WaitKey,
+    RunRecord, SendState, SentRecord, SlotRequest, Store, StoreError, StoredRun, WaitKey,
 };
 use crate::campaign::OptOutRecord;
 
@@ -443,6 +444,8 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .map_err(ctx("creating the tables of waiting runs"))?;
     tx.execute_batch(campaigns::SCHEMA)
         .map_err(ctx("creating the campaign tables"))?;
+    tx.execute_batch(pacing::SCHEMA)
+        .map_err(ctx("creating the pacing tables"))?;
     if version < SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(ctx("writing the schema version"))?;
@@ -811,6 +814,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune_finished_events(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let horizon = before;
         let before = floor_ms(before);
         self.call(move |conn| {
             let what = "pruning finished events";
@@ -830,6 +834,7 @@ impl Store for SqliteStore {
                 params![before],
                 what,
             )?;
+            pacing::prune(&tx, horizon)?;
             tx.commit().map_err(ctx(what))?;
             Ok(pruned)
         })
@@ -1498,6 +1503,34 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.call(move |conn| campaigns::take_tier_slot(conn, &id, line, now, limit))
             .await
+    }
+
+    /// Every process on the file paces under the same limits.
+    async fn reserve_send_slot(
+        &self,
+        request: SlotRequest<'_>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let (sender, recipient) = (request.sender.to_string(), request.recipient.to_string());
+        let (now, sender_spacing, recipient_interval) = (
+            request.now,
+            request.sender_spacing,
+            request.recipient_interval,
+        );
+        self.call(move |conn| {
+            let request = SlotRequest {
+                sender: &sender,
+                recipient: &recipient,
+                now,
+                sender_spacing,
+                recipient_interval,
+            };
+            pacing::reserve(conn, &request).map(Some)
+        })
+        .await
+    }
+
+    fn paces_sends(&self) -> bool {
+        true
     }
 
     async fn record_opt_change(&self, change: OptChangeRecord) -> Result<(), StoreError> {

@@ -268,7 +268,10 @@ pub trait Store: Send + Sync {
     /// how many: their ids, and the record of which of them answered
     /// waiting runs. A redelivery of a forgotten event is taken as new, so
     /// `before` must lie well past any redelivery window (WhatsApp retries
-    /// for up to about a week). Pending events are never forgotten.
+    /// for up to about a week). Pending events are never forgotten. A store
+    /// that keeps send slots ([`Store::reserve_send_slot`]) also forgets the
+    /// customers whose next slot was before `before`: they may be written
+    /// to at once, with or without their row.
     ///
     /// ```
     /// use chrono::{Duration, Utc};
@@ -612,9 +615,11 @@ pub trait Store: Send + Sync {
     /// Reserves the earliest send slot at or after `request.now` that keeps
     /// the sender under its throughput and the recipient under the pair
     /// rate *across every process sharing this store*, or `None` when the
-    /// store leaves pacing to the process (the default: a store one process
-    /// owns). A store shared by several nodes answers for all of them, so
-    /// the limits are the account's, not each node's.
+    /// store leaves pacing to the process (the default: the in-memory
+    /// store, which no other process can see). The durable stores answer
+    /// for every process on them (several `flowc serve` nodes on one
+    /// PostgreSQL database; `flowc serve` and `flowc campaign start` on one
+    /// SQLite file), so the limits are the account's, not each process's.
     async fn reserve_send_slot(
         &self,
         request: SlotRequest<'_>,

@@ -28,6 +28,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{pg, PostgresStore};
+use crate::providers::millis::micros_of;
 use crate::providers::{SlotRequest, StoreError};
 
 /// The tables, created idempotently by the migration.
@@ -128,27 +129,4 @@ pub(super) async fn reserve(
     DateTime::from_timestamp_micros(slot).ok_or_else(|| {
         StoreError::Backend(format!("postgres: send slot {slot} µs is out of range"))
     })
-}
-
-/// A duration in whole microseconds, rounded up so spacing is never less
-/// than asked.
-fn micros_of(duration: chrono::Duration) -> i64 {
-    match duration.num_microseconds() {
-        Some(us) if duration - chrono::Duration::microseconds(us) > chrono::Duration::zero() => {
-            us.saturating_add(1)
-        }
-        Some(us) => us,
-        None => i64::MAX / 4,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spacing_is_rounded_up_to_whole_microseconds() {
-        assert_eq!(micros_of(chrono::Duration::nanoseconds(12_500_001)), 12_501);
-        assert_eq!(micros_of(chrono::Duration::milliseconds(6_000)), 6_000_000);
-    }
 }
