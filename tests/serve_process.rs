@@ -1212,8 +1212,15 @@ async fn an_answer_after_a_restart_resumes_the_waiting_run_in_the_right_branch()
     assert_eq!(server.post_webhook(&answer).await.0, StatusCode::OK);
     // Meta delivers the answer twice: it is handed over once.
     assert_eq!(server.post_webhook(&answer).await.0, StatusCode::OK);
-    let sends = graph.wait_sends(2, 5 * SECOND).await;
+    // The answer goes at least the pair interval (6 s) after the question:
+    // the send slots are in the store, so a restart does not forget them.
+    let sends = graph.wait_sends(2, 10 * SECOND).await;
     assert_eq!(text_of(&sends[1]), "Noted: a house");
+    let gap = sends[1].at.duration_since(sends[0].at);
+    assert!(
+        gap >= Duration::from_millis(5_990),
+        "answered {gap:?} after the question"
+    );
     server
         .wait_metrics(
             &[("flowc_suspended_runs", 0.0), ("flowc_pending_events", 0.0)],
