@@ -1,6 +1,7 @@
 //! `flowc conversation pause|resume|list`: hands a customer's conversation
-//! to a person (no automated replies) and back, in the project's SQLite
-//! store, the one `flowc serve` uses.
+//! to a person (no automated replies) and back, in the project's store,
+//! the one `flowc serve` uses (a SQLite file, or the nodes' PostgreSQL
+//! database).
 
 use std::process::ExitCode;
 

@@ -53,15 +53,17 @@ pub fn config(path: &Path) -> Result<Config, String> {
     Ok(config)
 }
 
-/// Where the store is: `flag` (`--store`), else `[store]` of `config`,
-/// else flows.db in `base`, the folder of flow.toml.
+/// Where the store is: `flag` (`--store`; a relative file is relative to
+/// the current folder, as any command-line path), else `[store]` of
+/// `config` (relative to `base`, the folder of flow.toml), else flows.db
+/// in `base`.
 pub fn store_location(
     flag: Option<&str>,
     config: Option<&Config>,
     base: &Path,
 ) -> Result<StoreLocation, String> {
     if let Some(flag) = flag {
-        return StoreLocation::parse(flag, base).map_err(|e| format!("--store: {e}"));
+        return StoreLocation::parse(flag, Path::new("")).map_err(|e| format!("--store: {e}"));
     }
     if let Some(location) = config
         .map(|config| config.store.location(base))
