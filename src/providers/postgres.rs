@@ -200,7 +200,8 @@ pub struct PostgresOptions {
     /// The most connections the node keeps open (16 by default).
     pub pool_size: usize,
     /// How long an operation waits for a connection, and a new connection
-    /// for the server, before failing (5 seconds by default). A failed
+    /// for the server, before failing (5 seconds by default; a
+    /// `connect_timeout` in the URL sets the latter instead). A failed
     /// operation is retried by the engine's loops, so a database that is
     /// away for a few seconds pauses the work instead of losing it.
     pub connect_timeout: StdDuration,
@@ -266,7 +267,10 @@ impl PostgresStore {
                 redact(url)
             ))
         })?;
-        config.connect_timeout(options.connect_timeout);
+        // The URL's own `connect_timeout` wins over the option.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.connect_timeout);
+        }
         if config.get_application_name().is_none() {
             config.application_name("flowc");
         }
