@@ -1025,6 +1025,12 @@ async fn sqlite_concurrent_claims_never_return_a_run_twice() {
     let path = dir.path().join("flows.db");
     let first: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
     let second: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    two_handles_claim_each_run_once(first, second).await;
+}
+
+/// Two handles on one store (two processes, two nodes) claiming the same
+/// due runs at once: each run is claimed exactly once.
+async fn two_handles_claim_each_run_once(first: Arc<dyn Store>, second: Arc<dyn Store>) {
     for i in 0..200 {
         first
             .save_run(run(&format!("run-{i:03}"), at(i % 17)))
@@ -2289,43 +2295,7 @@ mod postgres_only {
         };
         let first: Arc<dyn Store> = Arc::new(first);
         let second: Arc<dyn Store> = Arc::new(node(&url).await);
-        for i in 0..200 {
-            first
-                .save_run(run(&format!("run-{i:03}"), at(i % 17)))
-                .await
-                .unwrap();
-        }
-        let barrier = Arc::new(tokio::sync::Barrier::new(2));
-        let worker = |store: Arc<dyn Store>, barrier: Arc<tokio::sync::Barrier>| {
-            tokio::spawn(async move {
-                barrier.wait().await;
-                let mut mine = Vec::new();
-                loop {
-                    let claimed = store.claim_due_runs(at(100), 3).await.unwrap();
-                    if claimed.is_empty() {
-                        return mine;
-                    }
-                    for r in claimed {
-                        store
-                            .record_run(record(&r.id, RunOutcome::Completed, 101))
-                            .await
-                            .unwrap();
-                        mine.push(r.id);
-                    }
-                }
-            })
-        };
-        let a = worker(Arc::clone(&first), Arc::clone(&barrier));
-        let b = worker(Arc::clone(&second), Arc::clone(&barrier));
-        let (a, b) = (a.await.unwrap(), b.await.unwrap());
-
-        let mut seen = HashSet::new();
-        for id in a.iter().chain(&b) {
-            assert!(seen.insert(id.clone()), "{id} was claimed twice");
-        }
-        assert_eq!(seen.len(), 200, "every run is claimed exactly once");
-        assert_eq!(first.suspended_count().await.unwrap(), 0);
-        assert_eq!(second.run_history().await.unwrap().len(), 200);
+        two_handles_claim_each_run_once(first, second).await;
     }
 
     #[tokio::test]
