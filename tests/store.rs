@@ -536,19 +536,9 @@ async fn history_and_sent_log_keep_order(store: &dyn Store) {
 // ---------------------------------------------------------------------------
 // Every suite function, once per store.
 
-macro_rules! for_each_store {
+/// The suite functions run once per durable store: SQLite and PostgreSQL.
+macro_rules! for_each_durable_store {
     ($($name:ident),* $(,)?) => {
-        mod memory {
-            use super::*;
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let store = MemoryStore::new();
-                    super::$name(&store).await;
-                }
-            )*
-        }
-
         mod sqlite {
             use super::*;
             $(
@@ -575,6 +565,23 @@ macro_rules! for_each_store {
                 }
             )*
         }
+    };
+}
+
+macro_rules! for_each_store {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let store = MemoryStore::new();
+                    super::$name(&store).await;
+                }
+            )*
+        }
+
+        for_each_durable_store!($($name),*);
     };
 }
 
@@ -2926,37 +2933,6 @@ mod pacing {
             .filter(|(s, _)| *s < t0 + Duration::seconds(1))
             .count();
         assert_eq!(first_second, 80);
-    }
-
-    macro_rules! for_each_durable_store {
-        ($($name:ident),* $(,)?) => {
-            mod sqlite {
-                use super::*;
-                $(
-                    #[tokio::test]
-                    async fn $name() {
-                        let dir = tempfile::tempdir().unwrap();
-                        let store = SqliteStore::open(dir.path().join("flows.db")).unwrap();
-                        super::$name(&store).await;
-                    }
-                )*
-            }
-
-            mod postgres {
-                use super::*;
-                $(
-                    #[tokio::test]
-                    async fn $name() {
-                        if crate::pg::skipped() {
-                            return;
-                        }
-                        let url = crate::pg::fresh_database().await;
-                        let store = PostgresStore::connect(&url).await.unwrap();
-                        super::$name(&store).await;
-                    }
-                )*
-            }
-        };
     }
 
     for_each_durable_store!(
