@@ -42,6 +42,9 @@ pub struct TriggerSchema {
     /// event's record is built in that order, laid out at once instead of
     /// searched field by field.
     pub by_name: Vec<usize>,
+    /// The fields' names in that order, shared by the records of all its
+    /// events.
+    pub names: Arc<[Box<str>]>,
     /// The field whose phone number gets an open 24-hour window.
     pub opens_window: Option<String>,
     /// `@reply(FIELD)`: the field that carries the id of the choice a
@@ -449,11 +452,16 @@ impl Resolver<'_> {
         }
         let mut by_name: Vec<usize> = (0..fields.len()).collect();
         by_name.sort_by(|&a, &b| fields[a].name.cmp(&fields[b].name));
+        let names = by_name
+            .iter()
+            .map(|&i| fields[i].name.as_str().into())
+            .collect();
         self.schemas.triggers.insert(
             name.name.clone(),
             TriggerSchema {
                 name: name.name.clone(),
                 by_name,
+                names,
                 fields: Arc::new(RecordTy {
                     name: Some(name.name.clone()),
                     fields,

@@ -2,13 +2,13 @@
 //! before any run starts, the fields are checked against the trigger's schema
 //! and turned into values, so a bad event is rejected with the field's name.
 
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
 
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::value::Value;
+use super::value::{Record, Value};
 use crate::check::rules::closest;
 use crate::check::schema::TriggerSchema;
 use crate::check::types::{FieldTy, Ty};
@@ -100,87 +100,126 @@ impl Event {
     pub fn to_value(&self, schemas: &Schemas) -> Result<Value, EventError> {
         let trigger = self.declared(schemas)?;
         let fields = &self.fields;
-        fill(&self.trigger, trigger, |name, ty| {
-            fields.get(name).map(|json| (None, convert(json, ty)))
+        fill(&self.trigger, trigger, |field| {
+            fields.get(&field.name).map(|json| convert(json, &field.ty))
         })
     }
 
     /// Like [`Event::to_value`], with the same checks and errors, but moves
-    /// the fields' names and texts into the value instead of copying them:
-    /// the event is left without fields.
+    /// the fields' texts into the value instead of copying them: the event
+    /// is left without fields.
     pub(crate) fn take_value(&mut self, schemas: &Schemas) -> Result<Value, EventError> {
-        let trigger = self.declared(schemas)?;
-        // A handful of fields: searched in a list. A field taken leaves an
-        // empty name behind, which no declared field has.
-        let mut fields: Vec<(String, serde_json::Value)> =
-            std::mem::take(&mut self.fields).into_iter().collect();
-        fill(&self.trigger, trigger, |name, ty| {
-            let (key, json) = fields.iter_mut().find(|(key, _)| key == name)?;
-            Some((
-                Some(std::mem::take(key)),
-                convert_owned(std::mem::take(json), ty),
-            ))
-        })
+        let trigger = self.trigger_schema(schemas)?;
+        if !in_name_order(trigger) {
+            let value = self.to_value(schemas);
+            self.fields.clear();
+            return value;
+        }
+        // The event's fields and the schema's are both in the order of
+        // their names: one walk along both pairs them up, and a field the
+        // schema passes over is not declared.
+        let mut entries = std::mem::take(&mut self.fields).into_iter().peekable();
+        let mut undeclared: Option<String> = None;
+        let value = fill(&self.trigger, trigger, |field| {
+            while let Some((key, _)) = entries.peek() {
+                match key.as_str().cmp(&field.name) {
+                    Ordering::Less => {
+                        let (key, _) = entries.next()?;
+                        undeclared.get_or_insert(key);
+                    }
+                    Ordering::Equal => {
+                        let (_, json) = entries.next()?;
+                        return Some(convert_owned(json, &field.ty));
+                    }
+                    Ordering::Greater => break,
+                }
+            }
+            None
+        });
+        if let Some(name) = undeclared.or_else(|| entries.next().map(|(key, _)| key)) {
+            return Err(unknown_field(&self.trigger, trigger, name));
+        }
+        value
+    }
+
+    /// The trigger's schema.
+    fn trigger_schema<'s>(&self, schemas: &'s Schemas) -> Result<&'s TriggerSchema, EventError> {
+        schemas
+            .triggers
+            .get(&self.trigger)
+            .ok_or_else(|| EventError::UnknownTrigger {
+                name: self.trigger.clone(),
+                suggestion: closest(&self.trigger, schemas.triggers.keys().map(String::as_str))
+                    .map(String::from),
+            })
     }
 
     /// The trigger's schema, once every field of the event is declared.
     fn declared<'s>(&self, schemas: &'s Schemas) -> Result<&'s TriggerSchema, EventError> {
-        let Some(trigger) = schemas.triggers.get(&self.trigger) else {
-            return Err(EventError::UnknownTrigger {
-                name: self.trigger.clone(),
-                suggestion: closest(&self.trigger, schemas.triggers.keys().map(String::as_str))
-                    .map(String::from),
-            });
-        };
-        for name in self.fields.keys() {
-            if trigger.fields.field(name).is_none() {
-                return Err(EventError::UnknownField {
-                    trigger: self.trigger.clone(),
-                    field: name.clone(),
-                    suggestion: closest(
-                        name,
-                        trigger.fields.fields.iter().map(|f| f.name.as_str()),
-                    )
-                    .map(String::from),
-                });
-            }
+        let trigger = self.trigger_schema(schemas)?;
+        match self
+            .fields
+            .keys()
+            .find(|name| trigger.fields.field(name).is_none())
+        {
+            Some(name) => Err(unknown_field(&self.trigger, trigger, name.clone())),
+            None => Ok(trigger),
         }
-        Ok(trigger)
     }
 }
 
-/// What [`fill`] gets for one field: the field's name if the caller can
-/// give it away (else the schema's is copied), and the converted value.
-type Converted = (Option<String>, Result<Value, (String, String)>);
+/// The error for a field `trigger` does not declare.
+fn unknown_field(trigger_name: &str, trigger: &TriggerSchema, field: String) -> EventError {
+    let suggestion = closest(
+        &field,
+        trigger.fields.fields.iter().map(|f| f.name.as_str()),
+    );
+    EventError::UnknownField {
+        trigger: trigger_name.to_string(),
+        suggestion: suggestion.map(String::from),
+        field,
+    }
+}
 
-/// The event's record: each declared field converted by `convert` (`None`
-/// when the event does not have it). The fields are converted in the order
-/// of their names, so that the record's map is built at once from sorted
-/// entries; a bad event fails with the error of the first bad field in the
+/// Whether the schema lists its fields in the order of their names
+/// ([`TriggerSchema::by_name`] and [`TriggerSchema::names`]), as the
+/// checker's schemas do; one put together by hand may not.
+fn in_name_order(trigger: &TriggerSchema) -> bool {
+    let count = trigger.fields.fields.len();
+    trigger.by_name.len() == count && trigger.names.len() == count
+}
+
+/// The event's record: each declared field, converted by `convert` (`None`
+/// when the event does not have it), in the order of the fields' names, so
+/// that the record is laid out at once with the names the trigger's events
+/// share. A bad event fails with the error of the first bad field in the
 /// schema's order, as checking them in that order would.
 fn fill(
     trigger_name: &str,
     trigger: &TriggerSchema,
-    mut convert: impl FnMut(&str, &Ty) -> Option<Converted>,
+    mut convert: impl FnMut(&FieldTy) -> Option<Result<Value, (String, String)>>,
 ) -> Result<Value, EventError> {
     let fields = &trigger.fields.fields;
-    // A schema put together without `by_name` is taken in its own order
-    // (`from_iter` sorts the entries then).
-    let schema_order: Vec<usize>;
-    let order = if trigger.by_name.len() == fields.len() {
-        &trigger.by_name
-    } else {
-        schema_order = (0..fields.len()).collect();
-        &schema_order
-    };
-    let mut out = Vec::with_capacity(fields.len());
+    if !in_name_order(trigger) {
+        return fields
+            .iter()
+            .map(|field| {
+                Ok((
+                    field.name.as_str(),
+                    fill_field(trigger_name, field, convert(field))?,
+                ))
+            })
+            .collect::<Result<Record, EventError>>()
+            .map(Value::Record);
+    }
+    let mut values = Vec::with_capacity(fields.len());
     let mut first_error: Option<(usize, EventError)> = None;
-    for &index in order {
+    for &index in &trigger.by_name {
         let Some(field) = fields.get(index) else {
             continue;
         };
-        match fill_field(trigger_name, field, &mut convert) {
-            Ok(entry) => out.push(entry),
+        match fill_field(trigger_name, field, convert(field)) {
+            Ok(value) => values.push(value),
             Err(error) => {
                 if first_error.as_ref().is_none_or(|(first, _)| index < *first) {
                     first_error = Some((index, error));
@@ -188,55 +227,53 @@ fn fill(
             }
         }
     }
-    match first_error {
-        Some((_, error)) => Err(error),
-        None => Ok(Value::Record(BTreeMap::from_iter(out))),
+    if let Some((_, error)) = first_error {
+        return Err(error);
     }
+    Record::with_sorted_names(trigger.names.clone(), values)
+        .map(Value::Record)
+        .ok_or_else(|| EventError::BadField {
+            trigger: trigger_name.to_string(),
+            field: String::new(),
+            problem: "the trigger's schema is inconsistent".to_string(),
+        })
 }
 
-/// One field of [`fill`]: its name and value.
+/// One field of [`fill`]: its value from what the event has (`found`), its
+/// default or `none`.
 fn fill_field(
     trigger_name: &str,
     field: &FieldTy,
-    convert: &mut impl FnMut(&str, &Ty) -> Option<Converted>,
-) -> Result<(String, Value), EventError> {
+    found: Option<Result<Value, (String, String)>>,
+) -> Result<Value, EventError> {
     // `null` for an optional field converts to `none` too.
-    let (name, value) = match convert(&field.name, &field.ty) {
+    match found {
         // A declared default (`kind: String = "text"`) fills the field.
-        None if field.default.is_some() => (
-            None,
-            field
-                .default
-                .as_ref()
-                .map_or(Ok(Value::None), |default| self::convert(default, &field.ty))
-                .map_err(|(_, problem)| EventError::BadField {
+        None => match &field.default {
+            Some(default) => {
+                convert(default, &field.ty).map_err(|(_, problem)| EventError::BadField {
                     trigger: trigger_name.to_string(),
                     field: field.name.clone(),
                     problem,
-                })?,
-        ),
-        None if matches!(field.ty, Ty::Optional(_)) => (None, Value::None),
-        None => {
-            return Err(EventError::MissingField {
+                })
+            }
+            None if matches!(field.ty, Ty::Optional(_)) => Ok(Value::None),
+            None => Err(EventError::MissingField {
                 trigger: trigger_name.to_string(),
                 field: field.name.clone(),
                 ty: field.ty.to_string(),
-            })
-        }
-        Some((name, converted)) => {
-            let value = converted.map_err(|(path, problem)| EventError::BadField {
-                trigger: trigger_name.to_string(),
-                field: if path.is_empty() {
-                    field.name.clone()
-                } else {
-                    format!("{}.{path}", field.name)
-                },
-                problem,
-            })?;
-            (name, value)
-        }
-    };
-    Ok((name.unwrap_or_else(|| field.name.clone()), value))
+            }),
+        },
+        Some(converted) => converted.map_err(|(path, problem)| EventError::BadField {
+            trigger: trigger_name.to_string(),
+            field: if path.is_empty() {
+                field.name.clone()
+            } else {
+                format!("{}.{path}", field.name)
+            },
+            problem,
+        }),
+    }
 }
 
 /// [`convert`] of a value the caller gives away: texts are moved, not
@@ -309,7 +346,7 @@ fn convert(json: &serde_json::Value, ty: &Ty) -> Result<Value, (String, String)>
             .collect::<Result<Vec<_>, _>>()
             .map(Value::List),
         (Ty::Record(record), J::Object(map)) => {
-            let mut out = BTreeMap::new();
+            let mut out = Vec::with_capacity(record.fields.len());
             for field in &record.fields {
                 let value = match map.get(&field.name) {
                     None | Some(J::Null) if matches!(field.ty, Ty::Optional(_)) => Value::None,
@@ -318,9 +355,9 @@ fn convert(json: &serde_json::Value, ty: &Ty) -> Result<Value, (String, String)>
                         (if path.is_empty() { field.name.clone() } else { format!("{}.{path}", field.name) }, problem)
                     })?,
                 };
-                out.insert(field.name.clone(), value);
+                out.push((field.name.as_str(), value));
             }
-            Ok(Value::Record(out))
+            Ok(Value::Record(out.into_iter().collect()))
         }
         (Ty::Variables, J::Array(_) | J::Object(_)) => Ok(from_json_any(json)),
         (ty, _) => wrong(&format!("{ty}")),
@@ -350,11 +387,7 @@ pub(crate) fn from_json_any(json: &serde_json::Value) -> Value {
             .unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(0.0))),
         J::String(s) => Value::String(s.clone()),
         J::Array(items) => Value::List(items.iter().map(from_json_any).collect()),
-        J::Object(map) => Value::Record(
-            map.iter()
-                .map(|(k, v)| (k.clone(), from_json_any(v)))
-                .collect(),
-        ),
+        J::Object(map) => Value::Record(map.iter().map(|(k, v)| (k, from_json_any(v))).collect()),
     }
 }
 

@@ -589,11 +589,11 @@ impl<'a> Ctx<'a> {
                 Value::List(out)
             }
             ExprKind::Record(fields) => {
-                let mut out = BTreeMap::new();
+                let mut out = Vec::with_capacity(fields.len());
                 for (key, value) in fields {
-                    out.insert(key.name.clone(), pure!(value));
+                    out.push((key.name.as_str(), pure!(value)));
                 }
-                Value::Record(out)
+                Value::Record(out.into_iter().collect())
             }
             ExprKind::Var(_) => return Some(self.path(expr)?.cloned()),
             ExprKind::Field(base, field) => match self.path(expr) {
@@ -682,11 +682,11 @@ impl<'a> Ctx<'a> {
                     Value::List(out)
                 }
                 ExprKind::Record(fields) => {
-                    let mut out = BTreeMap::new();
+                    let mut out = Vec::with_capacity(fields.len());
                     for (key, value) in fields {
-                        out.insert(key.name.clone(), self.eval(value).await?);
+                        out.push((key.name.as_str(), self.eval(value).await?));
                     }
-                    Value::Record(out)
+                    Value::Record(out.into_iter().collect())
                 }
                 ExprKind::Var(_) | ExprKind::Field(..) if self.path(expr).is_some() => {
                     self.path(expr).map_or(Ok(Value::None), |r| r.cloned())?
@@ -1246,7 +1246,7 @@ impl<'a> Ctx<'a> {
         let variables = match args.get("variables") {
             Some(Value::Record(fields)) => fields
                 .iter()
-                .map(|(k, v)| (k.clone(), v.to_string()))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             Some(Value::List(items)) => items
                 .iter()

@@ -27,4 +27,4 @@ pub use event::{Event, EventError};
 pub use observe::{NoObserver, Observer, RunEvent};
 pub use pacing::{Limits, Pacer};
 pub use run::{Frame, Run, Step};
-pub use value::Value;
+pub use value::{Record, Value};

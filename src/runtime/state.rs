@@ -21,14 +21,12 @@
 //! In [`StoredRun::state`](crate::providers::StoredRun) the text is a JSON
 //! *string*; a state that is a JSON object is version 1 and is still read.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::Value as Json;
 
 use super::interp::push_number;
 use super::run::{Frame, Run, Step};
-use super::value::Value;
+use super::value::{Record, Value};
 
 /// The version number the text starts with.
 const VERSION: u64 = 2;
@@ -161,7 +159,7 @@ fn push_value(out: &mut String, value: &Value) {
     }
 }
 
-fn push_record(out: &mut String, fields: &BTreeMap<String, Value>) {
+fn push_record(out: &mut String, fields: &Record) {
     out.push('{');
     for (i, (key, value)) in fields.iter().enumerate() {
         if i > 0 {
@@ -323,7 +321,7 @@ fn decode_value(json: &Json) -> Result<Value, String> {
         Json::Object(fields) => Value::Record(
             fields
                 .iter()
-                .map(|(k, v)| Ok((k.clone(), decode_value(v)?)))
+                .map(|(k, v)| Ok((k, decode_value(v)?)))
                 .collect::<Result<_, String>>()?,
         ),
         Json::Array(items) => match uint(items.first(), "a value's tag")? {
