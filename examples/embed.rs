@@ -98,7 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // 5. What was sent, with the (virtual) time of each send.
         print!("{}", recorder.transcript());
         for template in recorder.templates() {
-            println!("{}", template.preview.unwrap_or_default());
+            println!("{}", template.preview().unwrap_or_default());
         }
         Ok(())
     })

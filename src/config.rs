@@ -42,6 +42,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -445,8 +446,9 @@ pub struct TemplateConfig {
     pub language: String,
     /// Marketing, utility or authentication.
     pub category: TemplateCategory,
-    /// The body text, with its placeholders.
-    pub body: String,
+    /// The body text, with its placeholders; shared with the messages that
+    /// use it.
+    pub body: Arc<str>,
     /// The placeholders of [`TemplateConfig::body`].
     pub placeholders: Placeholders,
     /// An explicit answer to "does this template offer an opt-out", for
@@ -1847,7 +1849,7 @@ impl Loader {
             name: entry.name.to_owned(),
             language: language?.0,
             category: category?,
-            body: body?.0,
+            body: body?.0.into(),
             placeholders: placeholders?,
             opt_out,
             header,
@@ -3286,7 +3288,7 @@ email = "team@example.com"
         assert_eq!(template.language, "de");
         assert_eq!(template.category, TemplateCategory::Utility);
         assert_eq!(
-            template.body,
+            &*template.body,
             "Hello {{1}}, your appointment with {{2}} on {{3}} is confirmed.\nLocation: {{4}}"
         );
         assert_eq!(template.placeholders, Placeholders::Positional(4));

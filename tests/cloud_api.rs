@@ -84,7 +84,7 @@ fn template(name: &str, language: &str, parameters: TemplateParameters) -> Templ
         parameters,
         header: None,
         buttons: Vec::new(),
-        preview: None,
+        body: None,
     }
 }
 

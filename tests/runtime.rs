@@ -218,12 +218,17 @@ async fn call_follow_up_confirms_a_booked_appointment_ten_minutes_later() {
             ]),
             header: None,
             buttons: Vec::new(),
-            preview: Some(
-                "Hello Anna Schmidt, your appointment with Jonas Becker on 03.12.2026 10:30 is confirmed.\n\
-                 Location: Berlin Mitte showroom, Friedrichstraße 68"
-                    .into()
+            body: Some(
+                "Hello {{1}}, your appointment with {{2}} on {{3}} is confirmed.\nLocation: {{4}}".into()
             ),
         }]
+    );
+    assert_eq!(
+        h.recorder.templates()[0].preview().as_deref(),
+        Some(
+            "Hello Anna Schmidt, your appointment with Jonas Becker on 03.12.2026 10:30 is confirmed.\n\
+             Location: Berlin Mitte showroom, Friedrichstraße 68"
+        )
     );
     assert_eq!(
         h.recorder.effects()[0].at,
@@ -281,7 +286,7 @@ async fn call_follow_up_schedules_a_callback_with_the_agent_name() {
         ["2026-11-26T13:52:10Z whatsapp.send_template callback_scheduled (en) from berlin-office to +4915112345678: [\"Jonas Becker\"]"]
     );
     assert_eq!(
-        h.recorder.templates()[0].preview.as_deref(),
+        h.recorder.templates()[0].preview().as_deref(),
         Some("Thanks for your call! Jonas Becker will call you back as requested. If you'd like to suggest a time, just reply to this message.")
     );
     assert_eq!(
@@ -595,7 +600,7 @@ async fn appointment_reminder_goes_out_24_hours_before() {
     let sent = &h.recorder.templates()[0];
     assert_eq!(sent.recipient_name.as_deref(), Some("Anna Schmidt"));
     assert_eq!(
-        sent.preview.as_deref(),
+        sent.preview().as_deref(),
         Some(
             "Hi Anna Schmidt, a reminder of your appointment with Jonas Becker on 03.12.2026 10:30.\n\
              Location: Berlin Mitte showroom, Friedrichstraße 68\n\

@@ -2421,7 +2421,7 @@ mod tests {
             parameters: TemplateParameters::Positional(vec![]),
             header: None,
             buttons: Vec::new(),
-            preview: None,
+            body: None,
         };
         let body = template_body("4915112345678", &message).unwrap();
         assert!(body["template"].get("components").is_none());

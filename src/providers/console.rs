@@ -270,7 +270,7 @@ impl WhatsApp for Console {
             }
             None => {}
         }
-        match &message.preview {
+        match &message.preview() {
             Some(preview) => entry.field("message", preview),
             None => entry.field(
                 "message",
@@ -524,9 +524,9 @@ mod tests {
             ]),
             header: None,
             buttons: Vec::new(),
-            preview: Some(
-                "Hi Anna Schmidt, a reminder of your appointment with Dr. Weber on 03.12.2026 10:30.\n\
-                 Location: Berlin Mitte\n\
+            body: Some(
+                "Hi {{1}}, a reminder of your appointment with {{2}} on {{3}}.\n\
+                 Location: {{4}}\n\
                  Reply to this message if you need to reschedule."
                     .into(),
             ),
@@ -559,7 +559,7 @@ mod tests {
             parameters: TemplateParameters::Positional(vec![]),
             header: None,
             buttons: Vec::new(),
-            preview: None,
+            body: None,
             ..reminder()
         };
         console.send_template(&message).await.unwrap();
@@ -580,7 +580,7 @@ mod tests {
             parameters: TemplateParameters::Named(vec![("customer_name".into(), "Anna".into())]),
             header: None,
             buttons: Vec::new(),
-            preview: Some("Hi Anna, welcome!".into()),
+            body: Some("Hi {{customer_name}}, welcome!".into()),
             ..reminder()
         };
         console.send_template(&message).await.unwrap();

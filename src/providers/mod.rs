@@ -12,6 +12,7 @@ pub mod location;
 pub mod message;
 mod millis;
 pub mod openai;
+mod preview;
 pub mod postgres;
 pub mod recording;
 pub mod routing;
@@ -21,6 +22,7 @@ pub mod sqlite;
 pub mod store;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -90,13 +92,41 @@ pub struct TemplateMessage {
     pub language: String,
     /// The body parameters.
     pub parameters: TemplateParameters,
-    /// The catalog's body text with the parameters filled in, for dry runs
-    /// and logs; `None` when the catalog has no body.
-    pub preview: Option<String>,
+    /// The catalog's body text, placeholders and all, shared with the
+    /// catalog; `None` when it is not known. [`TemplateMessage::preview`]
+    /// fills it in.
+    pub body: Option<Arc<str>>,
     /// The header's parameter, for templates whose header has one.
     pub header: Option<TemplateHeader>,
     /// The buttons' parameters: quick-reply payloads and URL suffixes.
     pub buttons: Vec<TemplateButton>,
+}
+
+impl TemplateMessage {
+    /// The body with the parameters in its placeholders, as the customer
+    /// will read it, for dry runs and logs; `None` when the body is not
+    /// known. Made when asked for, not with every send.
+    ///
+    /// ```
+    /// use flowc::providers::{SenderRef, TemplateMessage, TemplateParameters};
+    ///
+    /// let message = TemplateMessage {
+    ///     sender: SenderRef { name: "berlin-office".into(), phone_number_id: "1065".into() },
+    ///     to: "+4915112345678".into(),
+    ///     recipient_name: None,
+    ///     template: "appointment_reminder".into(),
+    ///     language: "de".into(),
+    ///     parameters: TemplateParameters::Positional(vec!["Anna".into(), "10:30".into()]),
+    ///     body: Some("Hallo {{1}}, bis morgen um {{2}}!".into()),
+    ///     header: None,
+    ///     buttons: Vec::new(),
+    /// };
+    /// assert_eq!(message.preview().as_deref(), Some("Hallo Anna, bis morgen um 10:30!"));
+    /// ```
+    pub fn preview(&self) -> Option<String> {
+        let body = self.body.as_deref()?;
+        Some(preview::fill_placeholders(body, &self.parameters))
+    }
 }
 
 /// A free-text message, checked and ready to send.

@@ -940,7 +940,7 @@ mod tests {
             parameters: TemplateParameters::Positional(vec!["Anna".into(), "Dr. Weber".into()]),
             header: None,
             buttons: Vec::new(),
-            preview: None,
+            body: None,
         }
     }
 

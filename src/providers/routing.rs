@@ -188,7 +188,7 @@ mod tests {
             parameters: TemplateParameters::Positional(Vec::new()),
             header: None,
             buttons: Vec::new(),
-            preview: None,
+            body: None,
         };
         router.send_template(&template).await.unwrap();
         assert_eq!(live.effects().len(), 2);
