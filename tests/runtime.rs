@@ -219,7 +219,8 @@ async fn call_follow_up_confirms_a_booked_appointment_ten_minutes_later() {
             header: None,
             buttons: Vec::new(),
             body: Some(
-                "Hello {{1}}, your appointment with {{2}} on {{3}} is confirmed.\nLocation: {{4}}".into()
+                "Hello {{1}}, your appointment with {{2}} on {{3}} is confirmed.\nLocation: {{4}}"
+                    .into()
             ),
         }]
     );

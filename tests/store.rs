@@ -18,6 +18,7 @@ use flowc::providers::{
     Inbound, InboundCheck, InboundQuery, InboxEvent, MemoryStore, PausedConversation, RunOutcome,
     RunRecord, SendState, SentRecord, Store, StoreError, StoredRun, WaitKey, WaitKeyRef,
 };
+use flowc::runtime::{Frame, Run, Value};
 use serde_json::json;
 
 /// A moment in the test's timeline, whole milliseconds (the SQLite store
@@ -228,6 +229,69 @@ async fn begin_runs_only_new_skips_known_runs(store: &dyn Store) {
     assert_eq!(
         store.claim_due_runs(at(20), 10).await.unwrap(),
         vec![run("waiting", at(10)), run("new", at(20))]
+    );
+}
+
+/// A run as the engine holds it when it begins: one frame, the trigger's
+/// record bound.
+fn beginning_run(id: &str) -> Run {
+    Run {
+        id: id.into(),
+        flow: "reminder".into(),
+        handler: 0,
+        trigger: "call.ended".into(),
+        started_at: at(0),
+        frames: vec![Frame {
+            path: Vec::new(),
+            next: 0,
+            vars: vec![(
+                "call".into(),
+                Value::record([
+                    ("customer_phone", Value::from("+4915112345678")),
+                    ("agent_name", Value::None),
+                    ("duration", Value::Duration(270_000)),
+                ]),
+            )],
+            attempt: 0,
+        }],
+        steps: 0,
+    }
+}
+
+async fn begin_runs_from_keeps_the_runs_as_begun(store: &dyn Store) {
+    let inbound = Inbound {
+        customer: "+491",
+        sender: "berlin",
+        at: at(10),
+    };
+    let (first, second) = (beginning_run("r1"), beginning_run("r2"));
+    let kept = store
+        .begin_runs_from(Some(inbound), &[(&first, at(30)), (&second, at(40))], false)
+        .await
+        .unwrap();
+    assert_eq!(kept, vec![true, true]);
+    assert_eq!(
+        store.last_inbound("+491", "berlin").await.unwrap(),
+        Some(at(10))
+    );
+    assert!(store.run_known("r1").await.unwrap());
+    // A second delivery of the event does not begin a known run again.
+    let again = beginning_run("r1");
+    let kept = store
+        .begin_runs_from(None, &[(&again, at(99))], true)
+        .await
+        .unwrap();
+    assert_eq!(kept, vec![false]);
+    // One finishes; the other is read back after its lease, encoded as
+    // every other store keeps it.
+    store
+        .record_run(record("r2", RunOutcome::Completed, 2))
+        .await
+        .unwrap();
+    assert_eq!(store.suspended_count().await.unwrap(), 1);
+    assert_eq!(
+        store.claim_due_runs(at(60), 10).await.unwrap(),
+        vec![StoredRun::from_run(&first, at(30))]
     );
 }
 
@@ -592,6 +656,7 @@ for_each_store!(
     finish_events_takes_a_batch_out_of_the_inbox,
     begin_runs_records_the_window_and_keeps_the_runs,
     begin_runs_only_new_skips_known_runs,
+    begin_runs_from_keeps_the_runs_as_begun,
     pending_events_order_and_limit,
     send_states_set_get_forget,
     claim_send_is_first_come,

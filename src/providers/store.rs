@@ -3,8 +3,10 @@
 //! of sent messages, campaigns and the opt-out list. This module has the trait and the in-memory store; the
 //! durable SQLite store implements the same trait.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+
+use ahash::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,6 +20,7 @@ use super::campaigns::{
 };
 use super::conversations::{Burst, MemoryConversations, PausedConversation};
 use crate::campaign::OptOutRecord;
+use crate::runtime::Run;
 
 /// A store failed.
 #[derive(Debug, Error)]
@@ -73,6 +76,19 @@ pub struct StoredRun {
     /// run that goes on for another reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered: Option<serde_json::Value>,
+}
+
+impl StoredRun {
+    /// A run as a store keeps it, due at `wake_at`: its state encoded.
+    pub fn from_run(run: &Run, wake_at: DateTime<Utc>) -> StoredRun {
+        StoredRun {
+            id: run.id.clone(),
+            flow: run.flow.clone(),
+            wake_at,
+            state: crate::runtime::encode_state(run),
+            delivered: None,
+        }
+    }
 }
 
 /// What a run at a `wait for` waits for: an event of `trigger` whose
@@ -354,6 +370,24 @@ pub trait Store: Send + Sync {
             kept.push(keep);
         }
         Ok(kept)
+    }
+    /// [`Store::begin_runs`] for runs as the engine holds them, each with
+    /// the time it is due if it does not finish first (its lease). The
+    /// default encodes them ([`StoredRun::from_run`]) and calls
+    /// `begin_runs`; a store that keeps runs in memory can keep them as they
+    /// are and encode one only if it is ever read back, which a run that
+    /// finishes at once never is.
+    async fn begin_runs_from(
+        &self,
+        inbound: Option<Inbound<'_>>,
+        runs: &[(&Run, DateTime<Utc>)],
+        only_new: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        let stored = runs
+            .iter()
+            .map(|(run, wake_at)| StoredRun::from_run(run, *wake_at))
+            .collect();
+        self.begin_runs(inbound, stored, only_new).await
     }
     /// Takes up to `limit` runs due at `now`, earliest first. A taken run is
     /// the caller's: it saves it again or records it as finished. A durable
@@ -661,7 +695,8 @@ fn no_campaigns() -> StoreError {
 }
 
 /// Maps keyed by engine-made ids (run ids, send keys) use the fast FxHash;
-/// `inbound`, keyed by customers' numbers, keeps the DoS-resistant SipHash.
+/// those keyed by customers' numbers or event ids use ahash, keyed at
+/// random per process, against crafted collisions.
 ///
 /// A run's id is one shared `Arc<str>` for `runs`, `due` and, once the run
 /// is finished, `finished`: saving and finishing a run copy it once.
@@ -687,7 +722,7 @@ struct MemoryInner {
     /// ...and each waiting run's key.
     wait_of: FxHashMap<Arc<str>, WaitKey>,
     /// Ids of events that answered waiting runs.
-    answered: std::collections::HashSet<String>,
+    answered: HashSet<String>,
     /// Campaigns, their recipients, opt-outs.
     campaigns: MemoryCampaigns,
 }
@@ -695,10 +730,20 @@ struct MemoryInner {
 /// A [`StoredRun`] without its id, which is the map's key.
 #[derive(Debug)]
 struct SuspendedRun {
-    flow: String,
     wake_at: DateTime<Utc>,
-    state: serde_json::Value,
+    state: KeptState,
     delivered: Option<serde_json::Value>,
+}
+
+/// A kept run's flow and state: encoded, or as the engine held it when the
+/// run began ([`Store::begin_runs_from`]), encoded when it is read back.
+#[derive(Debug)]
+enum KeptState {
+    Encoded {
+        flow: String,
+        state: serde_json::Value,
+    },
+    Begun(Box<Run>),
 }
 
 impl MemoryInner {
@@ -719,7 +764,8 @@ impl MemoryInner {
             return;
         }
         if !self.inbound.contains_key(customer) {
-            self.inbound.insert(customer.to_string(), HashMap::new());
+            self.inbound
+                .insert(customer.to_string(), HashMap::default());
         }
         if let Some(senders) = self.inbound.get_mut(customer) {
             senders.insert(sender.to_string(), at);
@@ -732,16 +778,39 @@ impl MemoryInner {
             Some((id, _)) => id,
             None => Arc::from(run.id),
         };
-        self.due.insert((run.wake_at, id.clone()));
-        self.runs.insert(
+        self.keep(
             id,
             SuspendedRun {
-                flow: run.flow,
                 wake_at: run.wake_at,
-                state: run.state,
+                state: KeptState::Encoded {
+                    flow: run.flow,
+                    state: run.state,
+                },
                 delivered: run.delivered,
             },
         );
+    }
+
+    /// Keeps a run that is beginning, as it is.
+    fn begin_run(&mut self, run: &Run, wake_at: DateTime<Utc>) {
+        self.unregister(&run.id);
+        let id = match self.remove_run(&run.id) {
+            Some((id, _)) => id,
+            None => Arc::from(run.id.as_str()),
+        };
+        self.keep(
+            id,
+            SuspendedRun {
+                wake_at,
+                state: KeptState::Begun(Box::new(run.clone())),
+                delivered: None,
+            },
+        );
+    }
+
+    fn keep(&mut self, id: Arc<str>, run: SuspendedRun) {
+        self.due.insert((run.wake_at, id.clone()));
+        self.runs.insert(id, run);
     }
 
     /// Forgets the `wait for` registration of a run, if it has one.
@@ -761,11 +830,18 @@ impl MemoryInner {
     fn take_run(&mut self, id: &str) -> Option<StoredRun> {
         self.unregister(id);
         let (id, run) = self.remove_run(id)?;
+        let (flow, state) = match run.state {
+            KeptState::Encoded { flow, state } => (flow, state),
+            KeptState::Begun(begun) => {
+                let state = crate::runtime::encode_state(&begun);
+                (begun.flow, state)
+            }
+        };
         Some(StoredRun {
             id: id.to_string(),
-            flow: run.flow,
+            flow,
             wake_at: run.wake_at,
-            state: run.state,
+            state,
             delivered: run.delivered,
         })
     }
@@ -935,6 +1011,27 @@ impl Store for MemoryStore {
             let keep = !(only_new && inner.run_known(&run.id));
             if keep {
                 inner.save_run(run);
+            }
+            kept.push(keep);
+        }
+        Ok(kept)
+    }
+
+    async fn begin_runs_from(
+        &self,
+        inbound: Option<Inbound<'_>>,
+        runs: &[(&Run, DateTime<Utc>)],
+        only_new: bool,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut inner = self.lock()?;
+        if let Some(inbound) = inbound {
+            inner.record_inbound(inbound.customer, inbound.sender, inbound.at);
+        }
+        let mut kept = Vec::with_capacity(runs.len());
+        for &(run, wake_at) in runs {
+            let keep = !(only_new && inner.run_known(&run.id));
+            if keep {
+                inner.begin_run(run, wake_at);
             }
             kept.push(keep);
         }

@@ -299,7 +299,7 @@ impl Engine {
             .store()
             .begin_runs(
                 None,
-                vec![super::engine::stored_run(&run, now + lease)],
+                vec![crate::providers::StoredRun::from_run(&run, now + lease)],
                 true,
             )
             .await?;

@@ -793,16 +793,16 @@ impl Engine {
         // Saved before they run, under a lease: a crash from here on loses
         // nothing.
         let lease = self.inner.limits.run_lease;
-        let stored: Vec<StoredRun> = starting
+        let beginning: Vec<(&Run, DateTime<Utc>)> = starting
             .iter()
-            .map(|(_, run)| stored_run(run, run.started_at + lease))
+            .map(|(_, run)| (run, run.started_at + lease))
             .collect();
         // Dispatched again (a crash before the event left the inbox): a run
         // that exists goes on from the store, and is not started afresh.
         let kept = self
             .inner
             .store
-            .begin_runs(inbound, stored, event_id.is_some())
+            .begin_runs_from(inbound, &beginning, event_id.is_some())
             .await?;
         if kept.len() != starting.len() {
             return Err(EngineError::Store(StoreError::Backend(format!(
@@ -912,7 +912,7 @@ impl Engine {
                 });
                 self.inner
                     .store
-                    .save_waiting_run(stored_run(&run, until), wait)
+                    .save_waiting_run(StoredRun::from_run(&run, until), wait)
                     .await?;
                 RunStatus::Suspended(until)
             }
@@ -963,7 +963,10 @@ impl Engine {
 
     /// Keeps a run in the store until `wake_at`.
     async fn save(&self, run: &Run, wake_at: DateTime<Utc>) -> Result<(), EngineError> {
-        self.inner.store.save_run(stored_run(run, wake_at)).await?;
+        self.inner
+            .store
+            .save_run(StoredRun::from_run(run, wake_at))
+            .await?;
         Ok(())
     }
 
@@ -1190,17 +1193,6 @@ fn resumable<'p>(
         ),
     };
     Ok((program, run, delivered))
-}
-
-/// A run as the store keeps it, due at `wake_at`.
-pub(crate) fn stored_run(run: &Run, wake_at: DateTime<Utc>) -> StoredRun {
-    StoredRun {
-        id: run.id.clone(),
-        flow: run.flow.clone(),
-        wake_at,
-        state: super::state::encode(run),
-        delivered: None,
-    }
 }
 
 /// The correlation key of a field's value ([`interp::correlation_key`]),

@@ -1305,39 +1305,10 @@ impl Args<'_> {
     }
 }
 
-/// Appends a number in decimal, without the formatting machinery: two
-/// digits at a time, copied in one piece.
-pub(crate) fn push_number(text: &mut String, mut n: u64) {
-    // Most numbers written (positions, counts, codes) are one digit.
-    if n < 10 {
-        text.push(char::from(b'0' + n as u8));
-        return;
-    }
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        at -= 2;
-        digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    } else {
-        at -= 1;
-        digits[at] = b'0' + n as u8;
-    }
-    // ASCII digits: always UTF-8.
-    if let Ok(number) = std::str::from_utf8(&digits[at..]) {
-        text.push_str(number);
-    }
+/// Appends a number in decimal, without the formatting machinery (`itoa`:
+/// two digits at a time, copied in one piece).
+pub(crate) fn push_number(text: &mut String, n: u64) {
+    text.push_str(itoa::Buffer::new().format(n));
 }
 
 /// `none`, for paths that lead nowhere.

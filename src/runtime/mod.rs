@@ -28,3 +28,5 @@ pub use observe::{NoObserver, Observer, RunEvent};
 pub use pacing::{Limits, Pacer};
 pub use run::{Frame, Run, Step};
 pub use value::{Record, Value};
+
+pub(crate) use state::encode as encode_state;

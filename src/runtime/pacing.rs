@@ -2,7 +2,7 @@
 //! sender under the throughput limit and its recipient under the pair rate,
 //! and waits for it. Nothing fails for being fast; it just waits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
@@ -75,7 +75,7 @@ impl Busy {
 #[derive(Debug, Default)]
 struct Slots {
     senders: rustc_hash::FxHashMap<String, Busy>,
-    recipient_next: HashMap<String, DateTime<Utc>>,
+    recipient_next: ahash::HashMap<String, DateTime<Utc>>,
 }
 
 /// Hands out send slots.
@@ -119,7 +119,7 @@ impl Pacer {
             senders,
             recipient_next,
         } = &mut *slots;
-        // The recipient is hashed once (SipHash: recipients come from
+        // The recipient is hashed once (a keyed hash: recipients come from
         // outside) and its entry updated in place.
         let known_recipient = recipient_next.get_mut(recipient);
         let earliest = match &known_recipient {

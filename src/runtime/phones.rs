@@ -7,7 +7,6 @@
 //! positive answer can be kept. The cache is bounded: when it is full it is
 //! emptied and fills again with the numbers in use.
 
-use std::collections::HashSet;
 use std::sync::Mutex;
 
 use crate::phone::{check_e164, PhoneProblem};
@@ -15,7 +14,7 @@ use crate::phone::{check_e164, PhoneProblem};
 /// Numbers kept before the cache starts over (about 3 MB at most).
 const CAPACITY: usize = 65_536;
 
-static VALID: Mutex<Option<HashSet<Box<str>>>> = Mutex::new(None);
+static VALID: Mutex<Option<ahash::HashSet<Box<str>>>> = Mutex::new(None);
 
 /// [`check_e164`], answered from the cache for numbers seen valid before.
 pub(crate) fn check(phone: &str) -> Result<(), Vec<PhoneProblem>> {
@@ -27,7 +26,7 @@ pub(crate) fn check(phone: &str) -> Result<(), Vec<PhoneProblem>> {
     check_e164(phone)?;
     // A poisoned lock only costs the cache, never the answer.
     if let Ok(mut guard) = VALID.lock() {
-        let valid = guard.get_or_insert_with(HashSet::new);
+        let valid = guard.get_or_insert_with(Default::default);
         if valid.len() >= CAPACITY {
             valid.clear();
         }

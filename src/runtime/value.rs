@@ -105,8 +105,9 @@ impl From<String> for Value {
 pub struct Record {
     /// Sorted, without repeats; shared between records of one shape.
     names: Arc<[Box<str>]>,
-    /// `values[i]` belongs to `names[i]`.
-    values: Vec<Value>,
+    /// `values[i]` belongs to `names[i]`; shared too, so that keeping a
+    /// copy of a run (or passing an event on) copies no field.
+    values: Arc<[Value]>,
 }
 
 impl Record {
@@ -114,7 +115,7 @@ impl Record {
     pub fn new() -> Record {
         Record {
             names: Arc::from(Vec::new()),
-            values: Vec::new(),
+            values: Arc::from(Vec::new()),
         }
     }
 
@@ -133,7 +134,10 @@ impl Record {
     /// ```
     pub fn with_names(names: Arc<[Box<str>]>, values: Vec<Value>) -> Option<Record> {
         let sorted = names.windows(2).all(|pair| pair[0] < pair[1]);
-        (sorted && names.len() == values.len()).then_some(Record { names, values })
+        (sorted && names.len() == values.len()).then(|| Record {
+            names,
+            values: values.into(),
+        })
     }
 
     /// [`Record::with_names`] for names known to be sorted and distinct
@@ -141,7 +145,10 @@ impl Record {
     /// compared.
     pub(crate) fn with_sorted_names(names: Arc<[Box<str>]>, values: Vec<Value>) -> Option<Record> {
         debug_assert!(names.windows(2).all(|pair| pair[0] < pair[1]));
-        (names.len() == values.len()).then_some(Record { names, values })
+        (names.len() == values.len()).then(|| Record {
+            names,
+            values: values.into(),
+        })
     }
 
     /// The value of a field.
@@ -153,12 +160,18 @@ impl Record {
     /// Sets a field, added if the record does not have it.
     pub fn insert(&mut self, name: &str, value: Value) {
         match self.position(name) {
-            Ok(index) => self.values[index] = value,
+            Ok(index) => {
+                let mut values = self.values.to_vec();
+                values[index] = value;
+                self.values = values.into();
+            }
             Err(index) => {
                 let mut names = self.names.to_vec();
                 names.insert(index, name.into());
                 self.names = Arc::from(names);
-                self.values.insert(index, value);
+                let mut values = self.values.to_vec();
+                values.insert(index, value);
+                self.values = values.into();
             }
         }
     }
@@ -169,12 +182,18 @@ impl Record {
         let mut names = self.names.to_vec();
         names.remove(index);
         self.names = Arc::from(names);
-        Some(self.values.remove(index))
+        let mut values = self.values.to_vec();
+        let value = values.remove(index);
+        self.values = values.into();
+        Some(value)
     }
 
     /// The fields, in the order of their names.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> + '_ {
-        self.names.iter().map(|name| &**name).zip(&self.values)
+        self.names
+            .iter()
+            .map(|name| &**name)
+            .zip(self.values.iter())
     }
 
     /// The field names, in order.
@@ -195,10 +214,14 @@ impl Record {
     /// Where `name` is, or where it would go.
     fn position(&self, name: &str) -> Result<usize, usize> {
         // Most records are an event's dozen fields: there, comparing each
-        // name's length (and its bytes only when the lengths agree) is
-        // cheaper than the full comparisons of a binary search.
+        // name's length and first byte (and the rest only when those agree)
+        // is cheaper than the full comparisons of a binary search.
         if self.names.len() <= 16 {
-            if let Some(index) = self.names.iter().position(|probe| **probe == *name) {
+            let (length, first) = (name.len(), name.as_bytes().first());
+            let found = self.names.iter().position(|probe| {
+                probe.len() == length && probe.as_bytes().first() == first && **probe == *name
+            });
+            if let Some(index) = found {
                 return Ok(index);
             }
         }
@@ -232,7 +255,7 @@ impl<K: AsRef<str>> FromIterator<(K, Value)> for Record {
         }
         Record {
             names: Arc::from(names),
-            values,
+            values: values.into(),
         }
     }
 }
