@@ -465,6 +465,45 @@ mod tests {
     }
 
     #[test]
+    fn taking_finds_an_undeclared_field_wherever_it_sorts() {
+        let s = schemas();
+        let good = serde_json::json!({
+            "phone": "+4915112345678", "text": "hi", "sender_id": "berlin-office",
+            "timestamp": "2026-12-01T10:00:00+01:00", "conversation_id": "c1",
+            "message_id": "wamid.1"
+        });
+        // Before every declared name, between two, after all; and one next
+        // to a bad field, where the undeclared field is named, as before.
+        for (extra, bad_phone) in [
+            ("aaa", false),
+            ("namex", false),
+            ("zzz", false),
+            ("phonee", true),
+        ] {
+            let mut fields = good.clone();
+            fields[extra] = serde_json::json!("x");
+            if bad_phone {
+                fields["phone"] = serde_json::json!("0151/12345678");
+            }
+            let mut event = Event::new("whatsapp.message_received", fields);
+            let by_reference = event.to_value(&s).unwrap_err();
+            assert!(
+                matches!(&by_reference, EventError::UnknownField { field, .. } if field == extra),
+                "{by_reference}"
+            );
+            assert_eq!(event.take_value(&s).unwrap_err(), by_reference);
+            assert!(event.fields.is_empty());
+        }
+        let mut event = Event::new("whatsapp.message_received", good.clone());
+        assert_eq!(
+            event.take_value(&s).unwrap(),
+            Event::new("whatsapp.message_received", good)
+                .to_value(&s)
+                .unwrap()
+        );
+    }
+
+    #[test]
     fn bad_events_name_the_field() {
         let s = schemas();
         let missing = Event::new("call.ended", serde_json::json!({"outcome": "x"}));
