@@ -88,8 +88,10 @@ impl From<String> for Value {
 
 /// The fields of a record value, in the order of their names.
 ///
-/// The names are shared: cloning a record, or building many records of one
-/// shape with [`Record::with_names`], does not copy them. Two records are
+/// Its names and values are shared: cloning a record copies neither, and
+/// the records of one shape built with [`Record::with_names`] (every event
+/// of a trigger) share one list of names. Changing a record
+/// ([`Record::insert`], [`Record::remove`]) copies it first. Two records are
 /// equal when they have the same names with equal values.
 ///
 /// ```
