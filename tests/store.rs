@@ -160,12 +160,24 @@ async fn finish_events_takes_a_batch_out_of_the_inbox(store: &dyn Store) {
     assert!(!store.enqueue_event(event("e4", at(5))).await.unwrap());
 }
 
-async fn begin_runs_records_the_window_and_keeps_the_runs(store: &dyn Store) {
-    let inbound = Inbound {
+/// The window a run begins with: `+491` wrote to `berlin` at 10 s.
+fn inbound() -> Inbound<'static> {
+    Inbound {
         customer: "+491",
         sender: "berlin",
         at: at(10),
-    };
+    }
+}
+
+async fn the_window_is_at_10s(store: &dyn Store) {
+    assert_eq!(
+        store.last_inbound("+491", "berlin").await.unwrap(),
+        Some(at(10))
+    );
+}
+
+async fn begin_runs_records_the_window_and_keeps_the_runs(store: &dyn Store) {
+    let inbound = inbound();
     let kept = store
         .begin_runs(
             Some(inbound),
@@ -175,10 +187,7 @@ async fn begin_runs_records_the_window_and_keeps_the_runs(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(kept, vec![true, true]);
-    assert_eq!(
-        store.last_inbound("+491", "berlin").await.unwrap(),
-        Some(at(10))
-    );
+    the_window_is_at_10s(store).await;
     assert_eq!(store.suspended_count().await.unwrap(), 2);
     assert_eq!(store.next_wake().await.unwrap(), Some(at(50)));
     // Like record_inbound, an older message does not move the window back.
@@ -193,10 +202,7 @@ async fn begin_runs_records_the_window_and_keeps_the_runs(store: &dyn Store) {
             .unwrap(),
         Vec::<bool>::new()
     );
-    assert_eq!(
-        store.last_inbound("+491", "berlin").await.unwrap(),
-        Some(at(10))
-    );
+    the_window_is_at_10s(store).await;
     // Without `only_new`, a run with a known id is replaced, as by save_run.
     let kept = store
         .begin_runs(None, vec![run("b2", at(60))], false)
@@ -259,21 +265,17 @@ fn beginning_run(id: &str) -> Run {
 }
 
 async fn begin_runs_from_keeps_the_runs_as_begun(store: &dyn Store) {
-    let inbound = Inbound {
-        customer: "+491",
-        sender: "berlin",
-        at: at(10),
-    };
     let (first, second) = (beginning_run("r1"), beginning_run("r2"));
     let kept = store
-        .begin_runs_from(Some(inbound), &[(&first, at(30)), (&second, at(40))], false)
+        .begin_runs_from(
+            Some(inbound()),
+            &[(&first, at(30)), (&second, at(40))],
+            false,
+        )
         .await
         .unwrap();
     assert_eq!(kept, vec![true, true]);
-    assert_eq!(
-        store.last_inbound("+491", "berlin").await.unwrap(),
-        Some(at(10))
-    );
+    the_window_is_at_10s(store).await;
     assert!(store.run_known("r1").await.unwrap());
     // A second delivery of the event does not begin a known run again.
     let again = beginning_run("r1");

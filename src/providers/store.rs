@@ -790,6 +790,30 @@ impl MemoryInner {
         );
     }
 
+    /// [`Store::begin_runs`] and [`Store::begin_runs_from`]: the window,
+    /// then each run given to `keep`, except, when `only_new`, a known one.
+    fn begin<R>(
+        &mut self,
+        inbound: Option<Inbound<'_>>,
+        runs: impl ExactSizeIterator<Item = R>,
+        only_new: bool,
+        id: impl Fn(&R) -> &str,
+        mut keep: impl FnMut(&mut Self, R),
+    ) -> Vec<bool> {
+        if let Some(inbound) = inbound {
+            self.record_inbound(inbound.customer, inbound.sender, inbound.at);
+        }
+        let mut kept = Vec::with_capacity(runs.len());
+        for run in runs {
+            let new = !(only_new && self.run_known(id(&run)));
+            if new {
+                keep(self, run);
+            }
+            kept.push(new);
+        }
+        kept
+    }
+
     /// Keeps a run that is beginning, as it is.
     fn begin_run(&mut self, run: &Run, wake_at: DateTime<Utc>) {
         self.unregister(&run.id);
@@ -1001,19 +1025,13 @@ impl Store for MemoryStore {
         runs: Vec<StoredRun>,
         only_new: bool,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut inner = self.lock()?;
-        if let Some(inbound) = inbound {
-            inner.record_inbound(inbound.customer, inbound.sender, inbound.at);
-        }
-        let mut kept = Vec::with_capacity(runs.len());
-        for run in runs {
-            let keep = !(only_new && inner.run_known(&run.id));
-            if keep {
-                inner.save_run(run);
-            }
-            kept.push(keep);
-        }
-        Ok(kept)
+        Ok(self.lock()?.begin(
+            inbound,
+            runs.into_iter(),
+            only_new,
+            |run| &run.id,
+            MemoryInner::save_run,
+        ))
     }
 
     async fn begin_runs_from(
@@ -1022,19 +1040,13 @@ impl Store for MemoryStore {
         runs: &[(&Run, DateTime<Utc>)],
         only_new: bool,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut inner = self.lock()?;
-        if let Some(inbound) = inbound {
-            inner.record_inbound(inbound.customer, inbound.sender, inbound.at);
-        }
-        let mut kept = Vec::with_capacity(runs.len());
-        for &(run, wake_at) in runs {
-            let keep = !(only_new && inner.run_known(&run.id));
-            if keep {
-                inner.begin_run(run, wake_at);
-            }
-            kept.push(keep);
-        }
-        Ok(kept)
+        Ok(self.lock()?.begin(
+            inbound,
+            runs.iter().copied(),
+            only_new,
+            |(run, _)| &run.id,
+            |inner, (run, wake_at)| inner.begin_run(run, wake_at),
+        ))
     }
 
     async fn claim_due_runs(
